@@ -23,7 +23,6 @@ install: $(STAMP)
 
 lint: install
 	$(VENV)/bin/ruff check scanner tests bench
-	$(VENV)/bin/ruff format --check scanner tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy

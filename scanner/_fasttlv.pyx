@@ -41,9 +41,10 @@ def split(data, Py_ssize_t start=0, Py_ssize_t end=-1, bint header=False):
         end = size
     if start < 0 or start > end:
         raise ParseError("start offset outside the data", start)
-    # A TLV takes 3 bytes (1 for padding); start from the common case and grow when padding
-    # or empty values make TLVs denser.
-    cap = 3 * ((end - start) // 3 + 4)
+    # Start small and double: a real file holds tens to hundreds of TLVs (certificates make
+    # them large), and sizing for the worst case (one TLV per 3 bytes) costs a big allocation
+    # whose page faults dominate the whole call.
+    cap = 3 * 128
     out = array.clone(_TEMPLATE, cap, zero=False)
     limit = end
     pos = start
@@ -79,7 +80,7 @@ def split(data, Py_ssize_t start=0, Py_ssize_t end=-1, bint header=False):
         slot[1] = value
         slot[2] = length
         n += 3
-        if header and (tag == 3 or tag == 7 or tag == 9):
+        if header and (tag == 3 or tag == 7 or tag == 9 or tag == 16 or tag == 17 or tag == 21):
             if depth >= MAX_CONTAINER_DEPTH:
                 raise ParseError(f"containers nested deeper than {MAX_CONTAINER_DEPTH}", pos)
             limits[depth] = limit

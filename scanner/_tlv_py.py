@@ -5,8 +5,8 @@ the two to the same triples and the same errors at the same offsets on arbitrary
 
 Wire format (spec/trust-files.md §1.2): one tag byte, a 2-byte big-endian length, the value.
 In a header (``header=True``) two exceptions apply: tag 0x0D is a single padding byte with no
-length, and tags 3, 7 and 9 are containers whose value is itself a run of TLVs that must fill
-the container exactly. Outside a header those tags are ordinary (record tag 9 is a DER
+length, and tags 3, 7 and 9 (and, in .enc.sgn headers, 16, 17 and 21: spec §4.4) are containers
+whose value is itself a run of TLVs that must fill the container exactly. Outside a header those tags are ordinary (record tag 9 is a DER
 certificate, not a container).
 """
 
@@ -17,7 +17,7 @@ from array import array
 from scanner.errors import ParseError
 
 PADDING_TAG = 0x0D
-CONTAINER_TAGS = frozenset({3, 7, 9})
+CONTAINER_TAGS = frozenset({3, 7, 9, 16, 17, 21})
 # Containers nest at most two deep in every known file (7 wraps 9). Allow a little more so a
 # future producer does not break us, but bound the recursion an attacker could ask for.
 MAX_CONTAINER_DEPTH = 4

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -42,18 +42,21 @@ _CISCO_ORDER = (
 _SHORT = {oid: short for oid, short in _CISCO_ORDER}
 
 
+def _value(attr: x509.NameAttribute[Any]) -> str:
+    v = attr.value
+    return v if isinstance(v, str) else v.hex()
+
+
 def format_name(name: x509.Name, style: Style = "cisco") -> str:
     """A name as the producer writes it into a trust file."""
     if style == "cisco":
-        parts = [f"{short}={a.value}" for oid, short in _CISCO_ORDER for a in name.get_attributes_for_oid(oid)]
-        # Attributes outside Cisco's six keep their DER order after them.
-        parts += [
-            f"{a.rfc4514_attribute_name}={a.value}"
-            for a in name
-            if a.oid not in _SHORT
+        parts = [
+            f"{short}={_value(a)}" for oid, short in _CISCO_ORDER for a in name.get_attributes_for_oid(oid)
         ]
+        # Attributes outside Cisco's six keep their DER order after them.
+        parts += [f"{a.rfc4514_attribute_name}={_value(a)}" for a in name if a.oid not in _SHORT]
         return ";".join(parts)
-    return ",".join(f"{_SHORT.get(a.oid, a.rfc4514_attribute_name)}={a.value}" for a in name)
+    return ",".join(f"{_SHORT.get(a.oid, a.rfc4514_attribute_name)}={_value(a)}" for a in name)
 
 
 def _cstr(text: str) -> bytes:
@@ -179,9 +182,16 @@ def _build(
     def header_with(header_length: int, padding: int) -> bytes:
         return serialize_fields(
             _header_fields(
-                signer, version=version, digest=digest, filename=filename, timestamp=timestamp,
-                style=style, signer_version=signer_version, header_length=header_length,
-                signature=bytes(sig_len), padding=padding,
+                signer,
+                version=version,
+                digest=digest,
+                filename=filename,
+                timestamp=timestamp,
+                style=style,
+                signer_version=signer_version,
+                header_length=header_length,
+                signature=bytes(sig_len),
+                padding=padding,
             )
         )
 
@@ -213,8 +223,14 @@ def build_trust_list(
     """A CTL or ITL (they share one format; ``filename`` names which) signed by ``signer``."""
     body = b"".join(serialize_fields(r.fields(style)) for r in records)
     return _build(
-        signer, body, version=version, digest=digest, filename=filename, timestamp=timestamp,
-        style=style, signer_version=signer_version,
+        signer,
+        body,
+        version=version,
+        digest=digest,
+        filename=filename,
+        timestamp=timestamp,
+        style=style,
+        signer_version=signer_version,
     )
 
 
@@ -230,6 +246,12 @@ def build_signed_file(
 ) -> bytes:
     """A ``.sgn`` file: the trust-file header, then ``payload`` in plain text (§4.3)."""
     return _build(
-        signer, payload, version=version, digest=digest, filename=filename, timestamp=timestamp,
-        style=style, signer_version=None,
+        signer,
+        payload,
+        version=version,
+        digest=digest,
+        filename=filename,
+        timestamp=timestamp,
+        style=style,
+        signer_version=None,
     )

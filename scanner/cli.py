@@ -7,8 +7,8 @@ the library below it does none of that.
 from __future__ import annotations
 
 import argparse
-import os
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,12 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("files", nargs="+", metavar="FILE")
     ins.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     ins.add_argument(
-        "--trust-store", action="append", default=[], metavar="DIR",
+        "--trust-store",
+        action="append",
+        default=[],
+        metavar="DIR",
         help="directory of PEM/DER certificates to look for the signer in (repeatable)",
     )
     ins.add_argument("--strict", action="store_true", help="refuse what a lenient reader tolerates")
     ins.add_argument(
-        "--now", type=_iso_time, default=None, metavar="ISO8601",
+        "--now",
+        type=_iso_time,
+        default=None,
+        metavar="ISO8601",
         help="judge certificate validity at this time instead of now (e.g. the cutover date)",
     )
     return p
@@ -114,7 +120,7 @@ def _emit(as_json: bool, report: dict[str, object], unreadable: bool = False) ->
         assert isinstance(err, dict)
         print(f"== {report['path']}\n   UNREADABLE: {err['reason']}")
     else:
-        print(render_text(report))  # type: ignore[arg-type]
+        print(render_text(report))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,7 +69,8 @@ def file_findings(
             if rc.facts.expired(now):
                 out.append(
                     Finding(
-                        "CERT_EXPIRED", Severity.WARNING,
+                        "CERT_EXPIRED",
+                        Severity.WARNING,
                         f"record {rc.index} certificate {rc.facts.subject} expired on "
                         f"{rc.facts.not_after:%Y-%m-%d}",
                         ev,
@@ -78,7 +79,8 @@ def file_findings(
             elif rc.facts.expires_within(now, expiry_window):
                 out.append(
                     Finding(
-                        "CERT_EXPIRING", Severity.WARNING,
+                        "CERT_EXPIRING",
+                        Severity.WARNING,
                         f"record {rc.index} certificate {rc.facts.subject} expires on "
                         f"{rc.facts.not_after:%Y-%m-%d}",
                         ev,
@@ -89,7 +91,8 @@ def file_findings(
         if len(tf.data) > PHONE_MAX_TRUST_LIST_BYTES or certs > PHONE_MAX_TRUST_LIST_CERTS:
             out.append(
                 Finding(
-                    "ITL_TOO_LARGE", Severity.BLOCKER,
+                    "ITL_TOO_LARGE",
+                    Severity.BLOCKER,
                     f"{tf.kind.value.upper()} is {len(tf.data)} bytes with {certs} certificates; phones refuse "
                     f"more than {PHONE_MAX_TRUST_LIST_BYTES} bytes or {PHONE_MAX_TRUST_LIST_CERTS} certificates",
                     {"bytes": len(tf.data), "certificates": certs},
@@ -98,8 +101,9 @@ def file_findings(
         if tf.kind is Kind.ITL and is_blank_itl(tf):
             out.append(
                 Finding(
-                    "BLANK_ITL", Severity.WARNING,
-                    "ITL has no TVS, TFTP or CallManager records: \"Prepare Cluster for Rollback to pre-8.0\" "
+                    "BLANK_ITL",
+                    Severity.WARNING,
+                    'ITL has no TVS, TFTP or CallManager records: "Prepare Cluster for Rollback to pre-8.0" '
                     "is probably on",
                     {"roles": sorted({r.role for r in tf.records if r.role is not None})},
                 )
@@ -107,21 +111,40 @@ def file_findings(
     if h.digest_code == Digest.SHA512:
         out.append(
             Finding(
-                "DIGEST_SHA512", Severity.INFO,
+                "DIGEST_SHA512",
+                Severity.INFO,
                 "file is signed with SHA-512: older phone models cannot verify it",
                 {"digest": "sha512"},
             )
         )
     for tag, offset in h.unknown_tags:
-        out.append(Finding("UNKNOWN_TAG", Severity.INFO, f"unknown header tag {tag} at offset {offset}",
-                           {"tag": tag, "offset": offset}))
+        out.append(
+            Finding(
+                "UNKNOWN_TAG",
+                Severity.INFO,
+                f"unknown header tag {tag} at offset {offset}",
+                {"tag": tag, "offset": offset},
+            )
+        )
     for rec in tf.records:
         for tag in rec.unknown_tags:
-            out.append(Finding("UNKNOWN_TAG", Severity.INFO, f"unknown tag {tag} in record at offset {rec.offset}",
-                               {"tag": tag, "offset": rec.offset}))
+            out.append(
+                Finding(
+                    "UNKNOWN_TAG",
+                    Severity.INFO,
+                    f"unknown tag {tag} in record at offset {rec.offset}",
+                    {"tag": tag, "offset": rec.offset},
+                )
+            )
     for issue in tf.issues:
-        out.append(Finding("PARSE_TOLERATED", Severity.WARNING, f"offset {issue.offset}: {issue.reason}",
-                           {"offset": issue.offset}))
+        out.append(
+            Finding(
+                "PARSE_TOLERATED",
+                Severity.WARNING,
+                f"offset {issue.offset}: {issue.reason}",
+                {"offset": issue.offset},
+            )
+        )
     return out
 
 

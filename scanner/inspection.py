@@ -155,9 +155,7 @@ def render_text(r: dict[str, Any]) -> str:
         f"signature {sig['length'] * 8} bits",
     ]
     for rec in r["records"]:
-        lines.append(
-            f"   #{rec['index']:<2} {rec['role_name']:<10} {rec['subject'] or '-'}"
-        )
+        lines.append(f"   #{rec['index']:<2} {rec['role_name']:<10} {rec['subject'] or '-'}")
         detail = f"       serial {rec['serial'] or '-'}"
         if rec["dns_name"]:
             detail += f"  dns {rec['dns_name']}"
@@ -171,7 +169,11 @@ def render_text(r: dict[str, Any]) -> str:
     if sig["valid"]:
         by = f"{sig['verified_by_subject']} (serial {sig['verified_by_serial']})"
         src = f", from trust store {sig['verified_by_store']}" if sig["verified_by_store"] else ""
-        role = "holds role SAST in this file" if sig["signer_has_sast_role"] else "has NO SAST record in this file"
+        role = (
+            "holds role SAST in this file"
+            if sig["signer_has_sast_role"]
+            else "has NO SAST record in this file"
+        )
         lines.append(f"   Signature    VALID: verified by {by}{src}; {role}")
     else:
         lines.append(f"   Signature    NOT VERIFIED: {sig['reason']}")

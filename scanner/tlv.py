@@ -39,11 +39,10 @@ PADDING_TAG = _tlv_py.PADDING_TAG
 CONTAINER_TAGS = _tlv_py.CONTAINER_TAGS
 
 
-
 def triples(flat: array[int]) -> Iterator[tuple[int, int, int]]:
     """Iterate a kernel result as ``(tag, value_offset, value_length)`` tuples."""
     it = iter(flat)
     return zip(it, it, it, strict=True)
 
 
-__all__ = ["triples", "CONTAINER_TAGS", "KERNEL", "PADDING_TAG", "ParseError", "split", "split_c", "split_py"]
+__all__ = ["CONTAINER_TAGS", "KERNEL", "PADDING_TAG", "ParseError", "split", "split_c", "split_py", "triples"]

@@ -593,12 +593,16 @@ def parse(data: bytes, *, name_hint: str | None = None, strict: bool = False) ->
         issues.append(Issue(3, f"header version {header.version_str}: only 1.x and 2.x are known"))
     if kind in (Kind.CTL, Kind.ITL):
         if len(data) > MAX_TRUST_LIST_SIZE:
-            raise ParseError(f"trust list of {len(data)} bytes exceeds the {MAX_TRUST_LIST_SIZE}-byte limit", 0)
+            raise ParseError(
+                f"trust list of {len(data)} bytes exceeds the {MAX_TRUST_LIST_SIZE}-byte limit", 0
+            )
         records = parse_records(data, header.length, issues=issues)
         payload = b""
     else:
         if len(data) > MAX_SIGNED_FILE_SIZE:
-            raise ParseError(f"signed file of {len(data)} bytes exceeds the {MAX_SIGNED_FILE_SIZE}-byte limit", 0)
+            raise ParseError(
+                f"signed file of {len(data)} bytes exceeds the {MAX_SIGNED_FILE_SIZE}-byte limit", 0
+            )
         records = ()
         payload = data[header.length :]
     if strict and issues:
@@ -641,4 +645,3 @@ def serialize(tf: TrustFile) -> bytes:
     parts.extend(serialize_fields(r.fields) for r in tf.records)
     parts.append(tf.payload)
     return b"".join(parts)
-

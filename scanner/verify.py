@@ -179,7 +179,11 @@ class TrustStore:
         for c in self.certs:
             if serial_bytes(c.cert) != serial:
                 continue
-            if key and name_key(cert_name(c.cert.issuer)) != key and not _cisco_name_match(key, c.cert.issuer):
+            if (
+                key
+                and name_key(cert_name(c.cert.issuer)) != key
+                and not _cisco_name_match(key, c.cert.issuer)
+            ):
                 continue
             out.append(c)
         return out
@@ -308,14 +312,18 @@ def check_records(tf: TrustFile) -> tuple[RecordCheck, ...]:
         if cert is not None:
             facts = cert_facts(cert)
             if rec.serial is not None and rec.serial != serial_bytes(cert):
-                problems.append(f"record serial {rec.serial.hex()} differs from the certificate's {facts.serial}")
+                problems.append(
+                    f"record serial {rec.serial.hex()} differs from the certificate's {facts.serial}"
+                )
             if rec.signature is not None and rec.signature != cert.signature:
                 problems.append("record signature (tag 8) differs from the certificate's signature")
             pk = rec.public_key
             if pk is not None and pk != _record_form(cert):
                 problems.append("record public key (tag 7) differs from the certificate's key")
             if rec.subject and not _names_agree(rec.subject, cert.subject):
-                problems.append(f"record subject {rec.subject!r} differs from the certificate's {facts.subject!r}")
+                problems.append(
+                    f"record subject {rec.subject!r} differs from the certificate's {facts.subject!r}"
+                )
         elif not der:
             problems.append("record has no certificate (tag 9)")
         out.append(RecordCheck(i, rec.role, facts, tuple(problems)))
@@ -353,7 +361,9 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
         r.role == Role.SAST and r.serial == serial and issuer_ok(r) for r in tf.records
     )
     if h.signature is None:
-        return Verification(False, "the header has no signature", None, None, False, header_signer_in_file, records)
+        return Verification(
+            False, "the header has no signature", None, None, False, header_signer_in_file, records
+        )
     if digest is None:
         reason = f"unsupported digest code {h.digest_code}"
         return Verification(False, reason, None, None, False, header_signer_in_file, records)
@@ -381,8 +391,13 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
         if _check(key, h.signature, message, algo):
             match = SignerMatch("record", (rec.serial or b"").hex(), rec.subject, record_index=i, der=der)
             return Verification(
-                True, "signature verified", digest.hash_name, match,
-                _has_sast(tf, der, rec.serial), header_signer_in_file, records,
+                True,
+                "signature verified",
+                digest.hash_name,
+                match,
+                _has_sast(tf, der, rec.serial),
+                header_signer_in_file,
+                records,
             )
     for store in trust_stores:
         named_store = store.find(serial, issuer)
@@ -393,13 +408,21 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
             tried.add(sc.der)
             if _check(sc.cert.public_key(), h.signature, message, algo):
                 match = SignerMatch(
-                    "trust-store", serial_bytes(sc.cert).hex(), cert_name(sc.cert.subject),
-                    store=store.name, path=sc.path, der=sc.der,
+                    "trust-store",
+                    serial_bytes(sc.cert).hex(),
+                    cert_name(sc.cert.subject),
+                    store=store.name,
+                    path=sc.path,
+                    der=sc.der,
                 )
                 return Verification(
-                    True, f"signature verified with a certificate of trust store {store.name}",
-                    digest.hash_name, match, _has_sast(tf, sc.der, serial_bytes(sc.cert)),
-                    header_signer_in_file, records,
+                    True,
+                    f"signature verified with a certificate of trust store {store.name}",
+                    digest.hash_name,
+                    match,
+                    _has_sast(tf, sc.der, serial_bytes(sc.cert)),
+                    header_signer_in_file,
+                    records,
                 )
     if not tried:
         reason = "no certificate to verify with: the signer is not in the file nor in a trust store given"

@@ -49,7 +49,12 @@ def test_containers_descend_in_header_mode(split: Callable[..., Any]) -> None:
     inner = b"\x0a\x00\x01\x00\x0b\x00\x01\x01"
     data = b"\x07\x00\x0f\x08\x00\x01\x01\x09\x00\x08" + inner + b"\x0c\x00\x01s"
     assert triples(split(data, 0, -1, True)) == [
-        (7, 3, 15), (8, 6, 1), (9, 10, 8), (10, 13, 1), (11, 17, 1), (12, 21, 1),
+        (7, 3, 15),
+        (8, 6, 1),
+        (9, 10, 8),
+        (10, 13, 1),
+        (11, 17, 1),
+        (12, 21, 1),
     ]
     # Not a container outside a header: tag 9 is a certificate blob.
     assert triples(split(data[:3] + bytes(15))) == [(7, 3, 15)]
@@ -124,7 +129,10 @@ _tlv = st.builds(
 
 
 @settings(max_examples=400, deadline=None)
-@given(parts=st.lists(st.one_of(_tlv, st.just(b"\x0d"), st.binary(max_size=4)), max_size=12), header=st.booleans())
+@given(
+    parts=st.lists(st.one_of(_tlv, st.just(b"\x0d"), st.binary(max_size=4)), max_size=12),
+    header=st.booleans(),
+)
 def test_differential_on_structured_input(parts: list[bytes], header: bool) -> None:
     if tlv.split_c is None:
         pytest.skip("compiled kernel not built")

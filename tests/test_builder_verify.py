@@ -1,0 +1,180 @@
+"""Builder and verifier: what is built parses back and verifies; tampering is caught."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from scanner import builder as B
+from scanner import trustlist as T
+from scanner import verify as V
+from scanner.trustcache import AnalysisCache
+from tests.pki import NOW, ec_key, make_cert, rsa_key, signer
+
+TS = int(NOW.timestamp())
+
+
+def _records(sig: B.Signer) -> list[B.RecordSpec]:
+    tvs = make_cert("tvs1.example.com", rsa_key(2048, 1))
+    capf = make_cert("CAPF-1234", rsa_key(1024, 2))
+    ecc = make_cert("pub-EC.example.com", ec_key())
+    return [
+        B.RecordSpec(sig.certificate, T.Role.SAST, "pub", "10.0.0.1"),
+        B.RecordSpec(sig.certificate, T.Role.CCM_TFTP, "pub", "10.0.0.1"),
+        B.RecordSpec(tvs, T.Role.TVS, "tvs1", "10.0.0.2"),
+        B.RecordSpec(capf, T.Role.CAPF, "pub"),
+        B.RecordSpec(ecc, T.Role.CCM_TFTP, "pub-EC"),
+    ]
+
+
+CASES = [
+    # (bits, digest, style, signer_version)
+    (1024, T.Digest.SHA1, "cisco", None),
+    (2048, T.Digest.SHA256, "cisco", (1, 1)),
+    (2048, T.Digest.SHA512, "certutils", (1, 0)),
+    (4096, T.Digest.SHA1, "certutils", None),
+]
+
+
+@pytest.mark.parametrize(("bits", "digest", "style", "signer_version"), CASES)
+def test_build_parse_verify_roundtrip(bits: int, digest: T.Digest, style: Any, signer_version: Any) -> None:
+    sig = signer(f"signer-{bits}", bits)
+    specs = _records(sig)
+    data = B.build_trust_list(
+        sig, specs, filename="CTLFile.tlv", digest=digest, timestamp=TS, style=style, signer_version=signer_version
+    )
+    tf = T.parse(data, strict=True)
+    h = tf.header
+    assert tf.kind is T.Kind.CTL
+    assert h.length % 4 == 0
+    assert h.digest_code == digest
+    assert h.signer_version == signer_version
+    assert h.timestamp == TS
+    assert h.signer_serial == V.serial_bytes(sig.certificate)
+    assert h.signature is not None and len(h.signature) == bits // 8
+    assert h.signature_modulus == B.MODULUS_CODES[bits]
+    assert [r.role for r in tf.records] == [s.role for s in specs]
+    assert [r.certificate for r in tf.records] == [
+        s.certificate.public_bytes(serialization.Encoding.DER) for s in specs
+    ]
+    assert tf.records[-1].public_key is not None and tf.records[-1].public_key[0] == 0x04  # X9.62 point
+    if style == "cisco":
+        assert tf.records[0].ip_address == "10.0.0.1"
+        assert tf.records[0].subject == "CN=signer-%d;OU=UC;O=Example Voice;C=US" % bits
+        assert [f.tag for f in tf.records[0].fields] == list(range(1, 11))
+    else:
+        assert tf.records[0].subject == "C=US,O=Example Voice,OU=UC,CN=signer-%d" % bits
+        assert [f.tag for f in tf.records[0].fields] == [1, 3, 5, 6, 4, 7, 8, 9]
+    assert T.serialize(tf) == data
+    v = V.verify(tf)
+    assert v.valid, v.reason
+    assert v.signer is not None and v.signer.record_index == 0
+    assert v.signer_has_sast_role and v.header_signer_in_file
+    assert all(rc.problems == () for rc in v.records)
+
+
+def test_sgn_verifies_with_trust_store_only() -> None:
+    sig = signer("tftp1.example.com")
+    data = B.build_signed_file(sig, b"<device/>", filename="SEP0011AABBCCDD.cnf.xml.sgn", timestamp=TS)
+    tf = T.parse(data)
+    assert tf.kind is T.Kind.SGN and tf.payload == b"<device/>"
+    alone = V.verify(tf)
+    assert not alone.valid and "no certificate" in alone.reason
+    der = sig.certificate.public_bytes(serialization.Encoding.DER)
+    store = V.TrustStore.from_files("CallManager-trust", [("tftp1.der", der)])
+    v = V.verify(tf, [store])
+    assert v.valid and v.signer is not None
+    assert (v.signer.source, v.signer.store, v.signer.path) == ("trust-store", "CallManager-trust", "tftp1.der")
+    assert not v.signer_has_sast_role
+
+
+def test_tampering_breaks_the_signature() -> None:
+    sig = signer()
+    data = bytearray(B.build_trust_list(sig, _records(sig), timestamp=TS))
+    data[-10] ^= 0xFF  # inside the last record's certificate/IP
+    tf = T.parse(bytes(data))
+    v = V.verify(tf)
+    assert not v.valid
+    assert "does not verify" in v.reason
+
+
+def test_signer_without_sast_role_is_reported() -> None:
+    sig = signer()
+    other = make_cert("tvs9", rsa_key(2048, 1))
+    data = B.build_trust_list(
+        sig, [B.RecordSpec(sig.certificate, T.Role.CCM_TFTP), B.RecordSpec(other, T.Role.TVS)], timestamp=TS
+    )
+    v = V.verify(T.parse(data))
+    assert v.valid and not v.signer_has_sast_role and not v.header_signer_in_file
+
+
+def test_wrong_key_signer_in_file_fails() -> None:
+    # The file names signer A (and holds A's record) but was signed by B: a real mismatch.
+    a, b = signer("A"), signer("B", 1024)
+    forged = B.build_trust_list(B.Signer(a.certificate, b.key), [B.RecordSpec(a.certificate, 0)], timestamp=TS)
+    v = V.verify(T.parse(forged))
+    assert not v.valid
+
+
+def test_record_inconsistency_is_found() -> None:
+    sig = signer()
+    data = B.build_trust_list(sig, [B.RecordSpec(sig.certificate, T.Role.SAST)], timestamp=TS, style="certutils")
+    tf = T.parse(data)
+    rec = tf.records[0]
+    fields = tuple(f._replace(value=b"\x01\x02") if f.tag == T.RecordTag.SERIAL_NUMBER else f for f in rec.fields)
+    tf2 = dataclasses.replace(tf, records=(dataclasses.replace(rec, fields=fields),))
+    problems = V.check_records(tf2)[0].problems
+    assert any("serial" in p for p in problems)
+
+
+def test_real_vectors_verify(vector_bytes: Callable[[str], bytes], trust_list_expected: dict[str, Any]) -> None:
+    for name, exp in trust_list_expected.items():
+        v = V.verify(T.parse(vector_bytes(name)))
+        assert v.valid, (name, v.reason)
+        assert v.signer is not None and v.signer.serial == exp["signature_valid_with_serial"]
+        assert v.signer_has_sast_role
+
+
+def test_expired_real_ctl_still_verifies(vector_bytes: Callable[[str], bytes]) -> None:
+    v = V.verify(T.parse(vector_bytes("CTLFile-cucm-tokenless.tlv")))
+    assert v.valid
+    assert all(rc.facts is not None and rc.facts.expired(NOW) for rc in v.records)
+    facts = v.records[0].facts
+    assert facts is not None and (facts.key_type, facts.key_size) == ("RSA", 1024)
+
+
+def test_name_key_matches_across_producers() -> None:
+    cisco = "CN=gigantic-6.cisco.com;OU=VTG;O=Alpha;L=SJ;ST=CA;C=US"
+    rfc = "C=US,ST=CA,L=SJ,O=Alpha,OU=VTG,CN=gigantic-6.cisco.com"
+    assert V.name_key(cisco) == V.name_key(rfc)
+    assert V.name_key('cn="SAST-ADN008580ef ";ou=IPCBU;o="Cisco Systems') == V.name_key(
+        "CN=SAST-ADN008580ef,OU=IPCBU,O=Cisco Systems"
+    )
+
+
+def test_trust_store_errors_name_the_file() -> None:
+    store = V.TrustStore.from_files("Phone-SAST-trust", [("junk.pem", b"-----BEGIN CERTIFICATE-----\nxx\n"), ("x.der", b"\x30\x01")])
+    assert store.certs == ()
+    assert [e.path for e in store.errors] == ["junk.pem", "x.der"]
+
+
+def test_cache_verifies_identical_bytes_once() -> None:
+    sig = signer()
+    data = B.build_trust_list(sig, _records(sig), timestamp=TS)
+    cache = AnalysisCache()
+    results = {id(cache.analyse(bytes(bytearray(data)), name_hint=f"ITLSEP{i:012X}.tlv")) for i in range(50)}
+    assert len(results) == 1
+    assert (cache.misses, cache.hits) == (1, 49)
+    bad = cache.analyse(b"junk")
+    assert bad.error is not None and bad.file is None
+
+
+def test_builder_refuses_unsupported_keys() -> None:
+    key = rsa_key(3072, 0)
+    cert = make_cert("odd", key)
+    with pytest.raises(ValueError, match="3072"):
+        B.build_trust_list(B.Signer(cert, key), [], timestamp=TS)
