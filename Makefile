@@ -35,8 +35,14 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Until the simulated fleet lands, the demo inspects the real-world trust lists beside the repo.
+VECTORS ?= ../shared/vectors/trust-lists
 demo: install
-	$(PY) -m scanner demo --out $(DEMO_OUT)
+	@mkdir -p $(DEMO_OUT)
+	$(PY) -m scanner inspect $(VECTORS)/*.tlv | tee $(DEMO_OUT)/inspect.txt
+	$(PY) -m scanner inspect --json $(VECTORS)/*.tlv > $(DEMO_OUT)/inspect.jsonl
+	@echo
+	@echo "Report: $(abspath $(DEMO_OUT))/inspect.txt (text) and $(abspath $(DEMO_OUT))/inspect.jsonl (JSON Lines)"
 
 bench: install
 	$(PY) bench/bench_tlv.py
