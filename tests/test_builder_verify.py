@@ -64,10 +64,10 @@ def test_build_parse_verify_roundtrip(bits: int, digest: T.Digest, style: Any, s
     assert tf.records[-1].public_key is not None and tf.records[-1].public_key[0] == 0x04  # X9.62 point
     if style == "cisco":
         assert tf.records[0].ip_address == "10.0.0.1"
-        assert tf.records[0].subject == "CN=signer-%d;OU=UC;O=Example Voice;C=US" % bits
+        assert tf.records[0].subject == f"CN=signer-{bits};OU=UC;O=Example Voice;C=US"
         assert [f.tag for f in tf.records[0].fields] == list(range(1, 11))
     else:
-        assert tf.records[0].subject == "C=US,O=Example Voice,OU=UC,CN=signer-%d" % bits
+        assert tf.records[0].subject == f"C=US,O=Example Voice,OU=UC,CN=signer-{bits}"
         assert [f.tag for f in tf.records[0].fields] == [1, 3, 5, 6, 4, 7, 8, 9]
     assert T.serialize(tf) == data
     v = V.verify(tf)
