@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from scanner.errors import ParseError
 from scanner.trustlist import Digest, Record, Role, TrustFile
@@ -289,11 +289,16 @@ def _der_len(n: int) -> bytes:
     return bytes([0x80 | len(raw)]) + raw
 
 
-def _check(key: object, signature: bytes, message: bytes, algo: hashes.HashAlgorithm) -> bool:
+def _check(
+    key: object, signature: bytes, message: bytes, algo: hashes.HashAlgorithm, prehashed: bool = False
+) -> bool:
     if not isinstance(key, rsa.RSAPublicKey):
         return False
     try:
-        key.verify(signature, message, padding.PKCS1v15(), algo)
+        if prehashed:
+            key.verify(signature, message, padding.PKCS1v15(), utils.Prehashed(algo))
+        else:
+            key.verify(signature, message, padding.PKCS1v15(), algo)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -345,8 +350,14 @@ def _record_form(cert: x509.Certificate) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verification:
-    """Verify the file's signature and report who signed it (see the module docstring)."""
+def verify(
+    tf: TrustFile, trust_stores: Sequence[TrustStore] = (), *, signed_digest: bytes | None = None
+) -> Verification:
+    """Verify the file's signature and report who signed it (see the module docstring).
+
+    ``signed_digest``: the digest of the original signed message, for a file whose stored bytes
+    were changed after it was received (a config with its passwords redacted): the signature is
+    then checked against that digest instead of the bytes at hand."""
     h = tf.header
     records = check_records(tf) if tf.records else ()
     digest = h.digest
@@ -368,7 +379,8 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
         reason = f"unsupported digest code {h.digest_code}"
         return Verification(False, reason, None, None, False, header_signer_in_file, records)
     algo = _HASHES[digest]()
-    message = tf.signed_message
+    prehashed = signed_digest is not None
+    message = signed_digest if signed_digest is not None else tf.signed_message
 
     # Candidates in the phone's order of preference (§2.5): SAST records naming the header's
     # signer, any record naming it, then every other record, then the caller's trust stores.
@@ -388,7 +400,7 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
         if ident in tried:
             continue
         tried.add(ident)
-        if _check(key, h.signature, message, algo):
+        if _check(key, h.signature, message, algo, prehashed):
             match = SignerMatch("record", (rec.serial or b"").hex(), rec.subject, record_index=i, der=der)
             return Verification(
                 True,
@@ -406,7 +418,7 @@ def verify(tf: TrustFile, trust_stores: Sequence[TrustStore] = ()) -> Verificati
             if sc.der in tried:
                 continue
             tried.add(sc.der)
-            if _check(sc.cert.public_key(), h.signature, message, algo):
+            if _check(sc.cert.public_key(), h.signature, message, algo, prehashed):
                 match = SignerMatch(
                     "trust-store",
                     serial_bytes(sc.cert).hex(),

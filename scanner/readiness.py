@@ -1,0 +1,973 @@
+"""The readiness checks C1-C8 of spec/migration-readiness.md, as pure functions over evidence.
+
+Input: what was collected (``ClusterEvidence`` for each cluster, ``PhoneEvidence`` per phone),
+already in memory; no I/O here. Output: per phone a readiness with a status per check and the
+findings that explain it; per cluster its findings; per scan a verdict.
+
+How a phone moves (spec §1): it fetches the destination's CTL (if the destination is in mixed
+mode), then its ITL, then its signed config. Each new list must be signed by a certificate the
+phone already trusts with role SAST, or that the source cluster's TVS vouches for (a certificate
+in the source's Phone-SAST-trust store, reached over TLS to a TVS whose certificate is in the
+phone's ITL). The checks make each link of that chain visible:
+
+- C1 the source's files are valid; C2 the phone holds what the source serves; C3 the source ITL is
+  not the blank rollback ITL (in mixed mode); C4 TVS is reachable and trusted; C5 every destination
+  signer is trusted directly or through TVS; C6 the destination is provisioned for the phone and
+  consistent; C7 nothing known to break phones; C8 a way back (advisory).
+
+A cluster-level finding is repeated on each phone it affects, so each row explains itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scanner.devconfig import DeviceConfig, parse_device_config
+from scanner.errors import ParseError
+from scanner.filechecks import PHONE_MAX_TRUST_LIST_BYTES, PHONE_MAX_TRUST_LIST_CERTS, is_blank_itl
+from scanner.findings import Finding, Severity
+from scanner.phonepage import PhonePage, StatusMessages
+from scanner.policy import CHECKS, Policy
+from scanner.trustcache import DEFAULT_CACHE, Analysis, AnalysisCache
+from scanner.trustlist import Digest, Role, TrustFile, parse
+from scanner.verify import StoredCert, TrustStore, cert_facts, load_certificate, verify
+
+PHONE_SAST_TRUST = "Phone-SAST-trust"
+CALLMANAGER_TRUST = "CallManager-trust"
+TFTP_ROLES = frozenset({Role.TFTP, Role.CCM_TFTP})
+
+
+class CheckStatus(enum.StrEnum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+
+
+class Readiness(enum.StrEnum):
+    READY = "READY"
+    NOT_READY = "NOT_READY"
+    UNKNOWN = "UNKNOWN"
+
+
+class Verdict(enum.StrEnum):
+    GO = "GO"
+    NO_GO = "NO_GO"
+    INCOMPLETE = "INCOMPLETE"
+
+
+OK = "ok"
+
+
+# --- Evidence (input) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvidence:
+    """One fetch of one file from one node: the bytes, or why there are none."""
+
+    cluster: str
+    node: str
+    name: str
+    outcome: str  # ok, not_found, timeout, refused, too_large, protocol_error, ...
+    data: bytes | None = field(default=None, repr=False)
+    transport: str | None = None
+    detail: str | None = None
+    # Digest of the original signed message when the stored bytes were redacted (evidence.py).
+    signed_digest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK and self.data is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TvsEvidence:
+    name: str | None
+    address: str
+    port: int
+    outcome: str
+    cert_der: bytes | None = field(default=None, repr=False)
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEvidence:
+    name: str  # "source" or "destination"
+    mixed: bool
+    nodes: tuple[str, ...]
+    files: tuple[FileEvidence, ...]  # CTLFile.tlv / ITLFile.tlv per node (per transport)
+    # Store name -> store; None: configured but missing/unreadable. Absent: not configured.
+    trust_stores: Mapping[str, TrustStore | None] = field(default_factory=dict)
+    tvs: tuple[TvsEvidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneEvidence:
+    name: str
+    model: str | None = None
+    ip: str | None = None
+    device_pool: str | None = None
+    description: str | None = None
+    files: tuple[FileEvidence, ...] = ()  # per-phone files from both clusters
+    page: PhonePage | None = None
+    page_outcome: str | None = None
+    page_detail: str | None = None
+    status: StatusMessages | None = None
+    status_outcome: str | None = None
+
+
+# --- Results (output) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneResult:
+    name: str
+    model: str | None
+    ip: str | None
+    device_pool: str | None
+    readiness: Readiness
+    checks: Mapping[str, CheckStatus]
+    findings: tuple[Finding, ...]
+    facts: Mapping[str, Any]
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({f.code for f in self.findings})
+
+    @property
+    def reasons(self) -> list[str]:
+        """Codes of the findings that decide the verdict: blockers, else what is unknown."""
+        blockers = sorted({f.code for f in self.findings if f.severity is Severity.BLOCKER})
+        if blockers or self.readiness is not Readiness.UNKNOWN:
+            return blockers
+        return sorted({f.code for f in self.findings if f.evidence.get("unknown")})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterResult:
+    name: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def blockers(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.BLOCKER)
+
+
+# --- Per-file analysis shared by every phone ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListState:
+    """A CTL or ITL as one node serves it, analysed once."""
+
+    fetch: FileEvidence
+    analysis: Analysis | None
+
+    @property
+    def file(self) -> TrustFile | None:
+        return self.analysis.file if self.analysis else None
+
+    @property
+    def valid(self) -> bool:
+        a = self.analysis
+        return bool(a and a.file and a.verification and a.verification.valid and a.verification.signer_has_sast_role)
+
+    @property
+    def problem(self) -> str:
+        a = self.analysis
+        if a is None:
+            return f"fetch {self.fetch.outcome}" + (f": {self.fetch.detail}" if self.fetch.detail else "")
+        if a.error is not None:
+            return f"malformed: {a.error}"
+        v = a.verification
+        if v is None or not v.valid:
+            return f"signature not verified ({v.reason if v else 'not checked'})"
+        if not v.signer_has_sast_role:
+            return "signer has no SAST record in the file"
+        return "valid"
+
+    @property
+    def signer_der(self) -> bytes | None:
+        a = self.analysis
+        if a and a.verification and a.verification.signer:
+            return a.verification.signer.der
+        return None
+
+    def sast_ders(self) -> set[bytes]:
+        tf = self.file
+        return {r.certificate for r in tf.records if r.role == Role.SAST and r.certificate} if tf else set()
+
+    def role_ders(self, roles: Iterable[int]) -> set[bytes]:
+        tf = self.file
+        wanted = set(roles)
+        return {r.certificate for r in tf.records if r.role in wanted and r.certificate} if tf else set()
+
+
+def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
+    if not fe.ok or fe.data is None:
+        return ListState(fe, None)
+    return ListState(fe, cache.analyse(fe.data, name_hint=fe.name))
+
+
+def _hashes(data: bytes, cache: AnalysisCache) -> tuple[str, str]:
+    d = cache.analyse(data, verify_signature=False).digests
+    return d.sha1, d.md5
+
+
+def _signer_label(state: ListState) -> str:
+    a = state.analysis
+    if a and a.verification and a.verification.signer:
+        s = a.verification.signer
+        return f"{s.subject} (serial {s.serial})"
+    tf = state.file
+    return f"{tf.header.signer_name} (serial {tf.header.signer_serial_hex})" if tf else "unknown signer"
+
+
+def _cert_label(der: bytes) -> dict[str, Any]:
+    cert = load_certificate(der)
+    if cert is None:
+        return {}
+    f = cert_facts(cert)
+    return {"subject": f.subject, "serial": f.serial, "not_after": f.not_after.isoformat()}
+
+
+@dataclass
+class _Cluster:
+    """Everything about one cluster that does not depend on the phone."""
+
+    ev: ClusterEvidence
+    ctl: dict[str, ListState] = field(default_factory=dict)  # node -> its CTLFile.tlv
+    itl: dict[str, ListState] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tvs_by_address: dict[str, list[TvsEvidence]] = field(default_factory=dict)
+
+    def store(self, name: str) -> TrustStore | None:
+        return self.ev.trust_stores.get(name)
+
+    def store_state(self, name: str) -> str:
+        if name not in self.ev.trust_stores:
+            return "not configured"
+        return "missing" if self.ev.trust_stores[name] is None else "ok"
+
+    def store_ders(self, name: str) -> set[bytes]:
+        s = self.store(name)
+        return {c.der for c in s.certs} if s else set()
+
+
+def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
+    c = _Cluster(ev)
+    by_node_file: dict[tuple[str, str], list[FileEvidence]] = {}
+    for fe in ev.files:
+        by_node_file.setdefault((fe.node, fe.name), []).append(fe)
+    for (node, name), fetches in by_node_file.items():
+        best = next((f for f in fetches if f.ok), fetches[0])
+        target = c.ctl if name.upper().startswith("CTL") else c.itl
+        target[node] = _analyse(best, cache)
+        good = [f for f in fetches if f.ok and f.data is not None]
+        if len({f.data for f in good}) > 1:
+            c.findings.append(
+                Finding(
+                    "NODE_MISMATCH", Severity.WARNING,
+                    f"{ev.name} node {node} serves different {name} over "
+                    + " and ".join(sorted({f.transport or '?' for f in good})),
+                    {"cluster": ev.name, "node": node, "file": name},
+                )
+            )
+    for t in ev.tvs:
+        c.tvs_by_address.setdefault(t.address, []).append(t)
+    # The cluster CTL is one file: every node should serve the same bytes.
+    ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis}
+    if len(set(ctl_hashes.values())) > 1:
+        c.findings.append(
+            Finding(
+                "NODE_MISMATCH", Severity.WARNING,
+                f"{ev.name} TFTP nodes serve different CTL files",
+                {"cluster": ev.name, "file": "CTLFile.tlv", "sha256": ctl_hashes},
+            )
+        )
+    return c
+
+
+# --- The evaluation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScanInput:
+    source: ClusterEvidence
+    destination: ClusterEvidence
+
+
+class Evaluator:
+    """Cluster analysis once, then phones one at a time (a generator: results stream out)."""
+
+    def __init__(
+        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: AnalysisCache = DEFAULT_CACHE
+    ) -> None:
+        self.policy = policy
+        self.now = policy.judge_time(now)
+        self.cache = cache
+        self.src = _cluster_state(scan.source, cache)
+        self.dst = _cluster_state(scan.destination, cache)
+        self._cluster_checks()
+
+    # Cluster level ---------------------------------------------------------------------------
+
+    def _cluster_checks(self) -> None:
+        src, dst = self.src, self.dst
+        for state in (src, dst):
+            for kind, lists in (("CTL", state.ctl), ("ITL", state.itl)):
+                for node, ls in lists.items():
+                    tf = ls.file
+                    if tf is None:
+                        continue
+                    certs = sum(1 for r in tf.records if r.certificate)
+                    if len(tf.data) > PHONE_MAX_TRUST_LIST_BYTES or certs > PHONE_MAX_TRUST_LIST_CERTS:
+                        state.findings.append(
+                            Finding(
+                                "ITL_TOO_LARGE", Severity.BLOCKER,
+                                f"{state.ev.name} node {node} serves a {kind} of {len(tf.data)} bytes with "
+                                f"{certs} certificates; phones refuse more than 64 KB or 39 certificates",
+                                {"cluster": state.ev.name, "node": node, "file": ls.fetch.name,
+                                 "bytes": len(tf.data), "certificates": certs},
+                            )
+                        )
+                    self._expiry(state, node, ls)
+        # C3: the blank rollback ITL.
+        blank_nodes = sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
+        self.src_blank = bool(blank_nodes)
+        if blank_nodes:
+            if src.ev.mixed:
+                src.findings.append(
+                    Finding(
+                        "SRC_MIXED_MODE_ROLLBACK", Severity.BLOCKER,
+                        "source is in mixed mode and serves the blank rollback ITL: phones cannot reach "
+                        "TVS to verify the destination CTL (set \"Prepare Cluster for Rollback to pre-8.0\" "
+                        "to False)",
+                        {"cluster": "source", "nodes": blank_nodes},
+                    )
+                )
+            else:
+                src.findings.append(
+                    Finding(
+                        "SRC_ROLLBACK_ACTIVE", Severity.INFO,
+                        "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
+                        {"cluster": "source", "nodes": blank_nodes},
+                    )
+                )
+        # C4 at cluster level: every TVS probed.
+        src_tvs_ders = set().union(*(ls.role_ders([Role.TVS]) for ls in src.itl.values())) if src.itl else set()
+        for t in src.ev.tvs:
+            ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
+            if t.outcome != OK or t.cert_der is None:
+                src.findings.append(
+                    Finding("TVS_UNREACHABLE", Severity.WARNING,
+                            f"TVS {t.name or t.address}:{t.port} {t.outcome}" + (f" ({t.detail})" if t.detail else ""),
+                            ev | {"outcome": t.outcome})
+                )
+            elif t.cert_der not in src_tvs_ders:
+                src.findings.append(
+                    Finding("TVS_CERT_NOT_IN_ITL", Severity.WARNING,
+                            f"TVS {t.name or t.address} presents a certificate that no source ITL lists with role TVS",
+                            ev | _cert_label(t.cert_der))
+                )
+        # C5 at cluster level: who signs the destination's lists, and is it in the source stores?
+        self.dest_signers: list[tuple[str, str, ListState]] = []  # (node, file, state)
+        for node in dst.ev.nodes:
+            if dst.ev.mixed and node in dst.ctl:
+                self.dest_signers.append((node, "CTLFile.tlv", dst.ctl[node]))
+            if node in dst.itl:
+                self.dest_signers.append((node, "ITLFile.tlv", dst.itl[node]))
+        self.sast_store = src.store_ders(PHONE_SAST_TRUST)
+        self.cm_store = src.store_ders(CALLMANAGER_TRUST)
+        self.sast_store_state = src.store_state(PHONE_SAST_TRUST)
+        if self.sast_store_state != "ok":
+            src.findings.append(
+                Finding("TRUST_STORE_MISSING", Severity.WARNING,
+                        f"source {PHONE_SAST_TRUST} store is {self.sast_store_state}: destination signers "
+                        "cannot be checked against what TVS will vouch for",
+                        {"cluster": "source", "store": PHONE_SAST_TRUST, "unknown": True})
+            )
+        self.dest_signer_verdicts: dict[tuple[str, str], Finding | None] = {}
+        for node, fname, ls in self.dest_signers:
+            self.dest_signer_verdicts[(node, fname)] = self._dest_signer_finding(node, fname, ls)
+        # C8: can phones go back? The source's signers must be in the destination's stores.
+        d_sast, d_cm = dst.store_ders(PHONE_SAST_TRUST), dst.store_ders(CALLMANAGER_TRUST)
+        if dst.store_state(PHONE_SAST_TRUST) == "ok":
+            missing = sorted({
+                _signer_label(ls)
+                for ls in [*src.ctl.values(), *src.itl.values()]
+                if ls.signer_der is not None and (ls.signer_der not in d_sast or ls.signer_der not in d_cm)
+            })
+            if missing:
+                dst.findings.append(
+                    Finding("NO_ROLLBACK_PATH", Severity.WARNING,
+                            "source signers missing from the destination's Phone-SAST-trust/CallManager-trust: "
+                            "phones could not migrate back: " + "; ".join(missing),
+                            {"cluster": "destination", "signers": missing})
+                )
+        self.c8_status = (
+            CheckStatus.UNKNOWN if dst.store_state(PHONE_SAST_TRUST) != "ok"
+            else CheckStatus.WARN if any(f.code == "NO_ROLLBACK_PATH" for f in dst.findings)
+            else CheckStatus.PASS
+        )
+
+    def _expiry(self, state: _Cluster, node: str, ls: ListState) -> None:
+        der = ls.signer_der
+        if der is None:
+            return
+        cert = load_certificate(der)
+        if cert is None:
+            return
+        facts = cert_facts(cert)
+        ev = {"cluster": state.ev.name, "node": node, "file": ls.fetch.name, "serial": facts.serial,
+              "subject": facts.subject, "not_after": facts.not_after.isoformat()}
+        if facts.expired(self.now):
+            sev = Severity.BLOCKER if state.ev.name == "destination" else Severity.WARNING
+            state.findings.append(
+                Finding("CERT_EXPIRED", sev,
+                        f"{state.ev.name} {ls.fetch.name} of node {node} is signed by {facts.subject}, "
+                        f"expired {facts.not_after:%Y-%m-%d}", ev)
+            )
+        elif facts.expires_within(self.now, self.policy.expiry_window):
+            state.findings.append(
+                Finding("CERT_EXPIRING", Severity.WARNING,
+                        f"{state.ev.name} {ls.fetch.name} signer {facts.subject} expires "
+                        f"{facts.not_after:%Y-%m-%d}", ev)
+            )
+
+    def _dest_signer_finding(self, node: str, fname: str, ls: ListState) -> Finding | None:
+        der = ls.signer_der
+        if der is None:
+            return None  # an invalid destination file: reported per phone as DEST_*_INVALID
+        ev = {"cluster": "destination", "node": node, "file": fname} | _cert_label(der)
+        if self.sast_store_state != "ok":
+            return None
+        if der in self.sast_store:
+            return None
+        label = _signer_label(ls)
+        if der in self.cm_store:
+            f = Finding("DEST_SIGNER_NOT_PHONE_SAST", Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by {label}, which the source has in "
+                        "CallManager-trust only: TVS will not vouch for it as SAST",
+                        ev | {"store": CALLMANAGER_TRUST})
+        elif "ITLRECOVERY" in label.upper():
+            f = Finding("ITLRECOVERY_NOT_IMPORTED", Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by ITLRecovery {label}, not imported into "
+                        f"the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
+        else:
+            f = Finding("DEST_SIGNER_UNTRUSTED", Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by {label}, which is not in the source's "
+                        f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
+        # Reported once per cluster; phones that need TVS for it list it too.
+        if not any(x.code == f.code and x.evidence.get("node") == node and x.evidence.get("file") == fname
+                   for x in self.dst.findings):
+            self.dst.findings.append(f)
+        return f
+
+    def cluster_results(self) -> tuple[ClusterResult, ClusterResult]:
+        return (
+            ClusterResult("source", tuple(self.src.findings)),
+            ClusterResult("destination", tuple(self.dst.findings)),
+        )
+
+    # Phone level -----------------------------------------------------------------------------
+
+    def evaluate(self, phones: Iterable[PhoneEvidence]) -> Iterator[PhoneResult]:
+        for p in phones:
+            yield self.phone(p)
+
+    def phone(self, p: PhoneEvidence) -> PhoneResult:
+        run = _PhoneRun(self, p)
+        return run.result()
+
+
+@dataclass
+class _PhoneRun:
+    ev: Evaluator
+    p: PhoneEvidence
+    checks: dict[str, CheckStatus] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, check: str, status: CheckStatus) -> None:
+        order = [CheckStatus.PASS, CheckStatus.WARN, CheckStatus.UNKNOWN, CheckStatus.FAIL]
+        cur = self.checks.get(check, CheckStatus.PASS)
+        self.checks[check] = max(cur, status, key=order.index)
+
+    def add(self, check: str, status: CheckStatus, finding: Finding) -> None:
+        self.set(check, status)
+        ev = dict(finding.evidence)
+        ev["check"] = check
+        if status is CheckStatus.UNKNOWN:
+            ev["unknown"] = True
+        self.findings.append(Finding(finding.code, finding.severity, finding.message, ev))
+
+    def files(self, cluster: str, suffix: str) -> list[FileEvidence]:
+        return [f for f in self.p.files if f.cluster == cluster and f.name.upper().endswith(suffix.upper())]
+
+    def fetch_failed(self, check: str, fetches: Sequence[FileEvidence], what: str) -> None:
+        reasons = sorted({f.outcome for f in fetches}) or ["not collected"]
+        self.add(check, CheckStatus.UNKNOWN, Finding(
+            "FETCH_FAILED", Severity.WARNING,
+            f"{what}: could not be fetched ({', '.join(reasons)})",
+            {"file": what, "reasons": reasons, "nodes": sorted({f.node for f in fetches})},
+        ))
+
+    def result(self) -> PhoneResult:
+        for c in CHECKS:
+            self.checks[c] = CheckStatus.PASS
+        src_itls = self.c1()
+        held = self.c2(src_itls)
+        self.c3(held)
+        self.c5_c4(held)
+        self.c6()
+        self.c7()
+        self.checks["C8"] = self.ev.c8_status
+        for f in self.ev.dst.findings:
+            if f.code == "NO_ROLLBACK_PATH":
+                self.findings.append(f)
+        readiness = self._readiness()
+        p = self.p
+        return PhoneResult(
+            p.name, p.model, p.ip, p.device_pool, readiness, dict(self.checks), tuple(self.findings), self.facts
+        )
+
+    def _readiness(self) -> Readiness:
+        if any(s is CheckStatus.FAIL for s in self.checks.values()):
+            return Readiness.NOT_READY
+        if any(self.checks[c] is CheckStatus.UNKNOWN for c in self.ev.policy.required):
+            return Readiness.UNKNOWN
+        return Readiness.READY
+
+    # C1 -------------------------------------------------------------------------------------
+    def c1(self) -> dict[str, ListState]:
+        """The source's CTL/ITL for this phone from every node: parse, verify, signer is SAST."""
+        ev, src = self.ev, self.ev.src
+        states: dict[str, ListState] = {}
+        for kind, generic, per_node in (("ITL", "ITLFile.tlv", src.itl), ("CTL", "CTLFile.tlv", src.ctl)):
+            if kind == "CTL" and not src.ev.mixed:
+                continue
+            mine = [f for f in self.p.files if f.cluster == "source" and f.name.upper().startswith(kind + "SEP")]
+            by_node: dict[str, ListState] = {}
+            failures: list[FileEvidence] = []
+            for node in src.ev.nodes:
+                fetches = [f for f in mine if f.node == node]
+                ok = next((f for f in fetches if f.ok), None)
+                if ok is not None:
+                    by_node[node] = _analyse(ok, ev.cache)
+                elif node in per_node and per_node[node].fetch.ok and all(f.outcome == "not_found" for f in fetches):
+                    by_node[node] = per_node[node]  # the phone falls back to the generic file
+                elif node in per_node and per_node[node].fetch.outcome == "not_found" and fetches and all(
+                    f.outcome == "not_found" for f in fetches
+                ):
+                    continue  # neither exists on this node
+                else:
+                    failures.extend(fetches or ([per_node[node].fetch] if node in per_node else []))
+            missing_code = "SRC_ITL_MISSING" if kind == "ITL" else "SRC_CTL_INVALID"
+            invalid_code = f"SRC_{kind}_INVALID"
+            if not by_node:
+                if failures and any(f.outcome != "not_found" for f in failures):
+                    self.fetch_failed("C1", failures, f"source {kind}SEP{self.p.name[3:]}.tlv")
+                else:
+                    self.add("C1", CheckStatus.FAIL, Finding(
+                        missing_code, Severity.BLOCKER,
+                        f"no source node serves a {kind} for this phone ({kind}SEP<MAC>.tlv nor {generic})",
+                        {"cluster": "source", "file": generic},
+                    ))
+                continue
+            for node, ls in sorted(by_node.items()):
+                if not ls.valid:
+                    self.add("C1", CheckStatus.FAIL, Finding(
+                        invalid_code, Severity.BLOCKER,
+                        f"source {kind} from {node} is not valid: {ls.problem}",
+                        {"cluster": "source", "node": node, "file": ls.fetch.name,
+                         "sha256": ls.analysis.sha256 if ls.analysis else None},
+                    ))
+            if failures and any(f.outcome != "not_found" for f in failures):
+                self.fetch_failed("C1", failures, f"source {kind} from some nodes")
+            if kind == "ITL":
+                states = by_node
+            else:
+                self.facts["src_ctl"] = {n: s for n, s in by_node.items()}
+        self.facts["src_itl"] = states
+        return states
+
+    # C2 -------------------------------------------------------------------------------------
+    def c2(self, src_itls: dict[str, ListState]) -> _Held:
+        """What the phone reports holding (its web page's whole-file hashes) vs what S serves."""
+        p, held = self.p, _Held()
+        if p.status is not None and p.status.trust_update_failed:
+            self.add("C2", CheckStatus.FAIL, Finding(
+                "PHONE_TRUST_UPDATE_FAILED", Severity.BLOCKER,
+                f"the phone's status messages end with a failed trust-list update: {p.status.last_trust_event!r}",
+                {"event": p.status.last_trust_event},
+            ))
+        page = p.page
+        if page is None or page.itl_installed is None:
+            why = p.page_outcome or "not collected"
+            if page is not None:
+                why = "its web page shows no trust-list fields"
+            self.add("C2", CheckStatus.UNKNOWN, Finding(
+                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                f"which CTL/ITL the phone holds is unknown: web page {why}"
+                + (f" ({p.page_detail})" if p.page_detail else ""),
+                {"outcome": why},
+            ))
+            held.known = False
+            return held
+        if self.p.model is None and page.model:
+            self.facts["model_from_page"] = page.model
+        ctl_states: dict[str, ListState] = self.facts.get("src_ctl", {})
+        if not page.itl_installed and not page.ctl_installed:
+            held.tofu = True
+            self.add("C2", CheckStatus.WARN, Finding(
+                "PHONE_TRUST_ON_FIRST_USE", Severity.WARNING,
+                "the phone holds no CTL and no ITL: it will trust the first ITL it gets",
+                {},
+            ))
+            return held
+        if page.itl_installed:
+            held.itl = self._match(page.itl_signature, src_itls, "ITL")
+        if page.ctl_installed and self.ev.src.ev.mixed:
+            held.ctl = self._match(page.ctl_signature, ctl_states, "CTL")
+        return held
+
+    def _match(self, shown: str | None, served: dict[str, ListState], kind: str) -> ListState | None:
+        if not served:
+            return None
+        candidates = list(served.values()) + list((self.ev.src.itl if kind == "ITL" else self.ev.src.ctl).values())
+        for ls in candidates:
+            if ls.fetch.data is None or shown is None:
+                continue
+            sha1, md5 = _hashes(ls.fetch.data, self.ev.cache)
+            if shown.lower() in (sha1, md5):
+                self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
+                return ls
+        self.add("C2", CheckStatus.FAIL, Finding(
+            "PHONE_TRUST_STALE", Severity.BLOCKER,
+            f"the phone's {kind} ({shown or 'no hash shown'}) is not what any source node serves: a stale "
+            f"or foreign {kind}",
+            {"file": kind, "phone_hash": shown,
+             "served_sha1": sorted({_hashes(s.fetch.data, self.ev.cache)[0] for s in served.values() if s.fetch.data})},
+        ))
+        return None
+
+    # C3 -------------------------------------------------------------------------------------
+    def c3(self, held: _Held) -> None:
+        src = self.ev.src
+        for f in src.findings:
+            if f.code == "SRC_MIXED_MODE_ROLLBACK":
+                self.add("C3", CheckStatus.FAIL, f)
+            elif f.code == "SRC_ROLLBACK_ACTIVE":
+                if held.itl is not None and held.itl.file is not None and is_blank_itl(held.itl.file):
+                    held.rollback = True
+                    self.add("C3", CheckStatus.PASS, f)
+                else:
+                    self.add("C3", CheckStatus.WARN, f)
+
+    # C4 + C5 ----------------------------------------------------------------------------------
+    def c5_c4(self, held: _Held) -> None:
+        ev = self.ev
+        direct = held.sast_ders()
+        needs_tvs: list[Finding] = []
+        any_unknown = False
+        if held.tofu or held.rollback:
+            self.set("C5", CheckStatus.PASS)
+        else:
+            dst = ev.dst
+            new_ctl: dict[str, ListState] = dst.ctl if dst.ev.mixed else {}
+            for node, fname, ls in ev.dest_signers:
+                der = ls.signer_der
+                if der is None:
+                    continue  # invalid file: C6
+                if der in direct:
+                    continue
+                if fname == "ITLFile.tlv" and node in new_ctl:
+                    ctl_state = new_ctl[node]
+                    ctl_ok = ctl_state.signer_der is not None and (
+                        ctl_state.signer_der in direct or ev.dest_signer_verdicts.get((node, "CTLFile.tlv")) is None
+                    )
+                    if ctl_ok and der in ctl_state.role_ders([Role.SAST, Role.TFTP, Role.CCM_TFTP]):
+                        continue  # verified through the new CTL the phone has just installed
+                verdict = ev.dest_signer_verdicts.get((node, fname))
+                if ev.sast_store_state != "ok":
+                    any_unknown = True
+                    continue
+                if verdict is not None:
+                    self.add("C5", CheckStatus.FAIL, verdict)
+                else:
+                    needs_tvs.append(Finding("TVS", Severity.INFO, "", {"node": node, "file": fname}))
+            if any_unknown:
+                self.add("C5", CheckStatus.UNKNOWN, Finding(
+                    "TRUST_STORE_MISSING", Severity.WARNING,
+                    f"source {PHONE_SAST_TRUST} store {ev.sast_store_state}: cannot tell whether TVS will vouch "
+                    "for the destination signers",
+                    {"cluster": "source", "store": PHONE_SAST_TRUST},
+                ))
+            if ev.src.ev.mixed and not ev.dst.ev.mixed:
+                self.add("C5", CheckStatus.FAIL, Finding(
+                    "SRC_CTL_WITHOUT_DEST_CTL", Severity.BLOCKER,
+                    "source is in mixed mode and the destination is not: the phone keeps the source CTL and "
+                    "rejects the destination's files until the CTL is deleted by hand",
+                    {},
+                ))
+        self.c4(held, needed=bool(needs_tvs) or any_unknown)
+
+    def c4(self, held: _Held, *, needed: bool) -> None:
+        """TVS: the phone's configured members, reachable, presenting a cert its ITL lists as TVS."""
+        ev = self.ev
+        fail = CheckStatus.FAIL if needed else CheckStatus.WARN
+        sev = Severity.BLOCKER if needed else Severity.WARNING
+        cfg = self._source_config()
+        if cfg is None:
+            if needed:
+                fetches = self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml")
+                self.fetch_failed("C4", fetches, f"source config SEP{self.p.name[3:]}.cnf.xml.sgn")
+            return
+        members = [(m.address, m.port or 2445) for m in cfg.tvs if m.address]
+        self.facts["tvs_members"] = [f"{a}:{p}" for a, p in members]
+        if not members:
+            self.add("C4", fail, Finding(
+                "TVS_NOT_CONFIGURED", sev, "the phone's source config lists no TVS member", {"cluster": "source"},
+            ))
+            return
+        itl_ders = (
+            held.itl.role_ders([Role.TVS]) if held.itl is not None
+            else set().union(*(ls.role_ders([Role.TVS]) for ls in ev.src.itl.values()))
+        )
+        good: list[str] = []
+        unreachable: list[str] = []
+        timeouts: list[str] = []
+        untrusted: list[str] = []
+        for address, port in members:
+            known = ev.src.tvs_by_address.get(address, [])
+            probes = [t for t in known if t.port == port] or known
+            probe = next((t for t in probes if t.outcome == OK), probes[0] if probes else None)
+            label = f"{address}:{port}"
+            if probe is None:
+                timeouts.append(label + " (not probed)")
+            elif probe.outcome != OK or probe.cert_der is None:
+                (timeouts if probe.outcome == "timeout" else unreachable).append(f"{label} ({probe.outcome})")
+            elif probe.cert_der in itl_ders:
+                good.append(label)
+            else:
+                untrusted.append(label)
+        if good:
+            if unreachable or timeouts or untrusted:
+                self.add("C4", CheckStatus.WARN, Finding(
+                    "TVS_UNREACHABLE" if unreachable or timeouts else "TVS_CERT_NOT_IN_ITL", Severity.WARNING,
+                    f"TVS {', '.join(good)} usable; not: {', '.join(unreachable + timeouts + untrusted)}",
+                    {"usable": good, "unreachable": unreachable + timeouts, "untrusted": untrusted},
+                ))
+            return
+        if untrusted:
+            self.add("C4", fail, Finding(
+                "TVS_CERT_NOT_IN_ITL", sev,
+                f"TVS {', '.join(untrusted)} presents a certificate that is not in the phone's ITL with role TVS",
+                {"untrusted": untrusted},
+            ))
+        if unreachable or (timeouts and ev.policy.tvs_timeout_is_failure):
+            self.add("C4", fail, Finding(
+                "TVS_UNREACHABLE", sev,
+                f"no TVS of the phone is reachable: {', '.join(unreachable + timeouts)}",
+                {"unreachable": unreachable + timeouts},
+            ))
+        elif timeouts:
+            self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                "TVS_UNREACHABLE", Severity.WARNING,
+                f"TVS did not answer the scanner: {', '.join(timeouts)} (it may only be out of the scanner's reach)",
+                {"unreachable": timeouts},
+            ))
+
+    def _source_config(self) -> DeviceConfig | None:
+        for fe in self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml"):
+            if not fe.ok or fe.data is None:
+                continue
+            payload = fe.data
+            if fe.name.lower().endswith(".sgn"):
+                a = self.ev.cache.analyse(fe.data, name_hint=fe.name, verify_signature=False)
+                if a.file is None:
+                    continue
+                payload = a.file.payload
+            try:
+                return parse_device_config(payload)
+            except ParseError:
+                continue
+        return None
+
+    # C6 -------------------------------------------------------------------------------------
+    def c6(self) -> None:
+        dst = self.ev.dst
+        for kind, lists in (("ITL", dst.itl), ("CTL", dst.ctl if dst.ev.mixed else {})):
+            for node, ls in sorted(lists.items()):
+                if ls.analysis is None:
+                    if ls.fetch.outcome == "not_found" and kind == "CTL":
+                        self.add("C6", CheckStatus.FAIL, Finding(
+                            "DEST_CTL_INVALID", Severity.BLOCKER,
+                            f"destination is in mixed mode but {node} serves no CTL", {"node": node},
+                        ))
+                    elif ls.fetch.outcome == "not_found":
+                        self.add("C6", CheckStatus.FAIL, Finding(
+                            "DEST_ITL_INVALID", Severity.BLOCKER, f"destination node {node} serves no ITL",
+                            {"node": node},
+                        ))
+                    else:
+                        self.fetch_failed("C6", [ls.fetch], f"destination {ls.fetch.name} from {node}")
+                elif not ls.valid:
+                    self.add("C6", CheckStatus.FAIL, Finding(
+                        f"DEST_{kind}_INVALID", Severity.BLOCKER,
+                        f"destination {kind} from {node} is not valid: {ls.problem}",
+                        {"cluster": "destination", "node": node, "file": ls.fetch.name},
+                    ))
+        configs = self.files("destination", ".cnf.xml.sgn")
+        if not configs:
+            configs = self.files("destination", ".cnf.xml")
+        ok = [f for f in configs if f.ok]
+        if not ok:
+            if configs and all(f.outcome == "not_found" for f in configs):
+                self.add("C6", CheckStatus.FAIL, Finding(
+                    "DEST_NOT_PROVISIONED", Severity.BLOCKER,
+                    "no destination TFTP node has a config for this phone: it will not register",
+                    {"cluster": "destination", "file": f"SEP{self.p.name[3:]}.cnf.xml.sgn"},
+                ))
+            else:
+                self.fetch_failed("C6", configs, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
+            return
+        missing = sorted(f.node for f in configs if f.outcome == "not_found")
+        if missing:
+            self.add("C6", CheckStatus.WARN, Finding(
+                "DEST_NOT_PROVISIONED", Severity.WARNING,
+                f"destination nodes {', '.join(missing)} have no config for this phone", {"nodes": missing},
+            ))
+        for fe in ok:
+            if not fe.name.lower().endswith(".sgn") or fe.data is None:
+                continue
+            self._check_dest_config(fe)
+
+    def _check_dest_config(self, fe: FileEvidence) -> None:
+        dst = self.ev.dst
+        trusted: set[bytes] = set()
+        for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)):
+            if ls is not None:
+                trusted |= ls.role_ders(TFTP_ROLES)
+        try:
+            tf = parse(fe.data or b"", name_hint=fe.name)
+        except ParseError as exc:
+            self.add("C6", CheckStatus.FAIL, Finding(
+                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                f"destination config from {fe.node} is malformed: {exc}", {"node": fe.node, "file": fe.name},
+            ))
+            return
+        self.facts.setdefault("dest_config_digest", tf.header.digest.hash_name if tf.header.digest else None)
+        digest = None
+        if fe.signed_digest and ":" in fe.signed_digest:
+            digest = bytes.fromhex(fe.signed_digest.split(":", 1)[1])
+        name = f"{fe.node} ITL/CTL TFTP records"
+        store = TrustStore(name, tuple(
+            StoredCert(name, fe.node, der, cert) for der in sorted(trusted) if (cert := load_certificate(der))
+        ))
+        v = verify(tf, [store], signed_digest=digest)
+        if not v.valid:
+            self.add("C6", CheckStatus.FAIL, Finding(
+                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                f"destination config from {fe.node} is signed by {tf.header.signer_name} "
+                f"(serial {tf.header.signer_serial_hex}), not a TFTP record of that node's ITL/CTL",
+                {"node": fe.node, "file": fe.name, "serial": tf.header.signer_serial_hex},
+            ))
+
+    # C7 -------------------------------------------------------------------------------------
+    def c7(self) -> None:
+        ev = self.ev
+        for state in (ev.dst, ev.src):
+            for f in state.findings:
+                if f.code == "ITL_TOO_LARGE" and state is ev.dst:
+                    self.add("C7", CheckStatus.FAIL, f)
+                elif f.code == "CERT_EXPIRED":
+                    self.add("C7", CheckStatus.FAIL if f.severity is Severity.BLOCKER else CheckStatus.WARN, f)
+                elif f.code == "CERT_EXPIRING":
+                    self.add("C7", CheckStatus.WARN, f)
+        model = self.p.model or self.facts.get("model_from_page")
+        if ev.policy.model_lacks_sha512(model):
+            sha512 = sorted(
+                f"{ls.fetch.node}/{ls.fetch.name}"
+                for ls in [*ev.dst.itl.values(), *ev.dst.ctl.values()]
+                if ls.file is not None and ls.file.header.digest_code == Digest.SHA512
+            )
+            if self.facts.get("dest_config_digest") == "sha512":
+                sha512.append(f"SEP{self.p.name[3:]}.cnf.xml.sgn")
+            if sha512:
+                self.add("C7", CheckStatus.FAIL, Finding(
+                    "DIGEST_UNSUPPORTED", Severity.BLOCKER,
+                    f"{model} cannot verify SHA-512 signatures, used by the destination's {', '.join(sha512)}",
+                    {"model": model, "files": sha512},
+                ))
+
+
+@dataclass
+class _Held:
+    """What the phone holds, as far as its web page tells."""
+
+    known: bool = True
+    tofu: bool = False
+    rollback: bool = False
+    itl: ListState | None = None
+    ctl: ListState | None = None
+
+    def sast_ders(self) -> set[bytes]:
+        out: set[bytes] = set()
+        for ls in (self.itl, self.ctl):
+            if ls is not None:
+                out |= ls.sast_ders()
+        return out
+
+
+# --- The verdict ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    verdict: Verdict
+    counts: Mapping[str, int]
+    total: int
+    top_reasons: tuple[tuple[str, int], ...]
+    cluster_blockers: tuple[str, ...]
+    why: str
+
+
+def summarize(
+    phones: Sequence[PhoneResult] | Counter[str], clusters: Sequence[ClusterResult], policy: Policy,
+    reasons: Counter[str] | None = None,
+) -> Summary:
+    if isinstance(phones, Counter):
+        counts = phones
+        reason_counts = reasons or Counter()
+    else:
+        counts = Counter(p.readiness.value for p in phones)
+        reason_counts = Counter(code for p in phones for code in p.reasons)
+    for r in Readiness:
+        counts.setdefault(r.value, 0)
+    total = sum(counts.values())
+    blockers = tuple(sorted({f.code for c in clusters for f in c.blockers}))
+    ready = counts[Readiness.READY.value]
+    if counts[Readiness.NOT_READY.value] or blockers:
+        verdict = Verdict.NO_GO
+        why = (
+            f"{counts[Readiness.NOT_READY.value]} phone(s) NOT_READY"
+            + (f"; cluster blockers: {', '.join(blockers)}" if blockers else "")
+        )
+    elif total and ready / total >= policy.go_threshold:
+        verdict = Verdict.GO
+        why = f"{ready} of {total} phones READY and no cluster blocker"
+    elif not total:
+        verdict = Verdict.INCOMPLETE
+        why = "no phone in scope"
+    else:
+        verdict = Verdict.INCOMPLETE
+        why = f"{counts[Readiness.UNKNOWN.value]} phone(s) UNKNOWN: evidence missing"
+    return Summary(verdict, dict(counts), total, tuple(reason_counts.most_common(10)), blockers, why)
