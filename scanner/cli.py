@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO8601",
         help="judge certificate validity at this time instead of now (e.g. the cutover date)",
     )
+    from scanner import scan_cli
+    from scanner.net.collect_cli import add_collect_parser
+
+    add_collect_parser(sub)
+    scan_cli.add_parsers(sub)
     return p
 
 
@@ -132,6 +137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "inspect":
             return cmd_inspect(args)
+        if args.command == "collect":
+            from scanner.net.collect_cli import run_collect
+
+            return run_collect(args)
+        if args.command == "scan":
+            from scanner.scan_cli import run_scan
+
+            return run_scan(args)
+        if args.command == "diff":
+            from scanner.scan_cli import run_diff
+
+            return run_diff(args)
     except KeyboardInterrupt:
         print("trustscan: interrupted", file=sys.stderr)
         return 130

@@ -493,7 +493,8 @@ class _PhoneRun:
     p: PhoneEvidence
     checks: dict[str, CheckStatus] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # JSON-able: goes into the report
+    src_ctl: dict[str, ListState] = field(default_factory=dict)
 
     def set(self, check: str, status: CheckStatus) -> None:
         order = [CheckStatus.PASS, CheckStatus.WARN, CheckStatus.UNKNOWN, CheckStatus.FAIL]
@@ -594,8 +595,7 @@ class _PhoneRun:
             if kind == "ITL":
                 states = by_node
             else:
-                self.facts["src_ctl"] = {n: s for n, s in by_node.items()}
-        self.facts["src_itl"] = states
+                self.src_ctl = by_node
         return states
 
     # C2 -------------------------------------------------------------------------------------
@@ -623,7 +623,7 @@ class _PhoneRun:
             return held
         if self.p.model is None and page.model:
             self.facts["model_from_page"] = page.model
-        ctl_states: dict[str, ListState] = self.facts.get("src_ctl", {})
+        ctl_states = self.src_ctl
         if not page.itl_installed and not page.ctl_installed:
             held.tofu = True
             self.add("C2", CheckStatus.WARN, Finding(

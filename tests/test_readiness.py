@@ -165,7 +165,7 @@ def test_rollback_in_mixed_mode_source_blocks() -> None:
     blank = B.build_trust_list(w.s_pub, [B.RecordSpec(w.capf, Role.CAPF), B.RecordSpec(w.s_pub.certificate, Role.SAST)], timestamp=5)
     over = {("source", n, "ITLFile.tlv"): ("ok", blank) for n in ("s1", "s2")}
     ctl = w.files[("source", "s1", "CTLFile.tlv")]
-    r, ev = run(Scenario(overrides=over, phone_page=page(blank, ctl)))
+    r, _ = run(Scenario(overrides=over, phone_page=page(blank, ctl)))
     assert "SRC_MIXED_MODE_ROLLBACK" in r.codes and r.checks["C3"] is CheckStatus.FAIL
     # Non-mixed source with the blank ITL on the phone: the rollback path makes it READY.
     r2, _ = run(Scenario(overrides=over, src_mixed=False, phone_page=page(blank, None), sast_store=[], cm_store=[]))

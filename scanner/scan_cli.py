@@ -1,0 +1,239 @@
+"""``trustscan scan`` and ``trustscan diff``: argv in, a summary on stderr, an exit code out.
+
+Exit codes of ``scan``: 0 GO, 1 NO_GO, 2 INCOMPLETE, 64 usage or bad input, 70 internal error;
+the reason for a non-zero code is always printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scanner.errors import ParseError
+
+EXIT_GO, EXIT_NO_GO, EXIT_INCOMPLETE = 0, 1, 2
+EXIT_USAGE, EXIT_INTERNAL = 64, 70
+VERDICT_EXIT = {"GO": EXIT_GO, "NO_GO": EXIT_NO_GO, "INCOMPLETE": EXIT_INCOMPLETE}
+
+
+def _err(msg: str) -> None:
+    print(f"trustscan: {msg}", file=sys.stderr)
+
+
+def _iso(text: str) -> dt.datetime:
+    try:
+        v = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
+
+
+def _formats(text: str) -> list[str]:
+    from scanner.scanrun import FORMATS
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in FORMATS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"formats are a comma-separated subset of {','.join(FORMATS)}")
+    return items
+
+
+def add_scan_arguments(p: argparse.ArgumentParser, *, need_profile: bool = True) -> None:
+    if need_profile:
+        p.add_argument("--profile", required=True, metavar="P", help="scan profile (TOML), see docs/profile.md")
+        p.add_argument("--inventory", metavar="CSV", help="CUCM bulk-administration phone export")
+        p.add_argument("--from", dest="evidence", metavar="EVIDENCE_DIR",
+                       help="analyse archived evidence instead of collecting")
+    p.add_argument("--out", required=need_profile, default=None, metavar="DIR", help="where the reports go")
+    p.add_argument("--format", type=_formats, default=None, metavar="LIST",
+                   help="report formats: json,jsonl,csv,html (default: all)")
+    p.add_argument("--policy", metavar="FILE", help="readiness policy (TOML; default: the shipped policy)")
+    p.add_argument("--now", type=_iso, default=None, metavar="ISO8601", help="judge validity at this time")
+    p.add_argument("--history", metavar="PATH", help="history database (SQLite; default: ~/.local/state/trustscan)")
+    p.add_argument("--no-history", action="store_true", help="do not record this scan")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def add_parsers(sub: Any) -> None:
+    scan = sub.add_parser(
+        "scan",
+        help="collect, analyse and report migration readiness",
+        description="Collect evidence from both clusters and the phones (or read archived evidence with "
+        "--from), decide per phone READY/NOT_READY/UNKNOWN and GO/NO_GO/INCOMPLETE, write report.json, "
+        "devices.jsonl, matrix.csv and report.html. Exit codes: 0 GO, 1 NO_GO, 2 INCOMPLETE, 64 usage, "
+        "70 internal error.",
+    )
+    add_scan_arguments(scan)
+    d = sub.add_parser(
+        "diff",
+        help="phones whose verdict changed between two scans",
+        description="OLD and NEW are report.json files or history runs: history:latest, history:previous, "
+        "history:<id>.",
+    )
+    d.add_argument("old", metavar="OLD")
+    d.add_argument("new", metavar="NEW")
+    d.add_argument("--history", metavar="PATH", help="history database for history:… references")
+    d.add_argument("--json", action="store_true", help="JSON output")
+
+
+def load_policy(path: str | None) -> Any:
+    from scanner.policy import default_policy, parse_policy
+
+    if path is None:
+        return default_policy()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ParseError(f"cannot read policy: {exc.strerror or exc}", path=path) from None
+    return parse_policy(data, path=path)
+
+
+def history_path(args: argparse.Namespace) -> Path | None:
+    from scanner.history import default_path
+
+    if getattr(args, "no_history", False):
+        return None
+    return Path(args.history) if args.history else default_path()
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from scanner.inventory import Inventory, parse_inventory
+    from scanner.profile import load_profile
+
+    try:
+        profile = load_profile(args.profile)
+        policy = load_policy(args.policy)
+        inventory: Inventory | None = None
+        inv_sha = None
+        if args.inventory:
+            try:
+                raw = Path(args.inventory).read_bytes()
+            except OSError as exc:
+                raise ParseError(f"cannot read inventory: {exc.strerror or exc}", path=args.inventory) from None
+            inv_sha = hashlib.sha256(raw).hexdigest()
+            inventory = parse_inventory(raw, path=args.inventory)
+            for issue in inventory.issues:
+                _err(f"warning: inventory: {issue}")
+    except (ParseError, FileNotFoundError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    out = Path(args.out)
+    evidence = Path(args.evidence) if args.evidence else out / "evidence"
+    if args.evidence:
+        if not (evidence / "manifest.jsonl").is_file():
+            _err(f"{evidence} is not an evidence directory (no manifest.jsonl)")
+            return EXIT_USAGE
+    elif (evidence / "manifest.jsonl").exists():
+        _err(f"{evidence} already holds evidence: choose a new --out, or analyse it with --from {evidence}")
+        return EXIT_USAGE
+    show = sys.stderr.isatty() and not args.no_progress
+    try:
+        if not args.evidence:
+            from scanner.collect import collect
+            from scanner.net.collect_cli import _run
+
+            def start(observer: Any) -> Any:
+                return collect(profile, evidence, inventory=inventory, inventory_path=args.inventory,
+                               inventory_sha256=inv_sha, observer=observer)
+
+            result = _run(start, show)
+            if result.dead_nodes:
+                _err(f"warning: nodes that stopped answering: {', '.join(result.dead_nodes)}")
+        return analyse_and_report(args, profile, policy, evidence, out,
+                                  None if inventory is None else inventory.phones)
+    except KeyboardInterrupt:
+        _err(f"interrupted; evidence so far is in {evidence} (analyse it with --from)")
+        return 130
+    except Exception:  # the one boundary where anything unexpected becomes exit 70
+        _err("internal error (please report it with this trace):\n" + traceback.format_exc())
+        return EXIT_INTERNAL
+
+
+def analyse_and_report(
+    args: argparse.Namespace, profile: Any, policy: Any, evidence: Path, out: Path, phones: Any,
+    run_meta: dict[str, Any] | None = None,
+) -> int:
+    from scanner.scanrun import FORMATS, AnalysisOptions, analyse
+
+    opts = AnalysisOptions(
+        profile=profile, evidence=evidence, out=out, policy=policy,
+        now=args.now or dt.datetime.now(dt.UTC), inventory=phones,
+        formats=args.format or FORMATS, history=history_path(args), run_meta=dict(run_meta or {}),
+    )
+    outcome = analyse(opts)
+    for w in outcome.warnings:
+        _err(f"warning: {w}")
+    report = outcome.report
+    print_summary(report, outcome.paths)
+    if args.json:
+        doc = {"verdict": report["verdict"], "summary": report["summary"],
+               "reports": {k: str(v) for k, v in outcome.paths.items()}}
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
+    return VERDICT_EXIT[report["verdict"]]
+
+
+def print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
+    s = report["summary"]
+    c = s["counts"]
+    lines = [
+        "",
+        f"  Verdict: {report['verdict']}  ({s['why']})",
+        f"  Phones:  {s['total']} total · {c['READY']} READY · {c['NOT_READY']} NOT_READY · {c['UNKNOWN']} UNKNOWN",
+    ]
+    if s["top_reasons"]:
+        lines.append("  Top reasons: " + ", ".join(f"{r['code']} ({r['count']})" for r in s["top_reasons"][:6]))
+    if s["cluster_blockers"]:
+        lines.append("  Cluster blockers: " + ", ".join(s["cluster_blockers"]))
+    for kind in ("html", "json", "jsonl", "csv"):
+        if kind in paths:
+            lines.append(f"  {kind:>5}: {paths[kind]}")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from scanner.diff import diff, render_text, rows_from, rows_from_report
+    from scanner.history import History, default_path
+
+    def rows(ref: str) -> Any:
+        if ref.startswith("history:"):
+            path = Path(args.history) if args.history else default_path()
+            if not path.exists():
+                raise ParseError(f"no history database at {path}")
+            with History(path) as h:
+                for w in h.warnings:
+                    _err(f"warning: {w}")
+                run = h.resolve(ref.split(":", 1)[1])
+                if run is None:
+                    raise ParseError(f"no history run {ref.split(':', 1)[1]!r} in {path}")
+                return rows_from(h.devices(run))
+        try:
+            doc = orjson.loads(Path(ref).read_bytes())
+        except OSError as exc:
+            raise ParseError(f"cannot read report: {exc.strerror or exc}", path=ref) from None
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}", path=ref) from None
+        return rows_from_report(doc, ref)
+
+    try:
+        changes = diff(rows(args.old), rows(args.new))
+    except ParseError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if args.json:
+        for c in changes:
+            sys.stdout.buffer.write(orjson.dumps(
+                {"name": c.name, "change": c.kind, "old": c.old, "new": c.new,
+                 "old_reasons": c.old_reasons, "new_reasons": c.new_reasons},
+                option=orjson.OPT_APPEND_NEWLINE,
+            ))
+    else:
+        print(render_text(changes))
+    return 0
