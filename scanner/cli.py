@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_collect_parser(sub)
     scan_cli.add_parsers(sub)
+    from scanner.lab.cli import add_lab_parser
+
+    add_lab_parser(sub)
     return p
 
 
@@ -145,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.scan_cli import run_scan
 
             return run_scan(args)
+        if args.command == "lab":
+            from scanner.lab.cli import run_lab
+
+            return run_lab(args)
         if args.command == "diff":
             from scanner.scan_cli import run_diff
 

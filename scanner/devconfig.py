@@ -6,13 +6,15 @@ bytes with every password-like element value replaced, for storing as evidence. 
 sections 4.1 and 4.2.
 
 Hardening. A config file comes from a TFTP/HTTP server we do not control, so the XML is parsed by
-defusedxml's expat SAX reader with DTDs, entity declarations and external entities refused: no
-"billion laughs" expansion, no file or network access through ``SYSTEM`` entities. CUCM never writes
-a DTD into a phone config, so refusing them loses nothing. The SAX reader is used (rather than
-``defusedxml.ElementTree``) because it runs without namespace processing: real CUCM files carry
-``xsi:type="axl:XIPPhone"`` on the root with no ``xmlns:xsi`` declaration, which a namespace-aware
-parser rejects as "unbound prefix". Every failure is a :class:`~scanner.errors.ParseError`, with the
-1-based line where expat or the element says so.
+expat set up by defusedxml (its ``DefusedExpatBuilder``) with DTDs, entity declarations and external
+entities refused: no "billion laughs" expansion, no file or network access through ``SYSTEM``
+entities. CUCM never writes a DTD into a phone config, so refusing them loses nothing. Why not
+``defusedxml.ElementTree.fromstring``: it parses with namespace processing on, and real CUCM files
+carry ``xsi:type="axl:XIPPhone"`` on the root with no ``xmlns:xsi`` declaration, which a
+namespace-aware parser rejects ("unbound prefix"). The namespace-free builder reads them, and (unlike
+defusedxml's SAX reader) does not import ``urllib.request``/``socket`` into a module that must stay
+free of I/O. Every failure is a :class:`~scanner.errors.ParseError`, with the 1-based line where
+expat or the offending element says so.
 
 Secrets. CUCM writes ``sshPassword``, ``adminPassword``, ``phonePassword`` and others in clear into
 the config. Nothing this module returns carries their values: :class:`DeviceConfig` only lists the
@@ -21,17 +23,16 @@ names of the elements that held one (``redacted_fields``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
-from xml.sax import SAXException, SAXParseException
-from xml.sax.handler import ContentHandler
-from xml.sax.xmlreader import AttributesImpl, Locator
+from typing import Any, TypeVar
+from xml.parsers.expat import ErrorString, ExpatError
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from defusedxml.expatreader import create_parser
+from defusedxml.expatbuilder import DefusedExpatBuilder
 
 from scanner.errors import ParseError
 
@@ -65,10 +66,11 @@ _CAPF_AUTH_MODE_NAMES = {
     4: "mic",
 }
 # webAccess and sshAccess are inverted flags in Cisco's vendorConfig: 0 = enabled, 1 = disabled.
-# Spec 4.2 names the elements without values; the values come from usecallmanager's
-# SEPMAC.cnf.xml notes [S2] and agree with CUCM's own output [S23], whose commonConfig and
-# enterpriseConfig both carry <webAccess>1</webAccess> for CUCM's default "Disabled". Any other
-# value is reported raw with enabled = None (unknown), never guessed.
+# Spec 4.2 names the elements but gives no values. Decision: follow public CUCM provisioning
+# examples and AXL updatePhone notes, which agree that both are inverted ("0 = enabled"); CUCM's
+# own 12.5 output [S23] carries <webAccess>1</webAccess> in commonConfig/enterpriseConfig.
+# Any other value is reported raw with *_enabled = None (unknown), never guessed. settingsAccess
+# and webProtocol are kept raw only: public sources disagree on their codes.
 _INVERTED_FLAG = {0: True, 1: False}
 
 # Where per-phone access settings live, most specific first: the phone's product-specific
@@ -256,39 +258,51 @@ class _Node:
             yield node
             stack.extend(reversed(node.children))
 
-    def full_text(self) -> str:
-        return "".join("".join(node.parts) for node in self.walk())
 
+class _TreeBuilder(DefusedExpatBuilder):  # type: ignore[misc]  # defusedxml ships no types
+    """defusedxml's hardened expat set-up, feeding our own small tree instead of a minidom DOM.
 
-class _TreeBuilder(ContentHandler):
+    ``install`` first lets defusedxml put its guards on the expat parser (DTD, entity declarations
+    and external references raise), then replaces only the element and text callbacks.
+    """
+
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(forbid_dtd=True, forbid_entities=True, forbid_external=True)
         self.root: _Node | None = None
         self._stack: list[_Node] = []
-        self._where: Locator | None = None
+        self.expat: Any = None
 
-    def setDocumentLocator(self, locator: Locator) -> None:
-        self._where = locator
+    def install(self, parser: Any) -> None:
+        super().install(parser)
+        self.expat = parser
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._characters
+        # Comments, processing instructions and CDATA markers carry nothing we read.
+        parser.CommentHandler = None
+        parser.ProcessingInstructionHandler = None
+        parser.StartCdataSectionHandler = None
+        parser.EndCdataSectionHandler = None
 
     def line(self) -> int | None:
-        if self._where is None:
-            return None
-        line = self._where.getLineNumber()
+        line = getattr(self.expat, "CurrentLineNumber", None)
         return line if isinstance(line, int) and line > 0 else None
 
-    def startElement(self, name: str, attrs: AttributesImpl) -> None:
-        node = _Node(name, dict(attrs.items()), self.line())
+    def _start(self, name: str, attributes: list[str]) -> None:
+        # ordered_attributes (set by the builder): [name1, value1, name2, value2, ...]
+        attrs = dict(zip(attributes[::2], attributes[1::2], strict=True))
+        node = _Node(name, attrs, self.line())
         if self._stack:
             self._stack[-1].children.append(node)
         elif self.root is None:
             self.root = node
         self._stack.append(node)
 
-    def endElement(self, name: str) -> None:
+    def _end(self, name: str) -> None:
         if self._stack:
             self._stack.pop()
 
-    def characters(self, content: str) -> None:
+    def _characters(self, content: str) -> None:
         if self._stack:
             self._stack[-1].parts.append(content)
 
@@ -321,37 +335,27 @@ def _parse_tree(data: bytes) -> _Node:
         )
 
     builder = _TreeBuilder()
-    reader = create_parser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    reader.setContentHandler(builder)
-    # The reader only hands out a locator from parse(); feed() does not, so give it ourselves
-    # (the expat reader is its own Locator): every element and error then knows its line.
-    builder.setDocumentLocator(reader)
     try:
-        reader.feed(data)
-        reader.close()
+        builder.getParser().Parse(data, True)
     except DTDForbidden as exc:
         raise ParseError(
             "XML document type declaration (DTD) refused: DTDs can declare entities (entity-expansion "
             "'billion laughs', external entities) and phone configs never contain one",
             line=builder.line(),
         ) from exc
-    except EntitiesForbidden as exc:
+    except EntitiesForbidden as exc:  # pragma: no cover - the DTD guard fires first
         raise ParseError(
             "XML entity declaration refused (entity expansion and external entities are not allowed)",
             line=builder.line(),
         ) from exc
-    except ExternalReferenceForbidden as exc:
+    except ExternalReferenceForbidden as exc:  # pragma: no cover - the DTD guard fires first
         raise ParseError("external XML entity reference refused", line=builder.line()) from exc
-    except SAXParseException as exc:
-        line = exc.getLineNumber()
-        column = exc.getColumnNumber()
-        where = f" (column {column + 1})" if isinstance(column, int) and column >= 0 else ""
-        raise ParseError(
-            f"malformed XML: {exc.getMessage()}{where}",
-            line=line if isinstance(line, int) and line > 0 else None,
-        ) from exc
-    except (SAXException, ValueError, LookupError) as exc:
-        # Other expat/codec refusals (an encoding declaration Python cannot map, and the like):
+    except ExpatError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        column = f" (column {exc.offset + 1})" if isinstance(exc.offset, int) and exc.offset >= 0 else ""
+        raise ParseError(f"malformed XML: {ErrorString(exc.code)}{column}", line=line) from exc
+    except (ValueError, LookupError) as exc:
+        # Other expat/codec refusals (an encoding declaration expat cannot map, and the like):
         # still bad input, so still the one declared error.
         raise ParseError(f"unreadable XML: {exc}", line=builder.line()) from exc
     if builder.root is None:  # pragma: no cover - expat reports "no element found" first
@@ -556,9 +560,17 @@ def _urls(root: _Node) -> tuple[tuple[str, str], ...]:
 
 def _redacted_fields(root: _Node) -> tuple[str, ...]:
     """Names (never values) of the secret elements and attributes that held a value."""
+    nodes = list(root.walk())
+    # Whether each element's subtree holds any text, computed bottom-up in one pass (asking each
+    # secret element for its subtree text would be quadratic in nesting depth).
+    has_text: dict[int, bool] = {}
+    for node in reversed(nodes):
+        has_text[id(node)] = bool("".join(node.parts).strip()) or any(
+            has_text[id(child)] for child in node.children
+        )
     names: dict[str, None] = {}
-    for node in root.walk():
-        if is_secret_name(node.tag) and node.full_text().strip():
+    for node in nodes:
+        if is_secret_name(node.tag) and has_text[id(node)]:
             names[node.tag] = None
         for attr, value in node.attrs.items():
             if is_secret_name(attr) and value.strip():
@@ -632,6 +644,11 @@ _ATTR = re.compile(rb"""(?<![\w.:-])(?P<name>[A-Za-z_][\w.:-]*)\s*=\s*(?:"(?P<dq
 _REDACTED_BYTES = REDACTED.encode("ascii")
 
 
+@functools.lru_cache(maxsize=64)
+def _close_tag(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"</" + re.escape(name) + rb"\s*>")
+
+
 def _redact_attrs(tag: bytes) -> bytes:
     def repl(m: re.Match[bytes]) -> bytes:
         name = m.group("name").decode("ascii")
@@ -651,6 +668,8 @@ def _redact_ascii_compatible(data: bytes) -> bytes:
     out = bytearray()
     pos = 0
     size = len(data)
+    no_close_from: dict[bytes, int] = {}
+    no_cdata_end_from = size + 1
     while pos < size:
         m = _OPEN_TAG.search(data, pos)
         if m is None:
@@ -673,11 +692,19 @@ def _redact_ascii_compatible(data: bytes) -> bytes:
         name = m.group(1).decode("ascii")
         if not is_secret_name(name) or (complete and tag.endswith(b"/>")):
             continue
-        close = re.compile(rb"</" + re.escape(m.group(1)) + rb"\s*>").search(data, pos)
+        # Searches that found nothing are remembered (pos only grows), so a file of a thousand
+        # unclosed <sshPassword> tags costs one scan, not a thousand.
+        close = None
+        if pos < no_close_from.get(m.group(1), size + 1):
+            close = _close_tag(m.group(1)).search(data, pos)
+            if close is None:
+                no_close_from[m.group(1)] = pos
         if close is not None:
             stop = close.start()
         elif data.startswith(b"<![CDATA[", pos):
-            cdata_end = data.find(b"]]>", pos)
+            cdata_end = data.find(b"]]>", pos) if pos < no_cdata_end_from else -1
+            if cdata_end < 0:
+                no_cdata_end_from = min(no_cdata_end_from, pos)
             stop = size if cdata_end < 0 else cdata_end + 3
         else:
             # No end tag (truncated file): the value runs to the next markup, which a value

@@ -562,14 +562,19 @@ class _PhoneRun:
                 ok = next((f for f in fetches if f.ok), None)
                 if ok is not None:
                     by_node[node] = _analyse(ok, ev.cache)
-                elif node in per_node and per_node[node].fetch.ok and all(f.outcome == "not_found" for f in fetches):
+                elif (
+                    fetches and node in per_node and per_node[node].fetch.ok
+                    and all(f.outcome == "not_found" for f in fetches)
+                ):
                     by_node[node] = per_node[node]  # the phone falls back to the generic file
                 elif node in per_node and per_node[node].fetch.outcome == "not_found" and fetches and all(
                     f.outcome == "not_found" for f in fetches
                 ):
                     continue  # neither exists on this node
-                else:
-                    failures.extend(fetches or ([per_node[node].fetch] if node in per_node else []))
+                elif fetches:
+                    failures.extend(fetches)
+                else:  # never asked for this phone (an interrupted collection): not evidence of absence
+                    failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", "not collected"))
             missing_code = "SRC_ITL_MISSING" if kind == "ITL" else "SRC_CTL_INVALID"
             invalid_code = f"SRC_{kind}_INVALID"
             if not by_node:

@@ -46,16 +46,25 @@ class World:
         f = self.files
         s_ctl = B.build_trust_list(
             self.s_pub,
-            [B.RecordSpec(self.s_pub.certificate, Role.SAST), B.RecordSpec(self.s_pub.certificate, Role.CCM_TFTP),
-             B.RecordSpec(self.s_sub.certificate, Role.CCM_TFTP), B.RecordSpec(self.capf, Role.CAPF)],
-            filename="CTLFile.tlv", timestamp=TS,
+            [
+                B.RecordSpec(self.s_pub.certificate, Role.SAST),
+                B.RecordSpec(self.s_pub.certificate, Role.CCM_TFTP),
+                B.RecordSpec(self.s_sub.certificate, Role.CCM_TFTP),
+                B.RecordSpec(self.capf, Role.CAPF),
+            ],
+            filename="CTLFile.tlv",
+            timestamp=TS,
         )
         for node, signer in (("s1", self.s_pub), ("s2", self.s_sub)):
             f[("source", node, "CTLFile.tlv")] = s_ctl
             f[("source", node, "ITLFile.tlv")] = B.build_trust_list(
                 signer,
-                [B.RecordSpec(signer.certificate, Role.SAST), B.RecordSpec(signer.certificate, Role.CCM_TFTP),
-                 *(B.RecordSpec(t, Role.TVS) for t in self.tvs), B.RecordSpec(self.capf, Role.CAPF)],
+                [
+                    B.RecordSpec(signer.certificate, Role.SAST),
+                    B.RecordSpec(signer.certificate, Role.CCM_TFTP),
+                    *(B.RecordSpec(t, Role.TVS) for t in self.tvs),
+                    B.RecordSpec(self.capf, Role.CAPF),
+                ],
                 timestamp=TS,
             )
             f[("source", node, f"{NAME}.cnf.xml.sgn")] = B.build_signed_file(
@@ -63,16 +72,24 @@ class World:
             )
         d_ctl = B.build_trust_list(
             self.d_rec,
-            [B.RecordSpec(self.d_rec.certificate, Role.SAST),
-             *(B.RecordSpec(s.certificate, Role.CCM_TFTP) for s in self.d_cm)],
-            filename="CTLFile.tlv", timestamp=TS, digest=self.digest,
+            [
+                B.RecordSpec(self.d_rec.certificate, Role.SAST),
+                *(B.RecordSpec(s.certificate, Role.CCM_TFTP) for s in self.d_cm),
+            ],
+            filename="CTLFile.tlv",
+            timestamp=TS,
+            digest=self.digest,
         )
         for i, node in enumerate(("d1", "d2")):
             f[("destination", node, "CTLFile.tlv")] = d_ctl
             f[("destination", node, "ITLFile.tlv")] = B.build_trust_list(
                 self.d_rec,
-                [B.RecordSpec(self.d_rec.certificate, Role.SAST), B.RecordSpec(self.d_cm[i].certificate, Role.CCM_TFTP)],
-                timestamp=TS, digest=self.digest,
+                [
+                    B.RecordSpec(self.d_rec.certificate, Role.SAST),
+                    B.RecordSpec(self.d_cm[i].certificate, Role.CCM_TFTP),
+                ],
+                timestamp=TS,
+                digest=self.digest,
             )
             f[("destination", node, f"{NAME}.cnf.xml.sgn")] = B.build_signed_file(
                 self.d_cm[i], self.config(), filename=f"{NAME}.cnf.xml.sgn", timestamp=TS, digest=self.digest
@@ -82,8 +99,8 @@ class World:
     def config() -> bytes:
         return (
             b"<device><deviceSecurityMode>1</deviceSecurityMode><TVS><members>"
-            b"<member priority=\"0\"><port>2445</port><address>127.1.0.11</address></member>"
-            b"<member priority=\"1\"><port>2445</port><address>127.1.0.12</address></member>"
+            b'<member priority="0"><port>2445</port><address>127.1.0.11</address></member>'
+            b'<member priority="1"><port>2445</port><address>127.1.0.12</address></member>'
             b"</members></TVS><sshPassword>hunter2</sshPassword></device>"
         )
 
@@ -108,22 +125,41 @@ def store(name: str, certs: list[x509.Certificate]) -> TrustStore:
 
 def page(itl: bytes | None, ctl: bytes | None, **over: object) -> PhonePage:
     base = PhonePage(
-        kind=PageKind.NETWORK_SETUP, model="CP-8841", device_name=NAME, host_name=NAME, mac_address=MAC,
-        ip_address="127.100.0.1", security_mode="Non secure", web_access=True, ssh_access=None,
-        ctl_installed=ctl is not None, ctl_signature=FileDigests.of(ctl).sha1 if ctl else None,
+        kind=PageKind.NETWORK_SETUP,
+        model="CP-8841",
+        device_name=NAME,
+        host_name=NAME,
+        mac_address=MAC,
+        ip_address="127.100.0.1",
+        security_mode="Non secure",
+        web_access=True,
+        ssh_access=None,
+        ctl_installed=ctl is not None,
+        ctl_signature=FileDigests.of(ctl).sha1 if ctl else None,
         ctl_signature_algo="sha1" if ctl else None,
-        itl_installed=itl is not None, itl_signature=FileDigests.of(itl).sha1 if itl else None,
+        itl_installed=itl is not None,
+        itl_signature=FileDigests.of(itl).sha1 if itl else None,
         itl_signature_algo="sha1" if itl else None,
-        tvs=(), tftp_servers=(), trust_list_tftp=(), capf_servers=(), call_managers=(), fields=(),
+        tvs=(),
+        tftp_servers=(),
+        trust_list_tftp=(),
+        capf_servers=(),
+        call_managers=(),
+        fields=(),
     )
     return dataclasses.replace(base, **over)  # type: ignore[arg-type]
 
 
 def status(failed: bool) -> StatusMessages:
     return StatusMessages(
-        kind=PageKind.STATUS_MESSAGES, model="CP-8841", device_name=NAME, messages=(),
+        kind=PageKind.STATUS_MESSAGES,
+        model="CP-8841",
+        device_name=NAME,
+        messages=(),
         last_trust_event="Trust List update failed" if failed else "Trust List updated",
-        last_trust_event_kind=None, trust_update_failed=failed, web_access=None,
+        last_trust_event_kind=None,
+        trust_update_failed=failed,
+        web_access=None,
     )
 
 
@@ -162,13 +198,24 @@ class Scenario:
             return tuple(out)
 
         tvs = tuple(
-            TvsEvidence(f"tvs{i}", f"127.1.0.1{i + 1}", 2445, self.tvs_outcome,
-                        der(self.tvs_cert or t) if self.tvs_outcome == "ok" else None)
+            TvsEvidence(
+                f"tvs{i}",
+                f"127.1.0.1{i + 1}",
+                2445,
+                self.tvs_outcome,
+                der(self.tvs_cert or t) if self.tvs_outcome == "ok" else None,
+            )
             for i, t in enumerate(w.tvs)
         )
         source = ClusterEvidence(
-            "source", self.src_mixed, ("s1", "s2"), cluster_files("source"),
-            {"Phone-SAST-trust": store("Phone-SAST-trust", sast), "CallManager-trust": store("CallManager-trust", cm)},
+            "source",
+            self.src_mixed,
+            ("s1", "s2"),
+            cluster_files("source"),
+            {
+                "Phone-SAST-trust": store("Phone-SAST-trust", sast),
+                "CallManager-trust": store("CallManager-trust", cm),
+            },
             tvs,
         )
         dest = ClusterEvidence("destination", self.dst_mixed, ("d1", "d2"), cluster_files("destination"), {})
@@ -176,12 +223,24 @@ class Scenario:
         for (c, node, name), (outcome, data) in files.items():
             if name.startswith(NAME):
                 phone_files.append(FileEvidence(c, node, name, outcome, data, transport="http"))
+        # As the collector asks: each source node for ITLSEP<MAC>.tlv (and CTLSEP in mixed mode);
+        # a real CUCM answers "not found" and the phone falls back to the node's generic file.
+        for node in ("s1", "s2"):
+            for kind in ("ITL", "CTL") if self.src_mixed else ("ITL",):
+                key = ("source", node, f"{kind}{NAME}.tlv")
+                outcome, data = self.overrides.get(key, ("not_found", None))
+                phone_files.append(FileEvidence("source", node, key[2], outcome, data, transport="http"))
         itl = w.files[("source", "s1", "ITLFile.tlv")]
         ctl = w.files[("source", "s1", "CTLFile.tlv")] if self.src_mixed else None
         pg = self.phone_page if self.phone_page is not None else page(itl, ctl)
         phone = PhoneEvidence(
-            NAME, self.model, "127.100.0.1", "DP-HQ", files=tuple(phone_files),
-            page=pg if self.page_outcome == "ok" else None, page_outcome=self.page_outcome,
+            NAME,
+            self.model,
+            "127.100.0.1",
+            "DP-HQ",
+            files=tuple(phone_files),
+            page=pg if self.page_outcome == "ok" else None,
+            page_outcome=self.page_outcome,
             status=status(self.status_failed),
         )
         return ScanInput(source, dest), phone

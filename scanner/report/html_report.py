@@ -109,6 +109,11 @@ def trend_chart(points: Sequence[tuple[str, float]]) -> str:
     )
 
 
+def _when(iso: str) -> str:
+    """``2026-11-27T17:41:36.501314+00:00`` as a person reads it: ``2026-11-27 17:41 UTC``."""
+    return iso[:16].replace("T", " ") + " UTC" if len(iso) >= 16 and iso.endswith("+00:00") else iso
+
+
 def render(report: dict[str, Any], trend: Sequence[tuple[str, float]] = ()) -> str:
     devices = report["devices"]
     reasons: Counter[str] = Counter(code for d in devices for code in d["reasons"])
@@ -139,7 +144,7 @@ def render(report: dict[str, Any], trend: Sequence[tuple[str, float]] = ()) -> s
         verdict=report["verdict"],
         why=report["summary"]["why"],
         summary=report["summary"],
-        generated=run.get("finished") or run.get("started") or "",
+        generated=_when(run.get("finished") or run.get("started") or ""),
         charts=charts,
         cluster_findings=cluster_findings,
         checks=CHECKS,

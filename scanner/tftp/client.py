@@ -72,6 +72,7 @@ from scanner.tftp.packets import (
     encode_error,
     encode_rrq,
     error_name,
+    option_int,
 )
 
 __all__ = [
@@ -254,7 +255,7 @@ class TftpReadClient:
         self._size = 0
         self._blocks = 0
         self._last_block = 0  # wire number of the last in-order block (0 before block 1)
-        self._last_ack: bytes | None = None  # the last ACK sent, re-sent on timeout
+        self._last_ack = b""  # the last ACK sent, re-sent on timeout (b"" before the first)
         self._last_ack_block = -1
         self._since_ack = 0  # in-order blocks received since the last ACK
         self._gap_acked = False  # an ACK for the current gap went out already
@@ -302,8 +303,11 @@ class TftpReadClient:
         self._retransmissions += 1
         if self._state is _State.REQUESTING:
             self._outbox.append((self._rrq, None))
-        elif self._last_ack is not None:
+        elif self._last_ack_block == self._last_block:
             self._outbox.append((self._last_ack, self._peer))
+        else:
+            # Mid-window: ACK what arrived in order (RFC 7440), the server restarts after it.
+            self._send_ack(self._last_block)
         self._arm(now)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
@@ -331,7 +335,7 @@ class TftpReadClient:
         elif type(packet) is OptionAck:
             if state is _State.REQUESTING:
                 self._on_oack(packet, addr, key, now)
-            elif self._options.oack and self._blocks == 0 and self._last_ack is not None:
+            elif self._options.oack and self._blocks == 0 and self._last_ack:
                 # Our ACK 0 was lost and the server sent its OACK again.
                 self._duplicates += 1
                 self._resend_ack()
@@ -387,10 +391,9 @@ class TftpReadClient:
         for name, text in oack.options:
             if name not in requested:
                 raise _OptionProblem(f"OACK carries option {name!r} that was not requested")
-            try:
-                value = int(text, 10)
-            except ValueError:
-                raise _OptionProblem(f"OACK option {name} has non-numeric value {text!r}") from None
+            value = option_int(text)
+            if value is None:
+                raise _OptionProblem(f"OACK option {name} value {text!r} is not a decimal number")
             asked = requested[name]
             if name == "blksize":
                 if not MIN_BLKSIZE <= value <= asked:
@@ -405,8 +408,6 @@ class TftpReadClient:
                     raise _OptionProblem(f"OACK timeout {value} differs from the {asked} requested")
                 timeout = value
             elif name == "tsize":
-                if value < 0:
-                    raise _OptionProblem(f"OACK tsize {value} is negative")
                 tsize = value
         return NegotiatedOptions(True, blksize, windowsize, timeout, tsize)
 
@@ -488,7 +489,7 @@ class TftpReadClient:
         self._outbox.append((ack, self._peer))
 
     def _resend_ack(self) -> None:
-        if self._last_ack is not None:
+        if self._last_ack:
             self._retransmissions += 1
             self._outbox.append((self._last_ack, self._peer))
 

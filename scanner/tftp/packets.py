@@ -51,6 +51,7 @@ __all__ = [
     "encode_rrq",
     "encode_wrq",
     "error_name",
+    "option_int",
 ]
 
 # Block numbers are a 16-bit field (RFC 1350); transfers longer than this roll over to 0.
@@ -163,6 +164,21 @@ class OptionAck:
 
 
 Packet = ReadRequest | WriteRequest | Data | Ack | ErrorPacket | OptionAck
+
+
+# Option values are decimal numbers in every RFC that defines one; ten digits hold any of them
+# (tsize of a 4 GB file included) and keep an absurd value from becoming a huge int.
+MAX_OPTION_DIGITS = 10
+
+
+def option_int(text: str) -> int | None:
+    """An option value as a non-negative int, or None unless it is 1-10 ASCII decimal digits.
+
+    Stricter than ``int()``, which would also take "+5", " 5" and "1_000".
+    """
+    if 0 < len(text) <= MAX_OPTION_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 def _lookup(options: Options, name: str) -> str | None:

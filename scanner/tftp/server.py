@@ -54,6 +54,7 @@ from scanner.tftp.packets import (
     encode_data,
     encode_error,
     encode_oack,
+    option_int,
 )
 
 __all__ = [
@@ -169,23 +170,20 @@ def _addr_key(addr: Address) -> tuple[Any, Any]:
     return (addr[0], addr[1])
 
 
-def _negotiate(
-    request: ReadRequest, size: int, settings: ServerSettings
-) -> tuple[int, int, float, Options]:
+def _negotiate(request: ReadRequest, size: int, settings: ServerSettings) -> tuple[int, int, float, Options]:
     """(blksize, windowsize, timeout, OACK options) for ``request``; OACK empty = no options."""
     blksize, windowsize, timeout = RFC1350_BLKSIZE, 1, settings.timeout
     if not settings.options:
         return blksize, windowsize, timeout, ()
     oack: list[tuple[str, str]] = []
     for name, text in request.options:
-        try:
-            value = int(text, 10)
-        except ValueError:
+        value = option_int(text)
+        if value is None:
             continue  # unparseable: leave it out of the OACK
         if name == "blksize" and value >= MIN_BLKSIZE:
             blksize = min(value, settings.max_blksize)
             oack.append((name, str(blksize)))
-        elif name == "tsize" and value >= 0:
+        elif name == "tsize":
             oack.append((name, str(size)))
         elif name == "timeout" and MIN_TIMEOUT_OPTION <= value <= MAX_TIMEOUT_OPTION:
             timeout = float(value)

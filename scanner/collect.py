@@ -1,0 +1,933 @@
+"""Collection: fetch every file, page and certificate the readiness checks need, politely.
+
+What is fetched (spec/migration-readiness.md):
+
+* per TFTP node of each cluster, once: ``CTLFile.tlv`` and ``ITLFile.tlv`` (C5 and the
+  fallbacks of C1); on the source nodes, ``ConfigFileCacheList.txt`` when there is no inventory
+  (discovery, field notes lesson 7);
+* per phone, from every source node: ``CTLSEP<MAC>.tlv`` (mixed mode only; fallback
+  ``CTLFile.tlv``), ``ITLSEP<MAC>.tlv`` (fallback ``ITLFile.tlv``), ``SEP<MAC>.cnf.xml.sgn``
+  (fallback ``SEP<MAC>.cnf.xml``); from every destination node: ``SEP<MAC>.cnf.xml.sgn``
+  (fallback ``.cnf.xml``). A fallback to a cluster-level file reuses that file's one fetch;
+* per phone with an address: its web pages (``scanner.net.phone_web``), one at a time;
+* per TVS address (the profile's, and every one named in a source config), once: the server
+  certificate (``scanner.net.tvs_probe``).
+
+How (architecture: errors become data at one boundary, lazily fed workers):
+
+* A generator plans jobs; a feeder puts them in a small bounded queue; ``Limits.workers``
+  workers take them. Memory holds the queue, not the plan: flat as the fleet grows.
+* Every network attempt passes its node's gate: a semaphore of ``per_node_concurrency`` slots
+  and a token bucket of ``per_node_rate`` (``scanner.ratelimit`` explains the defaults), and a
+  ``NodeHealth`` per node and transport: only ``dead_after`` consecutive timeouts mark it dead,
+  after which its jobs are recorded as ``timeout`` without sending (one probe per interval).
+* Transport per cluster: ``http-first`` (6970, then TFTP when HTTP gives no definite answer),
+  ``tftp``, ``http``, ``both`` (both, and ``mismatch`` is recorded when the bytes differ: the
+  analysis reports NODE_MISMATCH).
+* Every attempt is one manifest line; an unexpected exception is a ``bug`` line with its
+  traceback and the scan goes on. Every planned phone gets its lines whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scanner import __version__
+from scanner.evidence import Attempt, EvidenceWriter, Outcome, TransportKind, prepare_for_storage
+from scanner.inventory import Inventory, Phone, merge_discovered, parse_config_cache_list
+from scanner.profile import Cluster, Profile, TftpNode, Transport
+from scanner.ratelimit import Limits, NodeHealth, TokenBucket
+
+__all__ = [
+    "CLUSTER_FILES",
+    "CollectionResult",
+    "DryRun",
+    "DryRunRow",
+    "FileJob",
+    "Progress",
+    "TvsJob",
+    "WebJob",
+    "collect",
+    "dry_run",
+    "phone_file_specs",
+    "plan_jobs",
+]
+
+CLUSTER_FILES = ("CTLFile.tlv", "ITLFile.tlv")
+CACHE_LIST = "ConfigFileCacheList.txt"
+# The progress observer is called at most this often (and once at the end): a terminal redraw
+# per file would cost more CPU than the file.
+PROGRESS_INTERVAL = 0.1
+# Bounded job queue: this many jobs per worker are planned ahead; more buys nothing.
+QUEUE_PER_WORKER = 2
+# TVS members in a config: <TVS>...<address>host</address>...<port>2445</port>; a few hundred
+# bytes. Scanning only that block keeps the per-config cost to a find and a small regex.
+_TVS_BLOCK = re.compile(rb"<TVS>(.*?)</TVS>", re.DOTALL | re.IGNORECASE)
+_TVS_MEMBER = re.compile(rb"<member\b[^>]*>(.*?)</member>", re.DOTALL | re.IGNORECASE)
+_ADDRESS = re.compile(rb"<address>\s*([^<\s]+)\s*</address>", re.IGNORECASE)
+_PORT = re.compile(rb"<port>\s*(\d{1,5})\s*</port>", re.IGNORECASE)
+MAX_TVS_ADDRESSES = 256  # a cluster has at most a few dozen nodes; more is a hostile config
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    primary: str
+    fallback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileJob:
+    phone: str | None
+    cluster: Cluster
+    node: TftpNode
+    spec: FileSpec
+
+
+@dataclass(frozen=True, slots=True)
+class WebJob:
+    phone: Phone
+
+
+@dataclass(frozen=True, slots=True)
+class TvsJob:
+    cluster: str | None
+    name: str
+    address: str
+    port: int
+
+
+Job = FileJob | WebJob | TvsJob
+
+
+def phone_file_specs(cluster: Cluster, phone: Phone) -> tuple[FileSpec, ...]:
+    """The per-phone files fetched from each node of ``cluster``."""
+    name = phone.name
+    config = FileSpec(f"{name}.cnf.xml.sgn", f"{name}.cnf.xml")
+    if cluster.name == "destination":
+        return (config,)
+    specs = [FileSpec(f"ITL{name}.tlv", "ITLFile.tlv"), config]
+    if cluster.mixed:
+        # In non-secure mode there is no CTL: asking every node for every phone's would only
+        # collect "not found"; the cluster-level CTLFile.tlv fetch already shows it is absent.
+        specs.insert(0, FileSpec(f"CTL{name}.tlv", "CTLFile.tlv"))
+    return tuple(specs)
+
+
+def plan_jobs(profile: Profile, phones: Iterable[Phone]) -> Iterator[Job]:
+    """Cluster-level files first, then per phone: every node's files, then its web pages."""
+    for cluster in profile.clusters:
+        for node in cluster.tftp:
+            for fname in CLUSTER_FILES:
+                yield FileJob(None, cluster, node, FileSpec(fname))
+    for phone in phones:
+        for cluster in profile.clusters:
+            specs = phone_file_specs(cluster, phone)
+            for node in cluster.tftp:
+                for spec in specs:
+                    yield FileJob(phone.name, cluster, node, spec)
+        yield WebJob(phone)
+
+
+def count_jobs(profile: Profile, phones: Sequence[Phone]) -> int:
+    n = sum(len(c.tftp) * len(CLUSTER_FILES) for c in profile.clusters)
+    for cluster in profile.clusters:
+        per_phone = len(phone_file_specs(cluster, Phone("SEP000000000000")))
+        n += per_phone * len(cluster.tftp) * len(phones)
+    return n + len(phones)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunRow:
+    cluster: str
+    node: str
+    address: str
+    transport: str  # "tftp" / "http" / "web" / "tvs"
+    requests: int  # at least (every primary answered)
+    max_requests: int  # at most (every fallback and second transport used)
+    min_seconds: float  # at the rate limit, ignoring latency
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    phones: int | None  # None: discovered at run time
+    rows: tuple[DryRunRow, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(r.requests for r in self.rows)
+
+    @property
+    def total_max(self) -> int:
+        return sum(r.max_requests for r in self.rows)
+
+
+def dry_run(profile: Profile, phones: Sequence[Phone] | None) -> DryRun:
+    """The requests a collection would send, per node and transport, without sending any."""
+    rate = profile.limits.per_node_rate
+    rows: list[DryRunRow] = []
+    for cluster in profile.clusters:
+        for node in cluster.tftp:
+            names_min = len(CLUSTER_FILES)
+            names_max = len(CLUSTER_FILES)
+            if phones is None and cluster.name == "source":
+                names_min += 1
+                names_max += 1
+            if phones is not None:
+                specs = phone_file_specs(cluster, Phone("SEP000000000000"))
+                names_min += len(specs) * len(phones)
+                names_max += sum(2 if s.fallback else 1 for s in specs) * len(phones)
+            t = cluster.transport
+            address = node.address
+            if t in (Transport.HTTP, Transport.HTTP_FIRST, Transport.BOTH):
+                rows.append(
+                    DryRunRow(
+                        cluster.name,
+                        node.name,
+                        f"{address}:{node.http_port}",
+                        "http",
+                        names_min,
+                        names_max,
+                        0.0,
+                    )
+                )
+            if t in (Transport.TFTP, Transport.HTTP_FIRST, Transport.BOTH):
+                low = 0 if t is Transport.HTTP_FIRST else names_min
+                rows.append(
+                    DryRunRow(
+                        cluster.name, node.name, f"{address}:{node.tftp_port}", "tftp", low, names_max, 0.0
+                    )
+                )
+        for tvs in cluster.tvs:
+            rows.append(DryRunRow(cluster.name, tvs.name, f"{tvs.address}:{tvs.port}", "tvs", 1, 1, 0.0))
+    if phones is not None:
+        with_ip = sum(1 for p in phones if p.ip)
+        rows.append(DryRunRow("phones", "(each phone)", "-", "web", with_ip, with_ip * 5, 0.0))
+    # Minimum time per node: its requests at the node's rate (both transports share the gate).
+    per_node: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        if r.transport in ("http", "tftp"):
+            per_node[(r.cluster, r.node)] += r.requests
+    return DryRun(
+        None if phones is None else len(phones),
+        tuple(
+            DryRunRow(
+                r.cluster,
+                r.node,
+                r.address,
+                r.transport,
+                r.requests,
+                r.max_requests,
+                per_node[(r.cluster, r.node)] / rate if r.transport in ("http", "tftp") else 0.0,
+            )
+            for r in rows
+        ),
+    )
+
+
+def tvs_addresses_in_config(data: bytes) -> tuple[tuple[str, int], ...]:
+    """``(address, port)`` of each ``<TVS><members><member>`` in a config (or .sgn) file."""
+    block = _TVS_BLOCK.search(data)
+    if block is None:
+        return ()
+    found: list[tuple[str, int]] = []
+    for m in _TVS_MEMBER.finditer(block.group(1)):
+        a = _ADDRESS.search(m.group(1))
+        if a is None:
+            continue
+        p = _PORT.search(m.group(1))
+        port = int(p.group(1)) if p else 2445
+        if not 1 <= port <= 65535:
+            continue
+        found.append((a.group(1).decode("ascii", "replace"), port))
+    return tuple(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and results
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total: int  # jobs planned so far (grows when TVS addresses are discovered)
+    done: int
+    attempts: int  # manifest lines written
+    failures: int  # jobs whose final answer was not ok / not_found
+    elapsed: float
+    finished: bool = False
+
+
+Observer = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionResult:
+    out: Path
+    phones: int
+    attempts: int
+    by_outcome: dict[str, int]
+    mismatches: int
+    dead_nodes: tuple[str, ...]
+    duration: float
+    inventory_issues: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Fetched:
+    transport: TransportKind
+    outcome: Outcome
+    data: bytes | None
+    error: str | None
+    duration: float
+    address: str
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """The final answer of a cluster-level file fetch, reused by phones falling back to it."""
+
+    outcome: Outcome
+    size: int | None
+    sha256: str | None
+    blob: str | None
+    transport: TransportKind
+    address: str
+    error: str | None
+
+
+class _NodeGate:
+    __slots__ = ("bucket", "health", "slots")
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self.slots = asyncio.Semaphore(limits.per_node_concurrency)
+        self.bucket = TokenBucket(limits.per_node_rate, limits.per_node_burst, now)
+        self.health = {
+            t: NodeHealth(limits.dead_after, limits.dead_probe_interval)
+            for t in (TransportKind.TFTP, TransportKind.HTTP)
+        }
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+# ---------------------------------------------------------------------------------------------
+# The collector
+
+
+class _Collector:
+    def __init__(
+        self,
+        profile: Profile,
+        writer: EvidenceWriter,
+        limits: Limits,
+        observer: Observer | None,
+        ca_bundle: str | None,
+    ) -> None:
+        self.profile = profile
+        self.writer = writer
+        self.limits = limits
+        self.observer = observer
+        self.ca_bundle = ca_bundle
+        self.loop = asyncio.get_running_loop()
+        self.gates: dict[tuple[str, str], _NodeGate] = {}
+        self.shared: dict[tuple[str, str, str], asyncio.Future[_Shared]] = {}
+        self.tvs_seen: dict[tuple[str, int], TvsJob] = {}
+        self.tvs_blocks: set[bytes] = set()
+        self.cache_lists: list[bytes] = []
+        self.outcomes: Counter[str] = Counter()
+        self.mismatches = 0
+        self.total = 0
+        self.done = 0
+        self.failures = 0
+        self.t0 = time.monotonic()
+        self._last_progress = 0.0
+        self.web_slots = asyncio.Semaphore(limits.web_concurrency)
+        self.tvs_slots = asyncio.Semaphore(limits.tvs_concurrency)
+        from scanner.net.http_fetch import HttpFetcher, HttpSettings
+
+        self.http = HttpFetcher(
+            HttpSettings(
+                total_connections=max(limits.workers, limits.per_node_concurrency),
+                per_host=limits.per_node_concurrency,
+                connect_timeout=limits.http_connect_timeout,
+                timeout=limits.http_timeout,
+                max_size=limits.max_file_size,
+                ca_bundle=ca_bundle,
+            )
+        )
+        # Phones: self-signed certificates, one connection per phone is all we use.
+        self.web = HttpFetcher(
+            HttpSettings(
+                total_connections=limits.web_concurrency,
+                per_host=1,
+                connect_timeout=min(limits.http_connect_timeout, limits.web_timeout),
+                timeout=limits.web_timeout,
+                max_size=limits.max_page_size,
+                verify=False,
+            )
+        )
+        for cluster in profile.clusters:
+            for node in cluster.tftp:
+                self.gates[(cluster.name, node.name)] = _NodeGate(limits, self.loop.time())
+            for tvs in cluster.tvs:
+                self.tvs_seen.setdefault(
+                    (tvs.address, tvs.port), TvsJob(cluster.name, tvs.name, tvs.address, tvs.port)
+                )
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def _progress(self, finished: bool = False) -> None:
+        if self.observer is None:
+            return
+        now = time.monotonic()
+        if not finished and now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        self.observer(
+            Progress(self.total, self.done, self.writer.attempts, self.failures, now - self.t0, finished)
+        )
+
+    def _job_done(self, final: Outcome) -> None:
+        self.done += 1
+        if final not in (Outcome.OK, Outcome.NOT_FOUND, Outcome.SKIPPED):
+            self.failures += 1
+        self._progress()
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _record(self, attempt: Attempt) -> None:
+        self.outcomes[attempt.outcome.value] += 1
+        self.writer.record(attempt)
+
+    def _record_fetch(
+        self, phone: str | None, cluster: str, node: str, name: str, f: _Fetched, mismatch: str | None = None
+    ) -> tuple[str | None, str | None]:
+        sha = blob = signed = None
+        size = None
+        redacted = False
+        if f.outcome is Outcome.OK and f.data is not None:
+            data = f.data
+            size = len(data)
+            sha = hashlib.sha256(data).hexdigest()
+            stored = prepare_for_storage(name, data)
+            redacted = stored.redacted
+            signed = stored.signed_digest
+            blob = self.writer.store(stored.data, sha256=None if redacted else sha)
+        error = f.error
+        if mismatch is not None:
+            error = f"{error}; {mismatch}" if error else mismatch
+        self._record(
+            Attempt(
+                phone,
+                cluster,
+                node,
+                f.transport.value,
+                name,
+                f.outcome,
+                size,
+                sha,
+                round(f.duration, 6),
+                error,
+                f.address,
+                blob,
+                redacted,
+                signed,
+                f.started,
+            )
+        )
+        return sha, blob
+
+    # -- network attempts ----------------------------------------------------------------------
+
+    async def _attempt(
+        self, cluster: Cluster, node: TftpNode, name: str, transport: TransportKind
+    ) -> _Fetched:
+        gate = self.gates[(cluster.name, node.name)]
+        health = gate.health[transport]
+        if transport is TransportKind.HTTP:
+            address = f"http://{_host(node.address)}:{node.http_port}/{name}"
+        else:
+            address = f"{node.address}:{node.tftp_port}"
+        async with gate.slots:
+            # Checked with the slot held: jobs queued behind a dying node's slots must see the
+            # verdict reached while they waited.
+            started = time.time()
+            if not health.should_attempt(self.loop.time()):
+                return _Fetched(
+                    transport,
+                    Outcome.TIMEOUT,
+                    None,
+                    f"not sent: node {node.name} {transport.value} considered down after "
+                    f"{health.consecutive_timeouts} consecutive timeouts (probing every "
+                    f"{self.limits.dead_probe_interval:g} s)",
+                    0.0,
+                    address,
+                    started,
+                )
+            wait = gate.bucket.reserve(self.loop.time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            t = time.monotonic()
+            try:
+                async with asyncio.timeout(self.limits.job_timeout):
+                    if transport is TransportKind.HTTP:
+                        outcome, data, error = await self._http(address)
+                    else:
+                        outcome, data, error = await self._tftp(node, name)
+            except TimeoutError:
+                outcome, data, error = (
+                    Outcome.TIMEOUT,
+                    None,
+                    f"no result within {self.limits.job_timeout:g} s",
+                )
+            except OSError as exc:  # local failure: name resolution, socket creation (EMFILE)
+                outcome, data, error = Outcome.REFUSED, None, f"local error: {exc}"
+            duration = time.monotonic() - t
+        health.record(outcome is Outcome.TIMEOUT, self.loop.time())
+        return _Fetched(transport, outcome, data, error, duration, address, started)
+
+    async def _http(self, url: str) -> tuple[Outcome, bytes | None, str | None]:
+        r = await self.http.get(url)
+        return r.outcome, r.data, r.error
+
+    async def _tftp(self, node: TftpNode, name: str) -> tuple[Outcome, bytes | None, str | None]:
+        from scanner.net.tftp_io import tftp_fetch
+
+        lim = self.limits
+        r = await tftp_fetch(
+            node.address,
+            node.tftp_port,
+            name,
+            blksize=lim.tftp_blksize,
+            windowsize=lim.tftp_windowsize,
+            timeout=lim.tftp_timeout,
+            retries=lim.tftp_retries,
+            max_size=lim.max_file_size,
+        )
+        outcome = Outcome(r.outcome.value)
+        return outcome, (r.data if outcome is Outcome.OK else None), (r.message or None)
+
+    async def _fetch(self, phone: str | None, cluster: Cluster, node: TftpNode, name: str) -> _Fetched:
+        """One file by the cluster's transport policy; every attempt recorded; the final answer."""
+        t = cluster.transport
+        if t is Transport.TFTP:
+            f = await self._attempt(cluster, node, name, TransportKind.TFTP)
+        elif t is Transport.HTTP:
+            f = await self._attempt(cluster, node, name, TransportKind.HTTP)
+        elif t is Transport.HTTP_FIRST:
+            h = await self._attempt(cluster, node, name, TransportKind.HTTP)
+            if h.outcome in (Outcome.OK, Outcome.NOT_FOUND):
+                f = h
+            else:
+                # Phones fall back to TFTP when 6970 gives no answer; so do we.
+                self._record_fetch(phone, cluster.name, node.name, name, h)
+                f = await self._attempt(cluster, node, name, TransportKind.TFTP)
+        else:  # both
+            h, f = await asyncio.gather(
+                self._attempt(cluster, node, name, TransportKind.HTTP),
+                self._attempt(cluster, node, name, TransportKind.TFTP),
+            )
+            mismatch = None
+            if h.outcome is Outcome.OK and f.outcome is Outcome.OK and h.data != f.data:
+                self.mismatches += 1
+                hs = hashlib.sha256(h.data or b"").hexdigest()
+                mismatch = f"NODE_MISMATCH: HTTP 6970 served different bytes (sha256 {hs})"
+            elif h.outcome is not f.outcome and Outcome.OK in (h.outcome, f.outcome):
+                mismatch = f"NODE_MISMATCH: HTTP said {h.outcome.value}, TFTP said {f.outcome.value}"
+                self.mismatches += 1
+            self._record_fetch(phone, cluster.name, node.name, name, h)
+            self._record_fetch(phone, cluster.name, node.name, name, f, mismatch)
+            # The final answer: TFTP's, unless only HTTP got the file.
+            return h if h.outcome is Outcome.OK and f.outcome is not Outcome.OK else f
+        return f
+
+    async def _shared_fetch(self, cluster: Cluster, node: TftpNode, name: str) -> _Shared:
+        """A cluster-level file: fetched once (recorded with phone null), reused by everyone."""
+        key = (cluster.name, node.name, name)
+        fut = self.shared.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = self.loop.create_future()
+        self.shared[key] = fut
+        try:
+            f = await self._fetch(None, cluster, node, name)
+            if cluster.transport is Transport.BOTH:
+                sha = hashlib.sha256(f.data).hexdigest() if f.data is not None else None
+                blob = None if sha is None else self._blob_for(name, f.data)
+            else:
+                sha, blob = self._record_fetch(None, cluster.name, node.name, name, f)
+            if f.outcome is Outcome.OK and f.data is not None and name == CACHE_LIST:
+                self.cache_lists.append(f.data)
+            result = _Shared(
+                f.outcome, None if f.data is None else len(f.data), sha, blob, f.transport, f.address, f.error
+            )
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: waiters get it through shield
+            raise
+        fut.set_result(result)
+        return result
+
+    def _blob_for(self, name: str, data: bytes | None) -> str | None:
+        if data is None:
+            return None
+        stored = prepare_for_storage(name, data)
+        return self.writer.store(stored.data)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def run_job(self, job: Job) -> None:
+        try:
+            if isinstance(job, FileJob):
+                final = await self._file_job(job)
+            elif isinstance(job, WebJob):
+                final = await self._web_job(job)
+            else:
+                final = await self._tvs_job(job)
+        except Exception:
+            # Errors become data here: the scan goes on, the bug is on record with its trace.
+            final = Outcome.BUG
+            self._record(self._bug_attempt(job, traceback.format_exc()))
+        self._job_done(final)
+
+    def _bug_attempt(self, job: Job, trace: str) -> Attempt:
+        if isinstance(job, FileJob):
+            return Attempt(
+                job.phone,
+                job.cluster.name,
+                job.node.name,
+                "tftp",
+                job.spec.primary,
+                Outcome.BUG,
+                None,
+                None,
+                0.0,
+                trace,
+                None,
+                None,
+                False,
+                None,
+                time.time(),
+            )
+        if isinstance(job, WebJob):
+            return Attempt(
+                job.phone.name,
+                None,
+                job.phone.ip,
+                TransportKind.WEB.value,
+                "network-setup",
+                Outcome.BUG,
+                None,
+                None,
+                0.0,
+                trace,
+                None,
+                None,
+                False,
+                None,
+                time.time(),
+            )
+        return Attempt(
+            None,
+            job.cluster,
+            job.name,
+            TransportKind.TVS.value,
+            "server-certificate",
+            Outcome.BUG,
+            None,
+            None,
+            0.0,
+            trace,
+            f"{job.address}:{job.port}",
+            None,
+            False,
+            None,
+            time.time(),
+        )
+
+    async def _file_job(self, job: FileJob) -> Outcome:
+        cluster, node, spec = job.cluster, job.node, job.spec
+        if job.phone is None:
+            return (await self._shared_fetch(cluster, node, spec.primary)).outcome
+        f = await self._fetch(job.phone, cluster, node, spec.primary)
+        if cluster.transport is not Transport.BOTH:
+            self._record_fetch(job.phone, cluster.name, node.name, spec.primary, f)
+        if f.outcome is Outcome.OK and cluster.name == "source" and ".cnf.xml" in spec.primary and f.data:
+            self._note_tvs(f.data)
+        if f.outcome is not Outcome.NOT_FOUND or spec.fallback is None:
+            return f.outcome
+        if spec.fallback in CLUSTER_FILES:
+            s = await self._shared_fetch(cluster, node, spec.fallback)
+            note = "shared: the cluster-level fetch of this node's file (phone=null line) answered"
+            self._record(
+                Attempt(
+                    job.phone,
+                    cluster.name,
+                    node.name,
+                    s.transport.value,
+                    spec.fallback,
+                    s.outcome,
+                    s.size,
+                    s.sha256,
+                    0.0,
+                    f"{note}; {s.error}" if s.error else note,
+                    s.address,
+                    s.blob,
+                    False,
+                    None,
+                    time.time(),
+                )
+            )
+            return s.outcome
+        f = await self._fetch(job.phone, cluster, node, spec.fallback)
+        if cluster.transport is not Transport.BOTH:
+            self._record_fetch(job.phone, cluster.name, node.name, spec.fallback, f)
+        if f.outcome is Outcome.OK and cluster.name == "source" and f.data:
+            self._note_tvs(f.data)
+        return f.outcome
+
+    def _note_tvs(self, data: bytes) -> None:
+        block = _TVS_BLOCK.search(data)
+        if block is None:
+            return
+        raw = block.group(0)
+        if raw in self.tvs_blocks:  # phones of one device pool share the list: parse it once
+            return
+        self.tvs_blocks.add(raw)
+        for address, port in tvs_addresses_in_config(raw):
+            if len(self.tvs_seen) >= MAX_TVS_ADDRESSES:
+                return
+            if (address, port) not in self.tvs_seen:
+                self.tvs_seen[(address, port)] = TvsJob("source", address, address, port)
+
+    async def _web_job(self, job: WebJob) -> Outcome:
+        from scanner.net.phone_web import PAGES, fetch_phone_pages, phone_url
+
+        phone = job.phone
+        scheme, port = self.profile.phones.web_scheme, self.profile.phones.web_port
+        if phone.ip is None:
+            for spec in PAGES:
+                self._record(
+                    Attempt(
+                        phone.name,
+                        None,
+                        None,
+                        TransportKind.WEB.value,
+                        spec.name,
+                        Outcome.SKIPPED,
+                        None,
+                        None,
+                        0.0,
+                        "no IP address for this phone in the inventory",
+                        None,
+                        None,
+                        False,
+                        None,
+                        time.time(),
+                    )
+                )
+            return Outcome.SKIPPED
+        started = time.time()
+        async with self.web_slots:
+            pages = await fetch_phone_pages(
+                self.web,
+                scheme,
+                phone.ip,
+                port,
+                timeout=self.limits.web_timeout,
+                max_size=self.limits.max_page_size,
+            )
+        final = Outcome.OK
+        for p in pages:
+            sha = blob = None
+            size = None
+            if p.data is not None:
+                size = len(p.data)
+                sha = hashlib.sha256(p.data).hexdigest()
+                blob = self.writer.store(p.data, sha256=sha)
+            self._record(
+                Attempt(
+                    phone.name,
+                    None,
+                    phone.ip,
+                    TransportKind.WEB.value,
+                    p.page,
+                    p.outcome,
+                    size,
+                    sha,
+                    round(p.duration, 6),
+                    p.error,
+                    p.url or phone_url(scheme, phone.ip, port, "/"),
+                    blob,
+                    False,
+                    None,
+                    started,
+                )
+            )
+            if p.outcome is not Outcome.OK and final is Outcome.OK:
+                final = p.outcome
+        return final
+
+    async def _tvs_job(self, job: TvsJob) -> Outcome:
+        from scanner.net.tvs_probe import probe_tvs
+
+        started = time.time()
+        async with self.tvs_slots:
+            r = await probe_tvs(job.address, job.port, timeout=self.limits.tvs_timeout)
+        sha = blob = None
+        if r.certificate is not None:
+            sha = hashlib.sha256(r.certificate).hexdigest()
+            blob = self.writer.store(r.certificate, sha256=sha)
+        detail = [f"{k}={v}" for k, v in (("tls", r.tls_version), ("cipher", r.cipher)) if v]
+        if r.client_cert_requested:
+            detail.append("client certificate requested")
+        if r.error:
+            detail.append(r.error)
+        self._record(
+            Attempt(
+                None,
+                job.cluster,
+                job.name,
+                TransportKind.TVS.value,
+                "server-certificate",
+                r.outcome,
+                None if r.certificate is None else len(r.certificate),
+                sha,
+                round(r.duration, 6),
+                "; ".join(detail) or None,
+                f"{job.address}:{job.port}",
+                blob,
+                False,
+                None,
+                started,
+            )
+        )
+        return r.outcome
+
+    # -- the pool ------------------------------------------------------------------------------
+
+    async def run_pool(self, jobs: Iterable[Job]) -> None:
+        workers = self.limits.workers
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * QUEUE_PER_WORKER)
+
+        async def feeder() -> None:
+            for job in jobs:
+                await queue.put(job)
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def worker() -> None:
+            while (job := await queue.get()) is not None:
+                await self.run_job(job)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(feeder())
+            for _ in range(workers):
+                tg.create_task(worker())
+
+    def dead_nodes(self) -> tuple[str, ...]:
+        return tuple(
+            f"{c}/{n}/{t.value}" for (c, n), g in self.gates.items() for t, h in g.health.items() if h.dead
+        )
+
+
+async def collect(
+    profile: Profile,
+    out: str | Path,
+    *,
+    inventory: Inventory | None = None,
+    inventory_path: str | Path | None = None,
+    inventory_sha256: str | None = None,
+    limits: Limits | None = None,
+    observer: Observer | None = None,
+    ca_bundle: str | None = None,
+) -> CollectionResult:
+    """Collect the evidence into ``out`` (a new or empty directory). Never raises for what the
+    network does; raises ``FileExistsError`` if ``out`` already holds evidence."""
+    lim = limits if limits is not None else profile.limits
+    started_wall = time.time()
+    t0 = time.monotonic()
+    writer = EvidenceWriter(out)
+    c = _Collector(profile, writer, lim, observer, ca_bundle)
+    phones: Sequence[Phone] = ()
+    try:
+        async with c.http, c.web:
+            if inventory is not None:
+                phones = inventory.phones
+            else:
+                # Discovery (no inventory): each source node's ConfigFileCacheList.txt.
+                src = profile.source
+                c.total = len(src.tftp)
+                await c.run_pool(FileJob(None, src, n, FileSpec(CACHE_LIST)) for n in src.tftp)
+                phones = merge_discovered(parse_config_cache_list(d) for d in c.cache_lists)
+            c.total += count_jobs(profile, phones)
+            c._progress()
+            await c.run_pool(plan_jobs(profile, phones))
+            tvs_jobs = list(c.tvs_seen.values())
+            c.total += len(tvs_jobs)
+            await c.run_pool(tvs_jobs)
+            c._progress(finished=True)
+    finally:
+        duration = time.monotonic() - t0
+        summary = {
+            "tool": "trustscan",
+            "tool_version": __version__,
+            "started": started_wall,
+            "finished": time.time(),
+            "duration": round(duration, 3),
+            "profile": profile.snapshot(),
+            "inventory": None
+            if inventory is None
+            else {
+                "path": None if inventory_path is None else str(inventory_path),
+                "sha256": inventory_sha256,
+                "phones": len(inventory.phones),
+                "issues": [str(e) for e in inventory.issues],
+            },
+            "discovered": inventory is None,
+            "limits": _limits_dict(lim),
+            "counts": {
+                "phones": len(phones),
+                "jobs": c.done,
+                "attempts": writer.attempts,
+                "by_outcome": dict(sorted(c.outcomes.items())),
+                "blobs": writer.blobs_written,
+                "blob_bytes": writer.blob_bytes,
+                "node_mismatches": c.mismatches,
+                "tvs_addresses": len(c.tvs_seen),
+            },
+            "dead_nodes": list(c.dead_nodes()),
+        }
+        writer.close(summary)
+    return CollectionResult(
+        Path(out),
+        len(phones),
+        writer.attempts,
+        dict(c.outcomes),
+        c.mismatches,
+        c.dead_nodes(),
+        duration,
+        0 if inventory is None else len(inventory.issues),
+        summary,
+    )
+
+
+def _limits_dict(lim: Limits) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(lim)

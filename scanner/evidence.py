@@ -1,0 +1,306 @@
+"""The evidence directory: what ``trustscan collect`` writes and ``scan --from DIR`` reads.
+
+Layout (``EVIDENCE_FORMAT`` = 1)::
+
+    DIR/collection.json      summary: tool version, profile snapshot with hashes, times, counts
+    DIR/manifest.jsonl       one JSON object per attempt (``Attempt``), in completion order
+    DIR/blobs/ab/abcd...     file bytes, content-addressed by the SHA-256 of the stored bytes
+
+Content addressing: 10,000 phones served the same ITL store it once; the manifest line of each
+phone points at the blob. A blob's name is its SHA-256, so a reader can check every blob.
+
+Redaction (field notes, lesson 10: passwords never stored): phone configs are stored with the
+values of secret elements replaced (``scanner.devconfig.redact_config_xml``).
+
+* ``SEP<MAC>.cnf.xml``: stored redacted.
+* ``SEP<MAC>.cnf.xml.sgn``: the signed header is kept byte for byte and the XML payload after it
+  is redacted. That breaks the signature over the stored bytes, so when redaction changed
+  anything, the manifest keeps what verification needs from the original: ``sha256`` is always
+  the hash of the bytes *as received*, ``blob`` the hash of the bytes stored, and
+  ``signed_digest`` (``"<alg>:<hex>"``) the digest of the original signed message (the file
+  minus its signature TLV, §2.1), which the header's signature can be checked against with any
+  candidate public key (RSA PKCS#1 v1.5 over a pre-hashed digest). The digest reveals nothing
+  the stored signature does not already reveal.
+* ``.enc.sgn`` payloads are encrypted: stored as received.
+
+Trust lists and phone pages carry no secrets and are stored as received (their whole-file
+hashes are what phones display, spec §5.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from scanner.errors import ParseError
+
+__all__ = [
+    "EVIDENCE_FORMAT",
+    "Attempt",
+    "EvidenceReader",
+    "EvidenceWriter",
+    "Outcome",
+    "Stored",
+    "TransportKind",
+    "prepare_for_storage",
+]
+
+# History: 1 = first version (blobs/, manifest.jsonl, collection.json).
+EVIDENCE_FORMAT = 1
+MANIFEST = "manifest.jsonl"
+SUMMARY = "collection.json"
+BLOBS = "blobs"
+# Manifest lines buffered before a write: one write per 256 lines keeps syscalls off the per-file
+# cost while a crash loses at most a few hundred lines (each can be re-fetched).
+FLUSH_EVERY = 256
+
+
+class Outcome(StrEnum):
+    """The result of one attempt; the manifest's vocabulary.
+
+    The first six are the issue's; ``disabled`` is a phone whose web server is off (an answer,
+    unlike ``refused`` or ``timeout``); ``skipped`` is an attempt not made for a stated reason
+    (no IP address for the phone); ``bug`` is an unexpected exception in the scanner, with its
+    traceback in ``error``, recorded so the scan goes on.
+    """
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    TOO_LARGE = "too_large"
+    PROTOCOL_ERROR = "protocol_error"
+    DISABLED = "disabled"
+    SKIPPED = "skipped"
+    BUG = "bug"
+
+
+class TransportKind(StrEnum):
+    TFTP = "tftp"
+    HTTP = "http"  # HTTP(S) 6970 of a TFTP node
+    WEB = "web"  # the phone's own web server
+    TVS = "tvs"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One manifest line."""
+
+    phone: str | None  # device name; None for cluster-level files and TVS probes
+    cluster: str | None  # "source" / "destination"; None for phone pages
+    node: str | None  # TFTP/TVS node name, or the phone's address for web pages
+    transport: str  # a TransportKind value
+    file: str  # file name, page name ("network-setup"), or "server-certificate" for TVS
+    outcome: Outcome
+    size: int | None  # bytes as received ("bytes" in the JSON)
+    sha256: str | None  # of the bytes as received
+    duration: float  # seconds
+    error: str | None = None
+    address: str | None = None  # host:port or URL
+    blob: str | None = None  # SHA-256 of the stored bytes (the blob's name)
+    redacted: bool = False
+    signed_digest: str | None = None
+    started: float | None = None  # Unix time
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({_JSON_NAMES.get(f.name, f.name): getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def from_json(cls, line: bytes | str) -> Attempt:
+        obj = orjson.loads(line)
+        if not isinstance(obj, dict):
+            raise ValueError("manifest line is not an object")
+        known = {f.name for f in fields(cls)}
+        args: dict[str, Any] = {_FIELD_NAMES.get(str(k), str(k)): v for k, v in obj.items()}
+        args = {k: v for k, v in args.items() if k in known}
+        args["outcome"] = Outcome(args["outcome"])
+        return cls(**args)
+
+
+# The manifest says "bytes" (the issue's name); the attribute cannot shadow the builtin type.
+_JSON_NAMES = {"size": "bytes"}
+_FIELD_NAMES = {v: k for k, v in _JSON_NAMES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    data: bytes  # what goes into the blob
+    redacted: bool
+    signed_digest: str | None
+
+
+def prepare_for_storage(file_name: str, data: bytes) -> Stored:
+    """The bytes to store for ``file_name`` (see the module doc for the redaction rules)."""
+    lower = file_name.lower()
+    if lower.endswith(".cnf.xml") or lower.endswith(".xml"):
+        from scanner.devconfig import redact_config_xml
+
+        red = redact_config_xml(data)
+        return Stored(red, red != data, None)
+    if lower.endswith(".cnf.xml.sgn") and not lower.endswith(".enc.sgn"):
+        return _prepare_sgn(data)
+    return Stored(data, False, None)
+
+
+def _prepare_sgn(data: bytes) -> Stored:
+    from scanner.devconfig import redact_config_xml
+    from scanner.trustlist import parse
+
+    try:
+        tf = parse(data, name_hint="x.cnf.xml.sgn")
+    except ParseError:
+        # Not a parseable signed file: redact the whole thing as text (errs on the safe side).
+        red = redact_config_xml(data)
+        return Stored(red, red != data, None)
+    head = data[: tf.header.length]
+    payload = redact_config_xml(tf.payload)
+    if payload == tf.payload:
+        return Stored(data, False, None)
+    digest = tf.header.digest
+    alg = digest.hash_name if digest is not None else "sha1"
+    signed = f"{alg}:{hashlib.new(alg, tf.signed_message).hexdigest()}"
+    return Stored(head + payload, True, signed)
+
+
+def blob_path(root: Path, sha256: str) -> Path:
+    return root / BLOBS / sha256[:2] / sha256
+
+
+class EvidenceWriter:
+    """Writes one evidence directory. Not thread-safe; used from the event loop only.
+
+    Refuses a directory that already holds a manifest: evidence is never silently overwritten.
+    """
+
+    def __init__(self, root: str | Path, *, flush_every: int = FLUSH_EVERY) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / BLOBS).mkdir(exist_ok=True)
+        self._manifest: IO[bytes] = (self.root / MANIFEST).open("xb")
+        self._pending: list[bytes] = []
+        self._flush_every = flush_every
+        self._known: set[bytes] = set()  # digests of blobs written (32 bytes each: 100k ≈ 10 MB)
+        self._made_dirs: set[str] = set()
+        self.blobs_written = 0
+        self.blob_bytes = 0
+        self.attempts = 0
+
+    def store(self, data: bytes, *, sha256: str | None = None) -> str:
+        """Write ``data`` as a blob unless an identical one exists; return its SHA-256 (hex).
+
+        ``sha256``: the caller's hex digest of ``data`` when it already computed it (saves a pass)."""
+        digest = hashlib.sha256(data).digest() if sha256 is None else bytes.fromhex(sha256)
+        sha = digest.hex()
+        if digest in self._known:
+            return sha
+        self._known.add(digest)
+        sub = sha[:2]
+        directory = self.root / BLOBS / sub
+        if sub not in self._made_dirs:
+            directory.mkdir(exist_ok=True)
+            self._made_dirs.add(sub)
+        path = directory / sha
+        # Write under a temporary name and rename: a crash never leaves a truncated blob under
+        # a name that claims its hash.
+        tmp = directory / f".{sha}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            self._known.discard(digest)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self.blobs_written += 1
+        self.blob_bytes += len(data)
+        return sha
+
+    def record(self, attempt: Attempt) -> None:
+        self._pending.append(attempt.to_json())
+        self.attempts += 1
+        if len(self._pending) >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._manifest.write(b"\n".join(self._pending))
+            self._pending.clear()
+            self._manifest.flush()
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        """Flush the manifest and write ``collection.json`` (atomically)."""
+        self.flush()
+        self._manifest.close()
+        if summary is not None:
+            doc = {"evidence_format": EVIDENCE_FORMAT, **summary}
+            tmp = self.root / f".{SUMMARY}.tmp"
+            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            os.replace(tmp, self.root / SUMMARY)
+
+    def __enter__(self) -> EvidenceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._manifest.closed:
+            self.close()
+
+
+class EvidenceReader:
+    """Reads an evidence directory written by ``EvidenceWriter`` (offline re-analysis)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not (self.root / MANIFEST).is_file():
+            raise FileNotFoundError(f"{self.root}: no {MANIFEST}: not an evidence directory")
+
+    def summary(self) -> dict[str, Any]:
+        path = self.root / SUMMARY
+        if not path.is_file():
+            return {}  # an interrupted collection: the manifest is still usable
+        doc: dict[str, Any] = orjson.loads(path.read_bytes())
+        fmt = doc.get("evidence_format")
+        if fmt != EVIDENCE_FORMAT:
+            raise ParseError(
+                f"evidence format {fmt!r} is not supported (expected {EVIDENCE_FORMAT})", path=str(path)
+            )
+        return doc
+
+    def attempts(self) -> Iterator[Attempt]:
+        """Every manifest line; a torn last line (a crash mid-write) is skipped."""
+        path = self.root / MANIFEST
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield Attempt.from_json(line)
+                except (ValueError, TypeError, KeyError) as exc:
+                    if not line.endswith(b"\n"):
+                        return  # torn last line
+                    raise ParseError(f"bad manifest line: {exc}", line=number, path=str(path)) from None
+
+    def blob(self, sha256: str) -> bytes:
+        """The stored bytes named ``sha256``; raises ``ParseError`` if they do not match it."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        path = blob_path(self.root, sha256)
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ParseError("blob content does not match its name (corrupted evidence)", path=str(path))
+        return data
+
+    def content(self, attempt: Attempt) -> bytes | None:
+        return None if attempt.blob is None else self.blob(attempt.blob)

@@ -1,0 +1,209 @@
+"""The phone inventory: a CUCM Bulk Administration phone export (CSV), or discovery.
+
+Pure: :func:`parse_inventory` takes the CSV bytes. A bad row never sinks the file: it becomes an
+issue (``ParseError`` with the 1-based line) and the other rows are used. What is refused:
+
+* a device name that looks like a MAC-based name (``SEP``/``ATA`` prefix) but whose MAC is not
+  12 hex digits, an empty device name;
+* an IP address that is not an IPv4/IPv6 literal (empty is allowed: the phone is then scanned
+  without its web page, and the manifest says so);
+* a device listed twice (the second row is refused, naming the first one's line).
+
+Devices that are not MAC-based (Jabber ``CSF``, ``BOT``, ``TCT``... with no CTL/ITL of their own)
+are skipped with an issue, because no trust file exists for them on the TFTP servers.
+
+Headers are matched without regard to case, spaces or underscores (``DEVICE NAME``,
+``Device Name``, ``device_name``); only the device name column is required.
+
+:func:`parse_config_cache_list` reads a TFTP node's ``ConfigFileCacheList.txt`` (discovery when
+there is no inventory): it lists the config files the node caches, one per line, with sizes
+and other columns that vary by version; we only keep the ``SEP<MAC>.cnf.xml`` names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from scanner.errors import ParseError
+
+__all__ = ["Inventory", "Phone", "normalise_device_name", "parse_config_cache_list", "parse_inventory"]
+
+# A CUCM cluster holds at most ~40,000 phones; bulk exports of several clusters stay far below
+# 64 MiB. The cap bounds memory for a wrong file passed by mistake.
+MAX_INVENTORY_BYTES = 64 << 20
+# CUCM device names are at most 15 characters (SEP + 12 hex digits).
+MAX_DEVICE_NAME = 15
+# Name prefixes whose rest is the MAC address the TFTP file names are built from.
+MAC_PREFIXES = ("SEP", "ATA")
+_MAC = re.compile(r"[0-9A-F]{12}")
+_CACHE_ENTRY = re.compile(rb"\b((?:SEP|ATA)[0-9A-F]{12})\.cnf\.xml", re.IGNORECASE)
+
+_COLUMNS = {
+    "devicename": "name",
+    "description": "description",
+    "devicetype": "device_type",
+    "ipaddress": "ip",
+    "ipv4address": "ip",
+    "devicepool": "device_pool",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    name: str  # "SEP0011223344AA": upper-case, as CUCM names files
+    description: str | None = None
+    device_type: str | None = None
+    ip: str | None = None
+    device_pool: str | None = None
+    line: int | None = None  # where it came from in the CSV (None: discovered)
+
+    @property
+    def mac(self) -> str:
+        return self.name[3:]
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    phones: tuple[Phone, ...]
+    issues: tuple[ParseError, ...]  # rows refused or skipped, each with its line
+
+
+def _norm_header(text: str) -> str:
+    return re.sub(r"[\s_\-]+", "", text.strip().lstrip("\ufeff")).lower()
+
+
+def normalise_device_name(raw: str) -> str:
+    """The canonical device name; raises ``ValueError`` with the reason when it is unusable."""
+    name = raw.strip().upper()
+    if not name:
+        raise ValueError("empty device name")
+    prefix = name[:3]
+    if prefix in MAC_PREFIXES:
+        if not _MAC.fullmatch(name[3:]):
+            raise ValueError(
+                f"invalid MAC in device name {raw.strip()!r}: {prefix} must be followed by 12 hex digits"
+            )
+        return name
+    if len(name) > MAX_DEVICE_NAME:
+        raise ValueError(f"device name {raw.strip()!r} is longer than {MAX_DEVICE_NAME} characters")
+    raise _NotMacBased(f"device {raw.strip()!r} is not MAC-based (no per-device CTL/ITL): skipped")
+
+
+class _NotMacBased(ValueError):
+    pass
+
+
+def parse_inventory(data: bytes, *, path: str | None = None) -> Inventory:
+    """Parse a CUCM phone export. Raises ``ParseError`` only when no row can be used at all
+    (not text, no header, no device name column); row problems become ``Inventory.issues``."""
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise ParseError(f"inventory larger than {MAX_INVENTORY_BYTES} bytes", path=path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # CUCM exports from older releases are Latin-1; every byte decodes.
+        text = data.decode("latin-1")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ParseError("empty inventory: no header row", line=1, path=path) from None
+    except csv.Error as exc:
+        raise ParseError(f"unreadable CSV header: {exc}", line=1, path=path) from None
+    columns: dict[str, int] = {}
+    for index, title in enumerate(header):
+        key = _COLUMNS.get(_norm_header(title))
+        if key is not None and key not in columns:
+            columns[key] = index
+    if "name" not in columns:
+        raise ParseError(
+            "no 'Device Name' column in the header (a CUCM phone export names it 'Device Name')",
+            line=1,
+            path=path,
+        )
+    phones: list[Phone] = []
+    issues: list[ParseError] = []
+    first_line: dict[str, int] = {}
+    line = reader.line_num + 1  # the line the next record starts on
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            issues.append(ParseError(f"unreadable CSV row: {exc}", line=line, path=path))
+            line = reader.line_num + 1
+            continue
+        this_line, line = line, reader.line_num + 1
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        try:
+            phone = _phone(row, columns, this_line)
+        except ParseError as exc:
+            issues.append(exc.with_path(path) if path else exc)
+            continue
+        earlier = first_line.get(phone.name)
+        if earlier is not None:
+            issues.append(
+                ParseError(
+                    f"duplicate device {phone.name} (first listed on line {earlier})",
+                    line=this_line,
+                    path=path,
+                )
+            )
+            continue
+        first_line[phone.name] = this_line
+        phones.append(phone)
+    return Inventory(tuple(phones), tuple(issues))
+
+
+def _cell(row: list[str], columns: dict[str, int], key: str) -> str | None:
+    index = columns.get(key)
+    if index is None or index >= len(row):
+        return None
+    value = row[index].strip()
+    return value or None
+
+
+def _phone(row: list[str], columns: dict[str, int], line: int) -> Phone:
+    raw_name = _cell(row, columns, "name") or ""
+    try:
+        name = normalise_device_name(raw_name)
+    except ValueError as exc:
+        raise ParseError(str(exc), line=line) from None
+    ip = _cell(row, columns, "ip")
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            raise ParseError(f"invalid IP address {ip!r} for {name}", line=line) from None
+    return Phone(
+        name,
+        _cell(row, columns, "description"),
+        _cell(row, columns, "device_type"),
+        ip,
+        _cell(row, columns, "device_pool"),
+        line,
+    )
+
+
+def parse_config_cache_list(data: bytes) -> tuple[str, ...]:
+    """Device names found in a ``ConfigFileCacheList.txt``, in first-seen order, each once."""
+    seen: dict[str, None] = {}
+    for m in _CACHE_ENTRY.finditer(data):
+        seen.setdefault(m.group(1).decode("ascii").upper(), None)
+    return tuple(seen)
+
+
+def merge_discovered(lists: Iterable[tuple[str, ...]]) -> tuple[Phone, ...]:
+    """Union of several nodes' discovered device names, as phones without address."""
+    seen: dict[str, None] = {}
+    for names in lists:
+        for name in names:
+            seen.setdefault(name, None)
+    return tuple(Phone(name) for name in seen)

@@ -1,0 +1,348 @@
+"""The fault catalog: every way the lab can break a migration, by name.
+
+Each fault says what it targets (a fraction of phones, one node, or a whole cluster), which
+readiness check of spec/migration-readiness.md it breaks, and the finding codes (spec §3) the
+answer key gives the phones it affects. ``docs/lab.md`` is the long form of this table; the
+derivation itself is ``scanner.lab.answer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scope = Literal["phone", "node", "cluster"]
+# What a node-scoped fault may target.
+NodeKind = Literal["tftp", "src-tftp", "dst-tftp", "src-tvs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    kind: Literal["float", "int", "str", "protocols"]
+    default: object
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDef:
+    name: str
+    scope: Scope
+    check: str  # C1..C8, "evidence" or "transport"
+    summary: str
+    codes: tuple[str, ...]  # codes on the affected phones (see answer.py for the exact rule)
+    readiness: str  # what it does to an affected phone: NOT_READY / UNKNOWN / READY (warning) / none
+    node_kind: NodeKind | None = None
+    params: tuple[Param, ...] = field(default_factory=tuple)
+    needs: tuple[str, ...] = ()  # preconditions on the scenario, checked by scenario.py
+
+
+_PROTOCOLS = Param(
+    "protocols",
+    "protocols",
+    ("tftp", "http"),
+    choices=("tftp", "http"),
+    help="which of the node's services suffer the fault",
+)
+
+CATALOG: dict[str, FaultDef] = {
+    f.name: f
+    for f in (
+        # -- phones -------------------------------------------------------------------------
+        FaultDef(
+            "phone-stale-itl",
+            "phone",
+            "C2",
+            "the phone holds an older ITL of its TFTP node (offline during a certificate change): its "
+            "ITL signature on the web page differs from the ITL served",
+            ("PHONE_TRUST_STALE",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "phone-stale-ctl",
+            "phone",
+            "C2",
+            "the phone holds an older CTL than the one served",
+            ("PHONE_TRUST_STALE",),
+            "NOT_READY",
+            needs=("source-mixed",),
+        ),
+        FaultDef(
+            "phone-trust-update-failed",
+            "phone",
+            "C2",
+            "status messages end with 'Trust List Update Failed'; the phone kept its previous ITL",
+            ("PHONE_TRUST_STALE", "PHONE_TRUST_UPDATE_FAILED"),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "phone-src-itl-invalid",
+            "phone",
+            "C1",
+            "the source serves this phone an ITLSEP<MAC>.tlv with a broken signature (the phone still "
+            "holds the good generic ITL)",
+            ("PHONE_TRUST_STALE", "SRC_ITL_INVALID"),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "phone-src-ctl-invalid",
+            "phone",
+            "C1",
+            "the source serves this phone a CTLSEP<MAC>.tlv with a broken signature (the phone still "
+            "holds the good generic CTL)",
+            ("PHONE_TRUST_STALE", "SRC_CTL_INVALID"),
+            "NOT_READY",
+            needs=("source-mixed",),
+        ),
+        FaultDef(
+            "tvs-not-configured",
+            "phone",
+            "C4",
+            "the phone's source config has no <TVS> members (it only got XMLDefault, CSCti64589)",
+            ("TVS_NOT_CONFIGURED",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "dest-not-provisioned",
+            "phone",
+            "C6",
+            "the destination has no SEP<MAC>.cnf.xml(.sgn) for the phone",
+            ("DEST_NOT_PROVISIONED",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "dest-config-signer-unknown",
+            "phone",
+            "C6",
+            "the destination's SEP<MAC>.cnf.xml.sgn for the phone is signed by a retired CallManager "
+            "key that is in no destination trust list",
+            ("DEST_CONFIG_SIGNER_UNKNOWN",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "sha512-unsupported-model",
+            "phone",
+            "C7",
+            "the destination signs with SHA-512 and the phone is a model that cannot verify it "
+            "(the fault sets the destination's TFTP File Signature Algorithm to SHA-512)",
+            ("DIGEST_UNSUPPORTED",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "web-access-off",
+            "phone",
+            "evidence",
+            "web access disabled: nothing listens on the phone's web port (connection refused)",
+            ("PHONE_EVIDENCE_MISSING",),
+            "UNKNOWN",
+        ),
+        FaultDef(
+            "phone-web-stall",
+            "phone",
+            "evidence",
+            "the phone's web server accepts connections and never answers",
+            ("PHONE_EVIDENCE_MISSING",),
+            "UNKNOWN",
+        ),
+        # -- nodes --------------------------------------------------------------------------
+        FaultDef(
+            "tvs-down",
+            "node",
+            "C4",
+            "a source TVS service is down (nothing listens on its port)",
+            ("TVS_UNREACHABLE",),
+            "NOT_READY if every TVS the phone lists is faulty, else READY (warning)",
+            node_kind="src-tvs",
+        ),
+        FaultDef(
+            "tvs-cert-not-in-itl",
+            "node",
+            "C4",
+            "a source TVS presents a regenerated certificate that no ITL contains",
+            ("TVS_CERT_NOT_IN_ITL",),
+            "NOT_READY if every TVS the phone lists is faulty, else READY (warning)",
+            node_kind="src-tvs",
+        ),
+        FaultDef(
+            "dest-node-mismatch",
+            "node",
+            "C5",
+            "one destination TFTP node serves an older CTL than the others (same signer, older time)",
+            ("NODE_MISMATCH",),
+            "READY (warning)",
+            node_kind="dst-tftp",
+            needs=("destination-mixed",),
+        ),
+        FaultDef(
+            "node-dead",
+            "node",
+            "transport",
+            "a TFTP node is down: nothing listens on its TFTP or HTTP port",
+            ("FETCH_FAILED",),
+            "UNKNOWN (source node: its phones; destination node: every phone)",
+            node_kind="tftp",
+        ),
+        FaultDef(
+            "node-error",
+            "node",
+            "transport",
+            "a TFTP node answers every TFTP read with ERROR 2 and every HTTP GET with 500",
+            ("FETCH_FAILED",),
+            "as node-dead when every protocol the profile's transport uses is hit, else none",
+            node_kind="tftp",
+            params=(_PROTOCOLS,),
+        ),
+        FaultDef(
+            "node-stall",
+            "node",
+            "transport",
+            "a TFTP node takes requests and never answers (TFTP silence, HTTP hangs): timeouts",
+            ("FETCH_FAILED",),
+            "as node-error",
+            node_kind="tftp",
+            params=(_PROTOCOLS,),
+        ),
+        FaultDef(
+            "node-truncate",
+            "node",
+            "transport",
+            "a TFTP node sends only the first bytes of every file (TFTP: tsize says the full size; "
+            "HTTP: Content-Length says the full size and the connection closes early)",
+            ("FETCH_FAILED",),
+            "as node-error",
+            node_kind="tftp",
+            params=(_PROTOCOLS, Param("bytes", "int", 700, 0, 1 << 20, help="bytes sent before stopping")),
+        ),
+        FaultDef(
+            "node-loss",
+            "node",
+            "transport",
+            "a TFTP node drops a share of its outgoing TFTP datagrams",
+            (),
+            "none (a scanner must retransmit)",
+            node_kind="tftp",
+            params=(Param("loss", "float", 0.05, 0.0, 0.2, help="probability a datagram is dropped"),),
+        ),
+        FaultDef(
+            "node-delay",
+            "node",
+            "transport",
+            "a TFTP node delays every TFTP datagram and HTTP response",
+            (),
+            "none",
+            node_kind="tftp",
+            params=(Param("delay", "float", 0.05, 0.0, 2.0, help="seconds"),),
+        ),
+        # -- clusters -----------------------------------------------------------------------
+        FaultDef(
+            "src-rollback",
+            "cluster",
+            "C3",
+            "'Prepare Cluster for Rollback to pre-8.0' is True on the source: every source node serves "
+            "a blank ITL (CAPF only) and every phone holds it",
+            ("SRC_ROLLBACK_ACTIVE", "SRC_MIXED_MODE_ROLLBACK", "TVS_CERT_NOT_IN_ITL"),
+            "NOT_READY if the source is in mixed mode; READY by the rollback path (SRC_ROLLBACK_ACTIVE "
+            "only) if it is not",
+        ),
+        FaultDef(
+            "itlrecovery-not-imported",
+            "cluster",
+            "C5",
+            "the destination's ITLRecovery certificate (signer of its CTL and ITL) is in neither source "
+            "trust store",
+            ("DEST_SIGNER_UNTRUSTED", "ITLRECOVERY_NOT_IMPORTED"),
+            "NOT_READY",
+            needs=("destination-12",),
+        ),
+        FaultDef(
+            "dest-node-cert-not-imported",
+            "cluster",
+            "C5",
+            "only some destination TFTP nodes' CallManager certificates were imported into the source: "
+            "the given node's (signer of its ITL before 12.0) is in neither source trust store",
+            ("DEST_SIGNER_UNTRUSTED",),
+            "NOT_READY",
+            node_kind="dst-tftp",
+            needs=("destination-pre-12",),
+        ),
+        FaultDef(
+            "dest-signer-not-phone-sast",
+            "cluster",
+            "C5",
+            "the destination's signer certificates were imported into the source's CallManager-trust "
+            "only, not Phone-SAST-trust (TVS will not vouch for them as SAST)",
+            ("DEST_SIGNER_NOT_PHONE_SAST",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "dest-itl-invalid",
+            "cluster",
+            "C6",
+            "a destination node serves a broken ITL (signature byte flipped, or the file cut in half)",
+            ("DEST_ITL_INVALID",),
+            "NOT_READY",
+            node_kind="dst-tftp",
+            params=(Param("how", "str", "signature", choices=("signature", "truncated")),),
+        ),
+        FaultDef(
+            "dest-ctl-invalid",
+            "cluster",
+            "C6",
+            "a destination node serves a broken CTL (signature byte flipped, or the file cut in half)",
+            ("DEST_CTL_INVALID",),
+            "NOT_READY",
+            node_kind="dst-tftp",
+            needs=("destination-mixed",),
+            params=(Param("how", "str", "signature", choices=("signature", "truncated")),),
+        ),
+        FaultDef(
+            "dest-itl-too-large",
+            "cluster",
+            "C7",
+            "the destination's ITLs carry 40 extra certificates: over 64 KB and over 39 certificates",
+            ("ITL_TOO_LARGE",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "dest-signer-expired",
+            "cluster",
+            "C7",
+            "the destination's trust-list signer certificate expired on 2025-06-30",
+            ("CERT_EXPIRED",),
+            "NOT_READY",
+        ),
+        FaultDef(
+            "dest-non-secure",
+            "cluster",
+            "C1",
+            "the destination is not in mixed mode (no CTL) while the source is: phones keep the "
+            "source CTL until it is deleted by hand",
+            ("SRC_CTL_WITHOUT_DEST_CTL",),
+            "NOT_READY",
+            needs=("source-mixed",),
+        ),
+        FaultDef(
+            "no-rollback-path",
+            "cluster",
+            "C8",
+            "the source's signers were never imported into the destination's Phone-SAST-trust",
+            ("NO_ROLLBACK_PATH",),
+            "READY (warning)",
+        ),
+        FaultDef(
+            "trust-store-missing",
+            "cluster",
+            "evidence",
+            "the source's trust stores were not exported: the profile names none",
+            ("TRUST_STORE_MISSING",),
+            "UNKNOWN",
+        ),
+    )
+}
+
+
+def describe(name: str) -> FaultDef:
+    return CATALOG[name]

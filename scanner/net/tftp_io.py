@@ -1,0 +1,642 @@
+"""Thin asyncio adapters for the sans-IO TFTP state machines in ``scanner.tftp``.
+
+``tftp_fetch`` reads one file with a ``TftpReadClient`` over one unconnected datagram endpoint
+(unconnected because the server answers from a new port, its transfer ID). ``TftpServer``
+serves read requests with ``ServerReadTransfer``, one fresh socket per transfer, as real
+servers do, with optional faults for the simulated lab.
+
+These adapters move bytes and time and nothing else: every protocol decision is in the state
+machines. The clock is ``loop.time()``. Timers are lazy: one ``call_at`` handle per transfer
+that is moved only when the state machine's deadline comes earlier; when it fires early, it
+re-arms itself for the real deadline. A transfer that ends before its first timeout (nearly all
+of them) thus costs one timer schedule and one cancel, not one per datagram.
+
+Sockets are closed on every path. The client closes its transport in a ``finally`` (success,
+ERROR, timeout, cancellation by the caller's ``asyncio.timeout``); the server closes a
+transfer's socket the moment its state machine is done, and ``close()`` closes every socket
+still open. Only local failures raise (``OSError`` from name resolution, socket creation or
+bind, e.g. EMFILE); everything the network does becomes a ``TftpResult``.
+
+The server reads with ``loop.add_reader`` and plain non-blocking ``recvfrom``/``sendto`` instead
+of transports: a transfer is a handful of datagrams and a transport per transfer costs more
+than the transfer itself. That needs a selector-based loop (asyncio's default on Unix, or
+uvloop), not the Windows proactor loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from scanner.tftp.client import (
+    DEFAULT_BLKSIZE,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_WINDOWSIZE,
+    Address,
+    Outcome,
+    TftpReadClient,
+    TftpResult,
+)
+from scanner.tftp.packets import ErrorCode
+from scanner.tftp.server import (
+    Reject,
+    ServerOutcome,
+    ServerReadTransfer,
+    ServerSettings,
+    ServerTransferResult,
+    decide,
+)
+
+__all__ = ["ServerStats", "TftpFaults", "TftpServer", "serve_tftp", "tftp_fetch"]
+
+# Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP); no TFTP datagram can be longer.
+MAX_DATAGRAM = 65507
+# Datagrams read per wake-up before yielding to the loop, so that one busy socket cannot starve
+# the others. 64 is a full RFC 7440 window at tftp-hpa's limit.
+READ_BATCH = 64
+# Receive buffer asked for the server's request socket: a burst of thousands of RRQs (a fleet
+# scan starting) must queue, not be dropped. The kernel caps it at net.core.rmem_max.
+REQUEST_RCVBUF = 4 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Client
+
+
+def _family_of(host: str) -> int | None:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, Address]:
+    family = _family_of(host)
+    if family is not None:
+        return family, (host, port)
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"no address for {host!r}")
+    family, _, _, _, sockaddr = infos[0]
+    return family, tuple(sockaddr)
+
+
+def _local_host(family: int, remote: Address, local_host: str | None) -> str:
+    if local_host is not None:
+        return local_host
+    # A loopback target gets a loopback source: nothing outside the machine can reach the socket.
+    if ipaddress.ip_address(str(remote[0]).split("%")[0]).is_loopback:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    return "::" if family == socket.AF_INET6 else "0.0.0.0"
+
+
+class _FetchProtocol(asyncio.DatagramProtocol):
+    """Feeds one ``TftpReadClient`` from one datagram transport."""
+
+    def __init__(self, client: TftpReadClient, server: Address, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._server = server
+        self._loop = loop
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._abandoned = False
+        self.last_error: OSError | None = None
+        self.finished: asyncio.Future[TftpResult] = loop.create_future()
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Not an isinstance check: asyncio's own datagram transport does not subclass the ABC.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        if self._abandoned:
+            transport.close()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if self.finished.done():
+            return
+        self._client.receive_datagram(data, addr, self._loop.time())
+        self._pump()
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error or a failed sendto. Not fatal: the retransmission timer carries on, and
+        # a transfer that then times out names the error in its message.
+        if isinstance(exc, OSError):
+            self.last_error = exc
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if not self.finished.done():
+            self.finished.set_exception(exc if exc is not None else ConnectionError("socket closed"))
+
+    # driving the state machine
+
+    def start(self) -> None:
+        self._client.start(self._loop.time())
+        self._pump()
+
+    def abandon(self) -> None:
+        """The caller gave up before the transport was handed over: close it whenever it comes."""
+        self._abandoned = True
+        self.close()
+
+    def close(self) -> None:
+        self._cancel_timer()
+        if not self.finished.done():
+            # Cancelled from outside: connection_lost must not leave an exception nobody reads.
+            self.finished.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _pump(self) -> None:
+        client = self._client
+        transport = self._transport
+        assert transport is not None
+        for data, addr in client.datagrams_to_send(self._loop.time()):
+            transport.sendto(data, self._server if addr is None else addr)
+        result = client.result
+        if result is not None:
+            self._cancel_timer()
+            if not self.finished.done():
+                self.finished.set_result(result)
+            return
+        deadline = client.get_timer()
+        if deadline is None:
+            self._cancel_timer()
+        elif self._timer is None or deadline < self._timer_at:
+            self._cancel_timer()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+        # else: the armed handle fires no later than needed and re-arms itself in _on_timer
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._client.get_timer()
+        if deadline is None or self.finished.done():
+            return
+        now = self._loop.time()
+        if now < deadline:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+            return
+        self._client.handle_timer(now)
+        self._pump()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+async def tftp_fetch(
+    host: str,
+    port: int,
+    filename: str,
+    *,
+    blksize: int | None = DEFAULT_BLKSIZE,
+    windowsize: int | None = DEFAULT_WINDOWSIZE,
+    timeout: float = 1.0,
+    retries: int = 5,
+    max_size: int = DEFAULT_MAX_SIZE,
+    tsize: bool = True,
+    local_host: str | None = None,
+    rng: random.Random | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> TftpResult:
+    """Read ``filename`` from the TFTP server at ``host``:``port``; see ``TftpReadClient``.
+
+    ``local_host`` is the address to bind (port 0); by default loopback for a loopback target
+    and the wildcard otherwise. The transfer ends on its own (retries bound it); wrap the call in
+    ``asyncio.timeout`` for a hard limit, cancellation closes the socket too.
+    """
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    client = TftpReadClient(
+        filename,
+        blksize=blksize,
+        windowsize=windowsize,
+        timeout=timeout,
+        tsize=tsize,
+        max_retries=retries,
+        max_size=max_size,
+        rng=rng,
+    )
+    family, server = await _resolve(loop, host, port)
+    protocol = _FetchProtocol(client, server, loop)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((_local_host(family, server, local_host), 0))
+        await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+    except asyncio.CancelledError:
+        # The only suspension inside the endpoint's creation comes after its transport took the
+        # socket, so the transport must be closed, not the socket (uvloop's transport owns the
+        # descriptor; closing it underneath hangs loop.close()). asyncio closes its transport
+        # itself, uvloop does not (0.23): the protocol closes it when connection_made arrives.
+        protocol.abandon()
+        raise
+    except BaseException:
+        sock.close()  # failed before any transport existed: the socket is still ours
+        raise
+    try:
+        protocol.start()
+        result = await protocol.finished
+    finally:
+        protocol.close()
+    if result.outcome is Outcome.TIMEOUT and protocol.last_error is not None:
+        result = dataclasses.replace(
+            result, message=f"{result.message}; last socket error: {protocol.last_error}"
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Server
+
+
+@dataclass(frozen=True, slots=True)
+class TftpFaults:
+    """Faults the lab server injects. All off by default.
+
+    ``loss``: probability that any outgoing datagram is dropped (drawn from ``random.Random(seed)``,
+    so a run is repeatable). ``delay``: seconds every outgoing datagram waits before it is sent.
+    ``error_reply``: answer every request with this ERROR ``(code, message)`` instead of serving
+    it. ``truncate``: serve only the first N bytes of every file while announcing the full size
+    in tsize, as a server whose file changed mid-transfer would.
+    """
+
+    loss: float = 0.0
+    delay: float = 0.0
+    seed: int = 0
+    error_reply: tuple[int, str] | None = None
+    truncate: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError("loss must be a probability in 0..1")
+        if self.delay < 0:
+            raise ValueError("delay must be >= 0")
+        if self.truncate is not None and self.truncate < 0:
+            raise ValueError("truncate must be >= 0")
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters since start; read them while the server runs or after it stopped."""
+
+    requests: int = 0  # datagrams that reached the request port
+    ignored: int = 0  # of those, not a request (RFC 1350 gives no answer)
+    rejected: int = 0  # answered with ERROR: not found, malformed, WRQ, fault mode
+    not_found: int = 0  # of the rejected, "File not found"
+    busy: int = 0  # dropped because max_active transfers were running
+    lookup_errors: int = 0  # the lookup callable raised; answered with ERROR 0
+    transfers: int = 0  # transfers started
+    ok: int = 0
+    timeouts: int = 0
+    aborted: int = 0  # the client sent an ERROR
+    protocol_errors: int = 0
+    sent: int = 0  # datagrams handed to the kernel
+    dropped: int = 0  # datagrams dropped by the loss fault
+    send_errors: int = 0  # sendto failures (full buffer, closed socket): the same as loss
+
+
+class _Transfer:
+    """One server transfer: its socket, its state machine, its lazy timer."""
+
+    __slots__ = ("fd", "machine", "server", "sock", "timer", "timer_at")
+
+    def __init__(self, server: TftpServer, sock: socket.socket, machine: ServerReadTransfer) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.machine = machine
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+
+
+class TftpServer:
+    """A read-only TFTP server over the sans-IO ``ServerReadTransfer``; for the lab and tests.
+
+    ``lookup(filename)`` returns the file's bytes or None for "File not found". ``max_active``
+    models CUCM's "Maximum Serving Count": requests beyond it are dropped unanswered, so the
+    client sees a timeout. ``on_transfer`` is called with each finished transfer's result.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], bytes | None],
+        *,
+        faults: TftpFaults | None = None,
+        settings: ServerSettings | None = None,
+        max_active: int | None = None,
+        on_transfer: Callable[[ServerTransferResult], None] | None = None,
+    ) -> None:
+        self._lookup = lookup
+        self.faults = faults if faults is not None else TftpFaults()
+        self.settings = settings if settings is not None else ServerSettings()
+        self._max_active = max_active
+        self._on_transfer = on_transfer
+        self._rng = random.Random(self.faults.seed)
+        self._loss = self.faults.loss
+        self._delay = self.faults.delay
+        self.stats = ServerStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._family: int = socket.AF_INET
+        self._host = ""
+        self._port = 0
+        self._transfers: set[_Transfer] = set()
+        self._delayed: set[asyncio.TimerHandle] = set()
+
+    # lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Bind the request socket on ``host`` (an IP literal) and ``port``; return the bound port."""
+        if self._sock is not None:
+            raise RuntimeError("server already started")
+        family = _family_of(host)
+        if family is None:
+            raise ValueError(f"host must be an IP address literal, not {host!r}")
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            # A smaller buffer than asked only means more drops under a burst.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REQUEST_RCVBUF)
+            sock.bind((host, port))
+            loop.add_reader(sock.fileno(), self._on_request)
+        except BaseException:
+            sock.close()
+            raise
+        self._loop = loop
+        self._sock = sock
+        self._family = family
+        self._host = host
+        self._port = sock.getsockname()[1]
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def active(self) -> int:
+        """Transfers in progress (each holds one socket)."""
+        return len(self._transfers)
+
+    def close(self) -> None:
+        """Close every socket and cancel every timer now. Idempotent."""
+        loop = self._loop
+        sock, self._sock = self._sock, None
+        if sock is not None and loop is not None:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        for transfer in list(self._transfers):
+            self._end(transfer)
+        for handle in self._delayed:
+            handle.cancel()
+        self._delayed.clear()
+
+    async def stop(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> TftpServer:
+        if self._sock is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # requests
+
+    def _on_request(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        stats = self.stats
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. a queued ICMP error; nothing to read this time
+            stats.requests += 1
+            try:
+                decision = decide(data, self._lookup)
+            except Exception as exc:
+                # A bug in the caller's lookup: report it through the loop, answer like a server
+                # with an internal error, and keep serving the others.
+                assert self._loop is not None
+                self._loop.call_exception_handler(
+                    {"message": "TFTP lookup failed", "exception": exc, "request": data}
+                )
+                stats.lookup_errors += 1
+                self._send_reject(Reject(ErrorCode.NOT_DEFINED, "Internal server error").packet(), addr)
+                continue
+            if decision is None:
+                stats.ignored += 1
+                continue
+            if self.faults.error_reply is not None:
+                code, message = self.faults.error_reply
+                decision = Reject(code, message)
+            if isinstance(decision, Reject):
+                stats.rejected += 1
+                if decision.code == ErrorCode.FILE_NOT_FOUND:
+                    stats.not_found += 1
+                self._send_reject(decision.packet(), addr)
+                continue
+            if self._max_active is not None and len(self._transfers) >= self._max_active:
+                stats.busy += 1
+                continue
+            content = decision.content
+            announced = None
+            truncate = self.faults.truncate
+            if truncate is not None and truncate < len(content):
+                announced, content = len(content), content[:truncate]
+            machine = ServerReadTransfer(
+                decision.request, content, addr, settings=self.settings, announced_size=announced
+            )
+            try:
+                tsock = self._transfer_socket()
+            except OSError:
+                stats.send_errors += 1  # out of descriptors: as if the request was lost
+                continue
+            transfer = _Transfer(self, tsock, machine)
+            assert self._loop is not None
+            self._loop.add_reader(transfer.fd, self._on_transfer_readable, transfer)
+            self._transfers.add(transfer)
+            stats.transfers += 1
+            machine.start(self._loop.time())
+            self._pump(transfer)
+
+    def _transfer_socket(self) -> socket.socket:
+        # A fresh port on the same address the request came to: the transfer ID (RFC 1350 §4).
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self._host, 0))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _send_reject(self, packet: bytes, addr: Address) -> None:
+        # Errors go out from a fresh TID too, as tftp-hpa sends them, and are never retransmitted.
+        if self._loss and self._rng.random() < self._loss:
+            self.stats.dropped += 1
+            return
+        if self._delay:
+            self._later(self._reject_now, packet, addr)
+        else:
+            self._reject_now(packet, addr)
+
+    def _reject_now(self, packet: bytes, addr: Address) -> None:
+        try:
+            sock = self._transfer_socket()
+        except OSError:
+            self.stats.send_errors += 1
+            return
+        with sock:
+            try:
+                sock.sendto(packet, addr)
+                self.stats.sent += 1
+            except OSError:
+                self.stats.send_errors += 1
+
+    # transfers
+
+    def _on_transfer_readable(self, transfer: _Transfer) -> None:
+        machine = transfer.machine
+        sock = transfer.sock
+        assert self._loop is not None
+        now = self._loop.time()
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            machine.receive_datagram(data, addr, now)
+            if machine.done:
+                break
+        self._pump(transfer)
+
+    def _pump(self, transfer: _Transfer) -> None:
+        machine = transfer.machine
+        loop = self._loop
+        assert loop is not None
+        sock = transfer.sock
+        stats = self.stats
+        for data, addr in machine.datagrams_to_send(loop.time()):
+            if self._loss and self._rng.random() < self._loss:
+                stats.dropped += 1
+            elif self._delay:
+                self._later(self._send_now, sock, data, addr)
+            else:
+                try:
+                    sock.sendto(data, addr)
+                    stats.sent += 1
+                except OSError:
+                    stats.send_errors += 1
+        if machine.done:
+            self._end(transfer)
+            return
+        deadline = machine.get_timer()
+        if deadline is None:
+            return
+        if transfer.timer is None or deadline < transfer.timer_at:
+            if transfer.timer is not None:
+                transfer.timer.cancel()
+            transfer.timer = loop.call_at(deadline, self._on_transfer_timer, transfer)
+            transfer.timer_at = deadline
+
+    def _on_transfer_timer(self, transfer: _Transfer) -> None:
+        transfer.timer = None
+        machine = transfer.machine
+        deadline = machine.get_timer()
+        if deadline is None or transfer not in self._transfers:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        if now < deadline:
+            transfer.timer = self._loop.call_at(deadline, self._on_transfer_timer, transfer)
+            transfer.timer_at = deadline
+            return
+        machine.handle_timer(now)
+        self._pump(transfer)
+
+    def _end(self, transfer: _Transfer) -> None:
+        if transfer not in self._transfers:
+            return
+        self._transfers.discard(transfer)
+        if transfer.timer is not None:
+            transfer.timer.cancel()
+            transfer.timer = None
+        assert self._loop is not None
+        self._loop.remove_reader(transfer.fd)
+        transfer.sock.close()
+        result = transfer.machine.result
+        if result is None:
+            return  # closed by close() mid-transfer
+        stats = self.stats
+        if result.outcome is ServerOutcome.OK:
+            stats.ok += 1
+        elif result.outcome is ServerOutcome.TIMEOUT:
+            stats.timeouts += 1
+        elif result.outcome is ServerOutcome.ABORTED:
+            stats.aborted += 1
+        else:
+            stats.protocol_errors += 1
+        if self._on_transfer is not None:
+            self._on_transfer(result)
+
+    # delayed sends (the delay fault)
+
+    def _later(self, callback: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            assert handle is not None
+            self._delayed.discard(handle)
+            callback(*args)
+
+        handle = self._loop.call_later(self._delay, fire)
+        self._delayed.add(handle)
+
+    def _send_now(self, sock: socket.socket, data: bytes, addr: Address) -> None:
+        try:
+            sock.sendto(data, addr)  # OSError if the transfer ended (socket closed) meanwhile
+            self.stats.sent += 1
+        except OSError:
+            self.stats.send_errors += 1
+
+
+async def serve_tftp(
+    host: str,
+    port: int,
+    lookup: Callable[[str], bytes | None],
+    *,
+    faults: TftpFaults | None = None,
+    settings: ServerSettings | None = None,
+    max_active: int | None = None,
+) -> TftpServer:
+    """Start a ``TftpServer`` on ``host``:``port`` (0 for any) and return it; ``server.port`` is bound."""
+    server = TftpServer(lookup, faults=faults, settings=settings, max_active=max_active)
+    await server.start(host, port)
+    return server

@@ -1,0 +1,236 @@
+"""HTTP 6970 / phone pages against loopback servers: every failure is an outcome, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from scanner.evidence import Outcome
+from scanner.net.http_fetch import HttpFetcher, HttpSettings
+from scanner.net.phone_web import fetch_phone_pages, phone_url
+from tests.pki import make_cert, rsa_key
+
+ITL = b"\x01\x00\x02\x01\x02" + bytes(range(256)) * 20
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+async def start_app(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, port
+
+
+def tftp_app(connections: list[object]) -> web.Application:
+    async def itl(request: web.Request) -> web.Response:
+        connections.append(request.transport)
+        return web.Response(body=ITL)
+
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="Maximum Serving Count reached")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(body=b"late")
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 5000)
+
+    async def big_chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for _ in range(10):
+            await resp.write(b"y" * 1000)
+        await resp.write_eof()
+        return resp
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "10000"})
+        await resp.prepare(request)
+        await resp.write(b"z" * 100)
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/ITLFile.tlv", itl)
+    app.router.add_get("/busy", busy)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/big", big)
+    app.router.add_get("/chunked", big_chunked)
+    app.router.add_get("/cut", cut)
+    return app
+
+
+def run(factory: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def test_outcomes() -> None:
+    async def main() -> None:
+        connections: list[object] = []
+        runner, port = await start_app(tftp_app(connections))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            settings = HttpSettings(timeout=0.5, max_size=4096)
+            async with HttpFetcher(settings) as f:
+                results = await asyncio.gather(
+                    *(f.get(f"{base}/ITLFile.tlv", max_size=1 << 20) for _ in range(20))
+                )
+                assert all(r.outcome is Outcome.OK and r.data == ITL for r in results)
+                for _ in range(5):  # sequential requests reuse kept-alive connections
+                    assert (await f.get(f"{base}/ITLFile.tlv", max_size=1 << 20)).outcome is Outcome.OK
+                assert len({id(c) for c in connections}) <= 20
+                r = await f.get(f"{base}/nothing")
+                assert (r.outcome, r.status) == (Outcome.NOT_FOUND, 404)
+                r = await f.get(f"{base}/busy")
+                assert r.outcome is Outcome.REFUSED and r.error == "HTTP 503 Service Unavailable"
+                r = await f.get(f"{base}/slow")
+                assert r.outcome is Outcome.TIMEOUT and r.duration < 1.5
+                r = await f.get(f"{base}/big")
+                assert r.outcome is Outcome.TOO_LARGE and "Content-Length 5000" in (r.error or "")
+                r = await f.get(f"{base}/chunked")
+                assert r.outcome is Outcome.TOO_LARGE and r.data is None
+                r = await f.get(f"{base}/cut", max_size=1 << 20)
+                assert r.outcome is Outcome.PROTOCOL_ERROR
+                r = await f.get(f"http://127.0.0.1:{free_port()}/x")
+                assert r.outcome is Outcome.REFUSED
+        finally:
+            await runner.cleanup()
+
+    run(main)
+
+
+def test_garbage_and_stalled_servers() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1000)
+            writer.write(b"\x00\x01garbage that is not HTTP\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1000)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")  # then nothing
+            await writer.drain()
+            try:
+                await release.wait()
+            finally:
+                writer.close()
+
+        g = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        s = await asyncio.start_server(stall, "127.0.0.1", 0)
+        try:
+            async with HttpFetcher(HttpSettings(timeout=0.5)) as f:
+                r = await f.get(f"http://127.0.0.1:{g.sockets[0].getsockname()[1]}/ITLFile.tlv")
+                assert r.outcome is Outcome.PROTOCOL_ERROR, r
+                r = await f.get(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/ITLFile.tlv")
+                assert r.outcome is Outcome.TIMEOUT, r
+        finally:
+            release.set()
+            g.close()
+            s.close()
+            await g.wait_closed()
+            await s.wait_closed()
+
+    run(main)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("https")
+    key = rsa_key(2048, 2)
+    cert = make_cert("127.0.0.1", key)
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return d / "cert.pem", d / "key.pem"
+
+
+def test_https_with_and_without_verification(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+
+    async def main() -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        runner, port = await start_app(tftp_app([]), ctx)
+        url = f"https://127.0.0.1:{port}/ITLFile.tlv"
+        try:
+            async with HttpFetcher(HttpSettings(timeout=2.0)) as f:  # system CAs: self-signed refused
+                r = await f.get(url)
+                assert r.outcome is Outcome.PROTOCOL_ERROR and "TLS" in (r.error or "")
+            async with HttpFetcher(HttpSettings(timeout=2.0, verify=False)) as f:  # phones
+                assert (await f.get(url)).data == ITL
+        finally:
+            await runner.cleanup()
+
+    run(main)
+
+
+def phone_app(mode: str) -> web.Application:
+    async def config(request: web.Request) -> web.Response:
+        if mode == "disabled":
+            return web.Response(status=403, text="Forbidden")
+        if request.query.get("adapter") == "device.statistics.configuration" and mode == "old":
+            return web.Response(status=404)
+        return web.Response(body=b"<html>CTL signature BD 03</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/CGI/Java/Serviceability", config)
+    app.router.add_get("/NetworkConfiguration", config)
+    app.router.add_get("/", config)
+    return app
+
+
+def test_phone_pages() -> None:
+    async def main() -> None:
+        async with HttpFetcher(HttpSettings(timeout=0.5)) as f:
+            for mode in ("new", "old", "disabled"):
+                runner, port = await start_app(phone_app(mode))
+                try:
+                    pages = await fetch_phone_pages(f, "http", "127.0.0.1", port, timeout=0.5)
+                finally:
+                    await runner.cleanup()
+                assert [p.page for p in pages] == ["network-setup", "status-messages", "device-information"]
+                if mode == "disabled":
+                    assert all(p.outcome is Outcome.DISABLED for p in pages)
+                    assert "not requested" in (pages[1].error or "")
+                else:
+                    assert all(p.outcome is Outcome.OK for p in pages)
+                if mode == "old":
+                    assert pages[0].url.endswith("/NetworkConfiguration")
+            pages = await fetch_phone_pages(f, "http", "127.0.0.1", free_port(), timeout=0.5)
+            assert [p.outcome for p in pages] == [Outcome.REFUSED] * 3
+
+    run(main)
+
+
+def test_phone_url() -> None:
+    assert phone_url("http", "127.0.0.1", 80, "/x") == "http://127.0.0.1/x"
+    assert phone_url("https", "::1", 8443, "/x") == "https://[::1]:8443/x"

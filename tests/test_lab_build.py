@@ -1,0 +1,264 @@
+"""lab build: determinism, the shape of both clusters' files, each fault's effect, the answer key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scanner.devconfig import parse_device_config
+from scanner.filechecks import is_blank_itl
+from scanner.lab.build import SHA512_UNSUPPORTED, build_lab
+from scanner.lab.scenario import BUILTIN
+from scanner.lab.testing import TEST_BASE, built_lab, key_factory
+from scanner.storeio import load_trust_store
+from scanner.trustlist import Digest, Role, parse
+from scanner.verify import verify
+
+
+def _tree_hashes(d: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _lab(d: Path) -> dict:
+    return json.loads((d / "lab.json").read_text())
+
+
+def _answer(d: Path) -> dict:
+    return json.loads((d / "answer-key.json").read_text())
+
+
+def _served(d: Path, node: str, name: str) -> bytes:
+    return (d / "tftp" / node / name).read_bytes()
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    sc = dataclasses.replace(BUILTIN["mixed"], base=TEST_BASE)
+    keys = key_factory("1")
+    a = build_lab(tmp_path / "a", sc, phones=40, seed="1", keys=keys)
+    b = build_lab(tmp_path / "b", sc, phones=40, seed="1", keys=keys)
+    assert a.answer == b.answer
+    assert _tree_hashes(a.path) == _tree_hashes(b.path)
+    c = build_lab(tmp_path / "c", sc, phones=40, seed="2", keys=key_factory("2"))
+    assert _tree_hashes(c.path) != _tree_hashes(a.path)
+    # Rebuilding over an existing lab replaces it; nothing partial is left beside it.
+    build_lab(tmp_path / "a", sc, phones=40, seed="1", keys=keys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
+
+
+def test_healthy_answer_key_all_ready() -> None:
+    d = built_lab("healthy")
+    ak = _answer(d)
+    assert ak["verdict"] == "GO"
+    assert ak["scenario"] == "healthy" and ak["seed"] == "1"
+    assert len(ak["devices"]) == 30
+    assert all(v == {"readiness": "READY", "codes": []} for v in ak["devices"].values())
+    assert ak["clusters"] == {"source": [], "destination": []}
+
+
+def test_source_is_tokenless_10_5_destination_is_12_5() -> None:
+    d = built_lab("healthy")
+    ctl = parse(_served(d, "src-pub", "CTLFile.tlv"))
+    assert _served(d, "src-sub1", "CTLFile.tlv") == ctl.data
+    v = verify(ctl)
+    assert v.valid and v.signer_has_sast_role
+    assert ctl.header.signer_name is not None and ctl.header.signer_name.startswith("CN=src-pub;")
+    assert [r.role for r in ctl.records].count(Role.SAST) == 2  # publisher CallManager + ITLRecovery
+    for node in ("src-pub", "src-sub1"):
+        itl = parse(_served(d, node, "ITLFile.tlv"))
+        assert verify(itl).valid and verify(itl).signer_has_sast_role
+        assert itl.header.signer_name is not None and itl.header.signer_name.startswith(f"CN={node};")
+        assert len(itl.records_with_role(Role.TVS)) == 3
+        assert len(itl.records_with_role(Role.CCM_TFTP)) == 1
+        assert len(itl.records_with_role(Role.CAPF)) == 1
+    for node in ("dst-pub", "dst-sub1"):
+        for name in ("CTLFile.tlv", "ITLFile.tlv"):
+            tf = parse(_served(d, node, name))
+            assert verify(tf).valid
+            assert tf.header.signer_name is not None and tf.header.signer_name.startswith(
+                "CN=ITLRECOVERY_dst-pub;"
+            )
+            assert tf.header.digest == Digest.SHA1
+    # Each node signs configs with its own CallManager key.
+    lab = _lab(d)
+    mac = lab["phones"][0]["name"]
+    for node in ("src-pub", "dst-sub1"):
+        sgn = parse(_served(d, node, f"{mac}.cnf.xml.sgn"))
+        assert sgn.header.signer_name is not None and sgn.header.signer_name.startswith(f"CN={node};")
+        cfg = parse_device_config(sgn.payload)
+        assert cfg.tvs and all(t.address and t.address.startswith("127.") for t in cfg.tvs)
+        assert "sshPassword" in cfg.redacted_fields
+    cache = _served(d, "dst-pub", "ConfigFileCacheList.txt").decode().split()
+    assert f"{mac}.cnf.xml" in cache
+
+
+def test_trust_stores_bulk_import() -> None:
+    d = built_lab("healthy")
+    sast = load_trust_store(d / "trust/source/Phone-SAST-trust")
+    assert len(sast.certs) == 3  # dst-pub, dst-sub1 CallManager + ITLRecovery
+    cmt = load_trust_store(d / "trust/source/CallManager-trust")
+    assert len(cmt.certs) == 4  # + CAPF (bulk import)
+    assert (
+        len(load_trust_store(d / "trust/destination/Phone-SAST-trust").certs) == 4
+    )  # 3 CallManager + ITLRecovery
+
+
+def test_profile_and_inventory_contract() -> None:
+    d = built_lab("healthy")
+    prof = tomllib.loads((d / "profile.toml").read_text())
+    src = prof["clusters"]["source"]
+    assert src["mode"] == "mixed" and src["version"] == "10.5" and src["transport"] == "http-first"
+    assert set(src["trust_stores"]) == {"CallManager-trust", "Phone-SAST-trust"}
+    assert [n["name"] for n in src["tftp"]] == ["src-pub", "src-sub1"]
+    assert len(src["tvs"]) == 3 and len(prof["clusters"]["destination"]["tftp"]) == 2
+    addresses = [n["address"] for c in prof["clusters"].values() for n in c["tftp"] + c["tvs"]]
+    assert len(set(addresses)) == len(addresses) and all(a.startswith("127.") for a in addresses)
+    assert prof["phones"] == {"web_port": 8080, "web_scheme": "http"}
+    profile_mod = pytest.importorskip("scanner.profile")
+    loaded = profile_mod.load_profile(d / "profile.toml")
+    assert loaded is not None
+    header = (d / "inventory.csv").read_text().splitlines()[0]
+    assert header.startswith("Device Name,Description,Device Type,Device Pool,IP Address")
+
+
+def _phones_with(d: Path, fault: str) -> list[dict]:
+    found = [p for p in _lab(d)["phones"] if p["fault"] == fault]
+    assert found, f"no phone has {fault}"
+    return found
+
+
+def test_mixed_most_ready_and_every_phone_fault_present() -> None:
+    d = built_lab("mixed", phones=60)
+    ak = _answer(d)
+    assert ak["verdict"] == "NO_GO"
+    assert ak["counts"]["READY"] > 30
+    faults = {p["fault"] for p in _lab(d)["phones"]} - {None}
+    assert faults == {f.name for f in BUILTIN["mixed"].faults if f.definition.scope == "phone"}
+
+
+def test_phone_fault_effects() -> None:
+    d = built_lab("mixed", phones=60)
+    lab = _lab(d)
+    variants = lab["trust_variants"]
+    ak = _answer(d)["devices"]
+    for p in _phones_with(d, "phone-stale-itl") + _phones_with(d, "phone-trust-update-failed"):
+        node = "src-pub" if p["tftp"][0].endswith(".0.1") else "src-sub1"
+        assert variants[p["itl"]]["sha1"] != hashlib.sha1(_served(d, node, "ITLFile.tlv")).hexdigest()
+        assert "PHONE_TRUST_STALE" in ak[p["name"]]["codes"] and ak[p["name"]]["readiness"] == "NOT_READY"
+    for p in _phones_with(d, "phone-src-itl-invalid"):
+        for node in ("src-pub", "src-sub1"):
+            assert not verify(parse(_served(d, node, f"ITLSEP{p['mac']}.tlv"))).valid
+    for p in _phones_with(d, "dest-not-provisioned"):
+        assert not (d / "tftp/dst-pub" / f"{p['name']}.cnf.xml.sgn").exists()
+        assert "DEST_NOT_PROVISIONED" in ak[p["name"]]["codes"]
+    itl_serials = {r.serial for r in parse(_served(d, "dst-pub", "ITLFile.tlv")).records}
+    for p in _phones_with(d, "dest-config-signer-unknown"):
+        sgn = parse(_served(d, "dst-pub", f"{p['name']}.cnf.xml.sgn"))
+        assert sgn.header.signer_serial not in itl_serials
+    for p in _phones_with(d, "tvs-not-configured"):
+        cfg = parse_device_config(parse(_served(d, "src-pub", f"{p['name']}.cnf.xml.sgn")).payload)
+        assert cfg.tvs == ()
+        assert set(ak[p["name"]]["codes"]) == {"TVS_NOT_CONFIGURED", "NODE_MISMATCH", "NO_ROLLBACK_PATH"}
+    for p in _phones_with(d, "sha512-unsupported-model"):
+        assert p["model"] in SHA512_UNSUPPORTED
+    assert parse(_served(d, "dst-pub", "ITLFile.tlv")).header.digest == Digest.SHA512
+    for p in _phones_with(d, "web-access-off"):
+        assert p["web"] == "off"
+        assert (
+            parse_device_config(parse(_served(d, "src-pub", f"{p['name']}.cnf.xml.sgn")).payload).web_access
+            == 1
+        )
+        assert ak[p["name"]]["readiness"] == "UNKNOWN"
+
+
+def test_mixed_node_faults() -> None:
+    d = built_lab("mixed", phones=60)
+    lab = _lab(d)
+    # dest-node-mismatch: the two destination nodes serve different (both valid) CTLs.
+    a, b = _served(d, "dst-pub", "CTLFile.tlv"), _served(d, "dst-sub1", "CTLFile.tlv")
+    assert a != b and verify(parse(a)).valid and verify(parse(b)).valid
+    tvs = {t["name"]: t for t in lab["clusters"]["source"]["tvs"]}
+    assert tvs["src-sub2"]["down"] is True
+    ak = _answer(d)["devices"]
+    west = [p for p in lab["phones"] if p["pool"] == "DP-WEST" and p["fault"] is None]
+    assert west and all(ak[p["name"]]["readiness"] == "NOT_READY" for p in west)
+    assert all("TVS_UNREACHABLE" in ak[p["name"]]["codes"] for p in west)
+    hq = [p for p in lab["phones"] if p["pool"] == "DP-HQ" and p["fault"] is None]
+    assert hq and all(ak[p["name"]]["readiness"] == "READY" for p in hq)
+    assert all("TVS_CERT_NOT_IN_ITL" in ak[p["name"]]["codes"] for p in hq)
+    assert len(load_trust_store(d / "trust/destination/Phone-SAST-trust").certs) == 0  # no-rollback-path
+
+
+@pytest.mark.parametrize(
+    ("scenario", "readiness", "codes"),
+    [
+        (
+            "rollback-mixed-mode",
+            "NOT_READY",
+            ["SRC_MIXED_MODE_ROLLBACK", "SRC_ROLLBACK_ACTIVE", "TVS_CERT_NOT_IN_ITL"],
+        ),
+        ("rollback-path", "READY", ["SRC_ROLLBACK_ACTIVE"]),
+        ("itlrecovery-not-imported", "NOT_READY", ["DEST_SIGNER_UNTRUSTED", "ITLRECOVERY_NOT_IMPORTED"]),
+        ("dest-node-cert-not-imported", "NOT_READY", ["DEST_SIGNER_UNTRUSTED"]),
+        ("dest-signer-not-phone-sast", "NOT_READY", ["DEST_SIGNER_NOT_PHONE_SAST"]),
+        ("dest-invalid", "NOT_READY", ["DEST_CTL_INVALID", "DEST_ITL_INVALID"]),
+        ("dest-itl-too-large", "NOT_READY", ["ITL_TOO_LARGE"]),
+        ("dest-signer-expired", "NOT_READY", ["CERT_EXPIRED"]),
+        ("dest-non-secure", "NOT_READY", ["SRC_CTL_WITHOUT_DEST_CTL"]),
+        ("trust-store-missing", "UNKNOWN", ["TRUST_STORE_MISSING"]),
+    ],
+)
+def test_cluster_scenarios(scenario: str, readiness: str, codes: list[str]) -> None:
+    d = built_lab(scenario, phones=6)
+    ak = _answer(d)
+    assert {(v["readiness"], tuple(v["codes"])) for v in ak["devices"].values()} == {
+        (readiness, tuple(codes))
+    }
+    expected = {"READY": "GO", "NOT_READY": "NO_GO", "UNKNOWN": "INCOMPLETE"}[readiness]
+    assert ak["verdict"] == expected
+    _check_cluster_files(d, scenario)
+
+
+def _check_cluster_files(d: Path, scenario: str) -> None:
+    src_sast = d / "trust/source/Phone-SAST-trust"
+    if scenario.startswith("rollback"):
+        for node in ("src-pub", "src-sub1"):
+            assert is_blank_itl(parse(_served(d, node, "ITLFile.tlv")))
+        assert (d / "tftp/src-pub/CTLFile.tlv").exists() == (scenario == "rollback-mixed-mode")
+    elif scenario == "itlrecovery-not-imported":
+        subjects = [c.cert.subject.rfc4514_string() for c in load_trust_store(src_sast).certs]
+        assert not any("ITLRECOVERY" in s for s in subjects)
+    elif scenario == "dest-node-cert-not-imported":
+        itl = parse(_served(d, "dst-sub1", "ITLFile.tlv"))
+        assert itl.header.signer_name is not None and itl.header.signer_name.startswith("CN=dst-sub1;")
+        store = load_trust_store(src_sast)
+        assert not store.find(itl.header.signer_serial, itl.header.signer_issuer)
+    elif scenario == "dest-signer-not-phone-sast":
+        ctl = parse(_served(d, "dst-pub", "CTLFile.tlv"))
+        assert not load_trust_store(src_sast).find(ctl.header.signer_serial, ctl.header.signer_issuer)
+        assert load_trust_store(d / "trust/source/CallManager-trust").find(
+            ctl.header.signer_serial, ctl.header.signer_issuer
+        )
+    elif scenario == "dest-invalid":
+        assert not verify(parse(_served(d, "dst-sub1", "ITLFile.tlv"))).valid
+        with pytest.raises(ValueError):
+            parse(_served(d, "dst-pub", "CTLFile.tlv"), strict=True)
+    elif scenario == "dest-itl-too-large":
+        itl = _served(d, "dst-pub", "ITLFile.tlv")
+        assert len(itl) > 64 * 1024 and sum(1 for r in parse(itl).records if r.certificate) > 39
+    elif scenario == "dest-signer-expired":
+        ctl = parse(_served(d, "dst-pub", "CTLFile.tlv"))
+        signer = verify(ctl).signer
+        assert signer is not None
+    elif scenario == "dest-non-secure":
+        assert not (d / "tftp/dst-pub/CTLFile.tlv").exists()
+    elif scenario == "trust-store-missing":
+        assert "trust_stores" not in tomllib.loads((d / "profile.toml").read_text())["clusters"]["source"]
