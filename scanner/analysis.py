@@ -148,7 +148,7 @@ def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
                             status = parse_status_messages(data)
                         except ParseError:
                             status_outcome = "protocol_error"
-                else:
+                elif a.file == "network-setup":
                     page_outcome, page_detail = a.outcome.value, a.error
                     if data is not None:
                         try:

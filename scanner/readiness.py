@@ -209,6 +209,9 @@ class ListState:
         return {r.certificate for r in tf.records if r.role in wanted and r.certificate} if tf else set()
 
 
+_NO_LIST = ListState(FileEvidence("", "", "", "not collected"), None)
+
+
 def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
     if not fe.ok or fe.data is None:
         return ListState(fe, None)
@@ -282,7 +285,8 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
     for t in ev.tvs:
         c.tvs_by_address.setdefault(t.address, []).append(t)
     # The cluster CTL is one file: every node should serve the same bytes.
-    ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis}
+    # (Only valid CTLs: a broken one is its own finding, DEST_/SRC_CTL_INVALID.)
+    ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis and s.valid}
     if len(set(ctl_hashes.values())) > 1:
         c.findings.append(
             Finding(
@@ -342,6 +346,13 @@ class Evaluator:
         blank_nodes = sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
         self.src_blank = bool(blank_nodes)
         if blank_nodes:
+            src.findings.append(
+                Finding(
+                    "SRC_ROLLBACK_ACTIVE", Severity.INFO,
+                    "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
+                    {"cluster": "source", "nodes": blank_nodes},
+                )
+            )
             if src.ev.mixed:
                 src.findings.append(
                     Finding(
@@ -352,17 +363,11 @@ class Evaluator:
                         {"cluster": "source", "nodes": blank_nodes},
                     )
                 )
-            else:
-                src.findings.append(
-                    Finding(
-                        "SRC_ROLLBACK_ACTIVE", Severity.INFO,
-                        "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
-                        {"cluster": "source", "nodes": blank_nodes},
-                    )
-                )
         # C4 at cluster level: every TVS probed.
         src_tvs_ders = set().union(*(ls.role_ders([Role.TVS]) for ls in src.itl.values())) if src.itl else set()
-        for t in src.ev.tvs:
+        # On the rollback path (non-secure source, blank ITL) phones never consult TVS.
+        tvs_matters = not (self.src_blank and not src.ev.mixed)
+        for t in src.ev.tvs if tvs_matters else ():
             ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
             if t.outcome != OK or t.cert_der is None:
                 src.findings.append(
@@ -393,7 +398,7 @@ class Evaluator:
                         "cannot be checked against what TVS will vouch for",
                         {"cluster": "source", "store": PHONE_SAST_TRUST, "unknown": True})
             )
-        self.dest_signer_verdicts: dict[tuple[str, str], Finding | None] = {}
+        self.dest_signer_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
         for node, fname, ls in self.dest_signers:
             self.dest_signer_verdicts[(node, fname)] = self._dest_signer_finding(node, fname, ls)
         # C8: can phones go back? The source's signers must be in the destination's stores.
@@ -441,34 +446,37 @@ class Evaluator:
                         f"{facts.not_after:%Y-%m-%d}", ev)
             )
 
-    def _dest_signer_finding(self, node: str, fname: str, ls: ListState) -> Finding | None:
+    def _dest_signer_finding(self, node: str, fname: str, ls: ListState) -> tuple[Finding, ...]:
         der = ls.signer_der
         if der is None:
-            return None  # an invalid destination file: reported per phone as DEST_*_INVALID
+            return ()  # an invalid destination file: reported per phone as DEST_*_INVALID
         ev = {"cluster": "destination", "node": node, "file": fname} | _cert_label(der)
         if self.sast_store_state != "ok":
-            return None
+            return ()
         if der in self.sast_store:
-            return None
+            return ()
         label = _signer_label(ls)
         if der in self.cm_store:
             f = Finding("DEST_SIGNER_NOT_PHONE_SAST", Severity.BLOCKER,
                         f"destination {fname} of {node} is signed by {label}, which the source has in "
                         "CallManager-trust only: TVS will not vouch for it as SAST",
                         ev | {"store": CALLMANAGER_TRUST})
-        elif "ITLRECOVERY" in label.upper():
-            f = Finding("ITLRECOVERY_NOT_IMPORTED", Severity.BLOCKER,
-                        f"destination {fname} of {node} is signed by ITLRecovery {label}, not imported into "
-                        f"the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
         else:
             f = Finding("DEST_SIGNER_UNTRUSTED", Severity.BLOCKER,
                         f"destination {fname} of {node} is signed by {label}, which is not in the source's "
                         f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
+        found = [f]
+        if "ITLRECOVERY" in label.upper() and der not in self.cm_store:
+            # The specific cause, beside the general code: the seed's step 5 was skipped.
+            found.append(Finding("ITLRECOVERY_NOT_IMPORTED", Severity.BLOCKER,
+                                 f"destination ITLRecovery {label} (signer of {fname} of {node}) was not imported "
+                                 f"into the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST}))
         # Reported once per cluster; phones that need TVS for it list it too.
-        if not any(x.code == f.code and x.evidence.get("node") == node and x.evidence.get("file") == fname
-                   for x in self.dst.findings):
-            self.dst.findings.append(f)
-        return f
+        for x in found:
+            if not any(y.code == x.code and y.evidence.get("node") == node and y.evidence.get("file") == fname
+                       for y in self.dst.findings):
+                self.dst.findings.append(x)
+        return tuple(found)
 
     def cluster_results(self) -> tuple[ClusterResult, ClusterResult]:
         return (
@@ -495,6 +503,7 @@ class _PhoneRun:
     findings: list[Finding] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # JSON-able: goes into the report
     src_ctl: dict[str, ListState] = field(default_factory=dict)
+    partial_failures: dict[str, list[FileEvidence]] = field(default_factory=dict)
 
     def set(self, check: str, status: CheckStatus) -> None:
         order = [CheckStatus.PASS, CheckStatus.WARN, CheckStatus.UNKNOWN, CheckStatus.FAIL]
@@ -525,10 +534,18 @@ class _PhoneRun:
             self.checks[c] = CheckStatus.PASS
         src_itls = self.c1()
         held = self.c2(src_itls)
+        for kind, gaps in sorted(self.partial_failures.items()):
+            # Which list the phone holds is unknown, so a node we could not read may be its node.
+            self.fetch_failed("C1", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
         self.c3(held)
         self.c5_c4(held)
         self.c6()
         self.c7()
+        # Nodes of one cluster that disagree: whichever node the phone uses decides what it gets.
+        for state, check in ((self.ev.src, "C1"), (self.ev.dst, "C6")):
+            for f in state.findings:
+                if f.code == "NODE_MISMATCH":
+                    self.add(check, CheckStatus.WARN, f)
         self.checks["C8"] = self.ev.c8_status
         for f in self.ev.dst.findings:
             if f.code == "NO_ROLLBACK_PATH":
@@ -588,6 +605,8 @@ class _PhoneRun:
                     ))
                 continue
             for node, ls in sorted(by_node.items()):
+                if kind == "ITL" and ls.file is not None and is_blank_itl(ls.file):
+                    continue  # the rollback ITL lists no signer to check: C3 judges it
                 if not ls.valid:
                     self.add("C1", CheckStatus.FAIL, Finding(
                         invalid_code, Severity.BLOCKER,
@@ -596,7 +615,9 @@ class _PhoneRun:
                          "sha256": ls.analysis.sha256 if ls.analysis else None},
                     ))
             if failures and any(f.outcome != "not_found" for f in failures):
-                self.fetch_failed("C1", failures, f"source {kind} from some nodes")
+                # Another node answered: whether this gap matters depends on which node's list
+                # the phone holds (decided in C2).
+                self.partial_failures[kind] = failures
             if kind == "ITL":
                 states = by_node
             else:
@@ -643,17 +664,13 @@ class _PhoneRun:
             held.ctl = self._match(page.ctl_signature, ctl_states, "CTL")
         return held
 
-    def _match(self, shown: str | None, served: dict[str, ListState], kind: str) -> ListState | None:
-        if not served:
-            return None
-        candidates = list(served.values()) + list((self.ev.src.itl if kind == "ITL" else self.ev.src.ctl).values())
-        for ls in candidates:
-            if ls.fetch.data is None or shown is None:
-                continue
-            sha1, md5 = _hashes(ls.fetch.data, self.ev.cache)
-            if shown.lower() in (sha1, md5):
-                self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
-                return ls
+    def _unmatched(self, kind: str, shown: str | None, served: dict[str, ListState]) -> None:
+        """The phone's hash matches nothing fetched: stale, unless a node could not be read
+        (then its list may be the one the phone holds)."""
+        gaps = self.partial_failures.pop(kind, [])
+        if gaps:
+            self.fetch_failed("C2", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
+            return
         self.add("C2", CheckStatus.FAIL, Finding(
             "PHONE_TRUST_STALE", Severity.BLOCKER,
             f"the phone's {kind} ({shown or 'no hash shown'}) is not what any source node serves: a stale "
@@ -661,6 +678,21 @@ class _PhoneRun:
             {"file": kind, "phone_hash": shown,
              "served_sha1": sorted({_hashes(s.fetch.data, self.ev.cache)[0] for s in served.values() if s.fetch.data})},
         ))
+
+    def _match(self, shown: str | None, served: dict[str, ListState], kind: str) -> ListState | None:
+        if not served:
+            return None  # C1 said why (missing, or not fetched)
+        # Only what the source serves *this* phone (its per-phone file, or the node's generic file
+        # when there is none): a phone holding the generic ITL while its ITLSEP differs is stale.
+        for ls in served.values():
+            if ls.fetch.data is None or shown is None:
+                continue
+            sha1, md5 = _hashes(ls.fetch.data, self.ev.cache)
+            if shown.lower() in (sha1, md5):
+                self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
+                self.partial_failures.pop(kind, None)  # the phone's own list was read: gaps elsewhere do not matter
+                return ls
+        self._unmatched(kind, shown, served)
         return None
 
     # C3 -------------------------------------------------------------------------------------
@@ -670,8 +702,10 @@ class _PhoneRun:
             if f.code == "SRC_MIXED_MODE_ROLLBACK":
                 self.add("C3", CheckStatus.FAIL, f)
             elif f.code == "SRC_ROLLBACK_ACTIVE":
-                if held.itl is not None and held.itl.file is not None and is_blank_itl(held.itl.file):
-                    held.rollback = True
+                holds_blank = held.itl is not None and held.itl.file is not None and is_blank_itl(held.itl.file)
+                if src.ev.mixed or holds_blank:
+                    # Mixed mode: the blocker above decides. Otherwise the rollback path is open.
+                    held.rollback = holds_blank and not src.ev.mixed
                     self.add("C3", CheckStatus.PASS, f)
                 else:
                     self.add("C3", CheckStatus.WARN, f)
@@ -686,6 +720,9 @@ class _PhoneRun:
             self.set("C5", CheckStatus.PASS)
         else:
             dst = ev.dst
+            # The spec's C5 (and the seed: "import the CallManager certificate of every
+            # destination TFTP node"): each node's ITL signer must be SAST-trusted by the phone or
+            # vouched by TVS. A CCM+TFTP record in the new CTL is not enough: only SAST signs lists.
             new_ctl: dict[str, ListState] = dst.ctl if dst.ev.mixed else {}
             for node, fname, ls in ev.dest_signers:
                 der = ls.signer_der
@@ -693,19 +730,15 @@ class _PhoneRun:
                     continue  # invalid file: C6
                 if der in direct:
                     continue
-                if fname == "ITLFile.tlv" and node in new_ctl:
-                    ctl_state = new_ctl[node]
-                    ctl_ok = ctl_state.signer_der is not None and (
-                        ctl_state.signer_der in direct or ev.dest_signer_verdicts.get((node, "CTLFile.tlv")) is None
-                    )
-                    if ctl_ok and der in ctl_state.role_ders([Role.SAST, Role.TFTP, Role.CCM_TFTP]):
-                        continue  # verified through the new CTL the phone has just installed
+                if fname == "ITLFile.tlv" and der in new_ctl.get(node, _NO_LIST).sast_ders():
+                    continue  # SAST in the destination CTL the phone has just accepted
                 verdict = ev.dest_signer_verdicts.get((node, fname))
                 if ev.sast_store_state != "ok":
                     any_unknown = True
                     continue
-                if verdict is not None:
-                    self.add("C5", CheckStatus.FAIL, verdict)
+                if verdict:
+                    for f in verdict:
+                        self.add("C5", CheckStatus.FAIL, f)
                 else:
                     needs_tvs.append(Finding("TVS", Severity.INFO, "", {"node": node, "file": fname}))
             if any_unknown:
@@ -722,7 +755,8 @@ class _PhoneRun:
                     "rejects the destination's files until the CTL is deleted by hand",
                     {},
                 ))
-        self.c4(held, needed=bool(needs_tvs) or any_unknown)
+        if not (held.tofu or held.rollback):  # on those paths the phone never asks TVS
+            self.c4(held, needed=bool(needs_tvs) or any_unknown)
 
     def c4(self, held: _Held, *, needed: bool) -> None:
         """TVS: the phone's configured members, reachable, presenting a cert its ITL lists as TVS."""
