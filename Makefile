@@ -35,14 +35,11 @@ pytest: install
 
 test: lint typecheck pytest
 
-# Until the simulated fleet lands, the demo inspects the real-world trust lists beside the repo.
-VECTORS ?= ../shared/vectors/trust-lists
+# The whole product on the built-in simulated fleet: build a lab of 2,000 phones with the
+# "mixed" scenario, serve it on loopback, scan it, print the summary and the report's path.
+DEMO_PHONES ?= 2000
 demo: install
-	@mkdir -p $(DEMO_OUT)
-	$(PY) -m scanner inspect $(VECTORS)/*.tlv | tee $(DEMO_OUT)/inspect.txt
-	$(PY) -m scanner inspect --json $(VECTORS)/*.tlv > $(DEMO_OUT)/inspect.jsonl
-	@echo
-	@echo "Report: $(abspath $(DEMO_OUT))/inspect.txt (text) and $(abspath $(DEMO_OUT))/inspect.jsonl (JSON Lines)"
+	$(PY) -m scanner demo --phones $(DEMO_PHONES) --scenario mixed --out $(DEMO_OUT)
 
 bench: install
 	$(PY) bench/bench_tlv.py

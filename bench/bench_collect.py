@@ -1,14 +1,40 @@
-"""Benchmark: fetch N phones × (CTLSEP, ITLSEP, SEP.cnf.xml.sgn) over TFTP and HTTP 6970.
+"""Benchmark of collection (issue 4 item 11): phones × (CTLSEP, ITLSEP, SEP.cnf.xml.sgn) over TFTP
+and over HTTP 6970, local and remote site, against the tftpy×40 baseline, in one run.
 
-The files are served by a separate process (``--serve`` mode of this script: the project's
-``TftpServer`` and an aiohttp app on loopback; the lab will replace it). The scanner side runs the
-same transport stack and politeness as ``scanner.collect`` (per-node semaphore + token bucket at
-the default ``Limits``), and reports phones/s, files/s, CPU seconds per 1,000 files (this
-process only) and peak RSS. ``--remote`` adds the TFTP server's delay fault (40 ms before every
-datagram it sends, i.e. a 40 ms RTT; HTTP has no delay fault yet). The tftpy×40 baseline runs
-when tftpy is installed (``pip install tftpy`` in the venv).
+What it does, so that the figures can be trusted:
 
-    python bench/bench_collect.py --phones 2000 [--remote] [--json]
+* **Files**: a lab (``trustscan lab build``, scenario ``healthy``) of ``--phones`` phones, served
+  by a separate process (``trustscan lab serve``) on its own loopback addresses: 2 source and 2
+  destination TFTP nodes, each with TFTP and HTTP 6970. Phone *i* is fetched from node *i mod 4*
+  (the three files each; every node serves all three for every phone: per-phone CTL/ITL names
+  resolve to the node's list), so each node carries a quarter of the fleet.
+* **Scanner**: the real collection path, in a fresh interpreter per measurement: the
+  collector's workers, per-node semaphore and token bucket at the **default** limits
+  (``scanner.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize) or aiohttp, the
+  redaction of the configs, content-addressed blobs and ``manifest.jsonl`` written to a
+  temporary evidence directory. Only the phone web pages and TVS probes are left out (they are
+  not files). CPU = user + system time of that process while collecting; peak RSS = its
+  ``ru_maxrss``.
+* **Remote site**: a second lab whose four TFTP nodes carry the ``node-delay`` fault. The lab
+  delays what the server sends, so ``delay = 0.040`` gives every exchange the 40 ms round trip
+  of 20 ms each way (TFTP: every datagram; HTTP: every response).
+* **Baseline**: 40 threads, each file a ``tftpy.TftpClient(...).download`` (what the best-known
+  public fetcher does: RFC 1350 lock-step, 512-byte blocks, no options), same lab, same files,
+  same node spread, its own process. Skipped, with a line saying so, when tftpy is not installed
+  (``.venv/bin/pip install tftpy``). In the remote condition lock-step costs ~11 round trips per
+  file, so the baseline is timed on the first ``--baseline-phones`` phones (default 500) and
+  reported as a rate (it is steady: 40 threads, same file sizes).
+* **Scale** (``--rss-phones``, default 100000): peak RSS of a dry run (inventory parsed, plan
+  counted) and of a lazily fed collection at that many phones: the first ``--phones`` are the
+  lab's, the rest synthetic MACs (their CTLSEP/ITLSEP resolve to the node's lists, their configs
+  are "not found": one more request each), over HTTP with the rate limit lifted (this run
+  measures memory, not politeness). Memory that grows with the number of *distinct* files (the
+  blob index: 32 bytes + set overhead per blob) is reported per blob so it can be scaled.
+
+    .venv/bin/python bench/bench_collect.py --phones 10000 [--json]
+    .venv/bin/python bench/bench_collect.py --phones 1000 --rss-phones 0       # a quick run
+
+``--json`` prints one JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -18,182 +44,450 @@ import asyncio
 import json
 import os
 import resource
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-FILE_SIZE = 5000  # a typical ITL / signed config is a few KB
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+FILES = (("CTL", ".tlv"), ("ITL", ".tlv"), ("", ".cnf.xml.sgn"))
+# Loopback networks of the bench labs (lab "network.base"): apart from the test helpers' 77 and
+# the default 10, so a lab someone else is serving does not collide.
+BASE = {"local": 61, "remote": 63}
+REMOTE_DELAY = 0.040  # server-side, per response/datagram: the RTT of 20 ms each way
+NODES = ("src-pub", "src-sub1", "dst-pub", "dst-sub1")
 
 
-def files_for(n: int) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for i in range(n):
-        name = f"SEP{i:012X}"
-        body = (name.encode() * (FILE_SIZE // 15 + 1))[:FILE_SIZE]
-        files[f"CTL{name}.tlv"] = body
-        files[f"ITL{name}.tlv"] = body[::-1]
-        files[f"{name}.cnf.xml.sgn"] = body
-    return files
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-async def serve(n: int, delay: float) -> None:
-    from aiohttp import web
-
-    from scanner.net.tftp_io import TftpFaults, TftpServer
-
-    files = files_for(n)
-    tftp = TftpServer(files.get, faults=TftpFaults(delay=delay))
-    await tftp.start("127.0.0.1", 0)
-
-    async def handler(request: web.Request) -> web.Response:
-        data = files.get(request.match_info["name"])
-        return web.Response(status=404) if data is None else web.Response(body=data)
-
-    app = web.Application()
-    app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    print(json.dumps({"tftp": tftp.port, "http": http_port}), flush=True)
-    await asyncio.Event().wait()
+# ---------------------------------------------------------------------------------------------
+# Labs
 
 
-async def scanner_fetch(n: int, transport: str, tftp_port: int, http_port: int) -> dict[str, Any]:
-    from scanner.net.http_fetch import HttpFetcher, HttpSettings
-    from scanner.net.tftp_io import tftp_fetch
-    from scanner.ratelimit import Limits, TokenBucket
-
-    lim = Limits()
-    loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(lim.per_node_concurrency)
-    bucket = TokenBucket(lim.per_node_rate, lim.per_node_burst, loop.time())
-    names = [
-        f"{p}SEP{i:012X}{s}"
-        for i in range(n)
-        for p, s in (("CTL", ".tlv"), ("ITL", ".tlv"), ("", ".cnf.xml.sgn"))
+def scenario_text(condition: str) -> str:
+    lines = [
+        f'name = "bench-{condition}"',
+        'description = "bench_collect: healthy fleet"',
+        "[network]",
+        f"base = {BASE[condition]}",
     ]
-    ok = 0
-    async with HttpFetcher(HttpSettings(per_host=lim.per_node_concurrency)) as http:
-
-        async def one(name: str) -> None:
-            nonlocal ok
-            async with slots:
-                wait = bucket.reserve(loop.time())
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if transport == "tftp":
-                    r = await tftp_fetch("127.0.0.1", tftp_port, name, timeout=lim.tftp_timeout)
-                    ok += r.ok
-                else:
-                    h = await http.get(f"http://127.0.0.1:{http_port}/{name}")
-                    ok += h.data is not None
-
-        it = iter(names)
-
-        async def worker() -> None:
-            for name in it:
-                await one(name)
-
-        cpu0, t0 = time.process_time(), time.monotonic()
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(lim.workers):
-                tg.create_task(worker())
-        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
-    return {"files": len(names), "ok": ok, "wall": wall, "cpu": cpu}
+    if condition == "remote":
+        for node in NODES:
+            lines += ["[[faults]]", 'name = "node-delay"', f'node = "{node}"', f"delay = {REMOTE_DELAY}"]
+    return "\n".join(lines) + "\n"
 
 
-def baseline(n: int, tftp_port: int) -> dict[str, Any] | None:
+def build_lab(work: Path, condition: str, phones: int) -> Path:
+    lab = work / f"lab-{condition}-{phones}"
+    if (lab / "lab.json").is_file():
+        return lab
+    scenario = work / f"bench-{condition}.toml"
+    scenario.write_text(scenario_text(condition))
+    t = time.monotonic()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "lab",
+            "build",
+            "--out",
+            str(lab),
+            "--phones",
+            str(phones),
+            "--scenario",
+            str(scenario),
+            "--quiet",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    log(f"built {condition} lab of {phones} phones in {time.monotonic() - t:.1f} s: {lab}")
+    return lab
+
+
+class Served:
+    """``trustscan lab serve DIR`` in its own process, until the block ends."""
+
+    def __init__(self, lab: Path) -> None:
+        self.lab = lab
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Served:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "lab", "serve", str(self.lab)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("ready"):
+                return self
+        self.__exit__()
+        raise RuntimeError(f"lab serve {self.lab} exited before 'ready'")
+
+    def cpu(self) -> float:
+        """CPU seconds the server process has used so far (Linux /proc)."""
+        assert self.proc is not None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Measured processes (each a fresh interpreter: its CPU and peak RSS are its own)
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _phone_names(lab: Path, count: int) -> list[str]:
+    from scanner.inventory import parse_inventory
+
+    names = [p.name for p in parse_inventory((lab / "inventory.csv").read_bytes()).phones]
+    # Beyond the lab's fleet: synthetic MACs (scale runs only).
+    i = 0
+    while len(names) < count:
+        names.append(f"SEP0BE{i:09X}")
+        i += 1
+    return names[:count]
+
+
+def worker_scanner(lab: Path, transport: str, phones: int, unlimited_rate: bool) -> dict[str, Any]:
+    import dataclasses
+
+    # Modules the collector imports on first use: loaded before the clock starts, so the figure
+    # per file is not the interpreter's one-off import time.
+    import scanner.devconfig
+    import scanner.net.http_fetch
+    import scanner.net.tftp_io
+    import scanner.trustlist  # noqa: F401
+    from scanner.collect import FileJob, FileSpec, _Collector
+    from scanner.evidence import EvidenceWriter
+    from scanner.profile import Transport, load_profile
+    from scanner.ratelimit import Limits
+
     try:
-        import tftpy  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+        import uvloop
+    except ImportError:  # the CLI's choice too: uvloop when available
+        uvloop = None  # type: ignore[assignment]
+    profile = load_profile(lab / "profile.toml")
+    t = Transport(transport)
+    clusters = {c.name: dataclasses.replace(c, transport=t) for c in profile.clusters}
+    profile = dataclasses.replace(profile, source=clusters["source"], destination=clusters["destination"])
+    limits = Limits()
+    if unlimited_rate:
+        limits = dataclasses.replace(limits, per_node_rate=1e6, per_node_burst=10_000)
+    nodes = [(c, n) for c in profile.clusters for n in c.tftp]
+    names = _phone_names(lab, phones)
+    rss_before = _rss_mb()
+
+    def jobs() -> Iterator[FileJob]:
+        for i, name in enumerate(names):
+            cluster, node = nodes[i % len(nodes)]
+            for prefix, suffix in FILES:
+                yield FileJob(name, cluster, node, FileSpec(f"{prefix}{name}{suffix}"))
+
+    out = Path(tempfile.mkdtemp(prefix="bench-evidence-"))
+    try:
+        writer = EvidenceWriter(out / "ev")
+
+        async def run() -> tuple[float, float, Any]:
+            c = _Collector(profile, writer, limits, None, None)
+            async with c.http, c.web:
+                cpu0, t0 = _cpu(), time.monotonic()
+                await c.run_pool(jobs())
+                wall, cpu = time.monotonic() - t0, _cpu() - cpu0
+            return wall, cpu, c
+
+        if uvloop is not None:
+            wall, cpu, c = uvloop.run(run())
+        else:
+            wall, cpu, c = asyncio.run(run())
+        writer.close()
+        result = {
+            "files": writer.attempts,
+            "ok": c.outcomes.get("ok", 0),
+            "by_outcome": dict(c.outcomes),
+            "blobs": writer.blobs_written,
+            "wall": wall,
+            "cpu": cpu,
+            "rss_mb": _rss_mb(),
+            "rss_before_run_mb": rss_before,
+            "loop": "uvloop" if uvloop is not None else "asyncio",
+        }
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def worker_tftpy(lab: Path, phones: int) -> dict[str, Any]:
     import io
     import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tftpy  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    from scanner.profile import load_profile
 
     logging.getLogger("tftpy").setLevel(logging.CRITICAL)
-    names = [
-        f"{p}SEP{i:012X}{s}"
-        for i in range(n)
-        for p, s in (("CTL", ".tlv"), ("ITL", ".tlv"), ("", ".cnf.xml.sgn"))
-    ]
+    profile = load_profile(lab / "profile.toml")
+    nodes = [n for c in profile.clusters for n in c.tftp]
+    names = _phone_names(lab, phones)
+    work = [(nodes[i % len(nodes)], f"{p}{name}{s}") for i, name in enumerate(names) for p, s in FILES]
 
-    def get(name: str) -> bool:
+    def get(item: tuple[Any, str]) -> bool:
+        node, fname = item
         buf = io.BytesIO()
         try:
-            tftpy.TftpClient("127.0.0.1", tftp_port).download(name, buf, timeout=5)
+            tftpy.TftpClient(node.address, node.tftp_port).download(fname, buf, timeout=5)
         except Exception:
             return False
-        return len(buf.getvalue()) == FILE_SIZE
+        return len(buf.getvalue()) > 0
 
-    cpu0, t0 = time.process_time(), time.monotonic()
+    cpu0, t0 = _cpu(), time.monotonic()
     with ThreadPoolExecutor(40) as pool:
-        ok = sum(pool.map(get, names))
-    return {"files": len(names), "ok": ok, "wall": time.monotonic() - t0, "cpu": time.process_time() - cpu0}
+        ok = sum(pool.map(get, work))
+    wall, cpu = time.monotonic() - t0, _cpu() - cpu0
+    return {"files": len(work), "ok": ok, "wall": wall, "cpu": cpu, "rss_mb": _rss_mb()}
 
 
-def figures(r: dict[str, Any], n: int) -> dict[str, Any]:
+def worker_dry_run(lab: Path, phones: int) -> dict[str, Any]:
+    from scanner.collect import count_jobs, dry_run
+    from scanner.inventory import Phone
+    from scanner.profile import load_profile
+
+    profile = load_profile(lab / "profile.toml")
+    rss0 = _rss_mb()
+    cpu0 = _cpu()
+    fleet = [Phone(n) for n in _phone_names(lab, phones)]
+    plan = dry_run(profile, fleet)
+    jobs = count_jobs(profile, fleet)
     return {
-        **r,
-        "phones_per_s": round(n / r["wall"], 1),
-        "files_per_s": round(r["files"] / r["wall"], 1),
-        "cpu_s_per_1000_files": round(1000 * r["cpu"] / r["files"], 4),
+        "phones": phones,
+        "requests_min": plan.total,
+        "jobs": jobs,
+        "cpu": _cpu() - cpu0,
+        "rss_mb": _rss_mb(),
+        "rss_before_mb": rss0,
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--phones", type=int, default=2000)
-    ap.add_argument("--remote", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.phones, args.delay))
-        return 0
-    delay = 0.04 if args.remote else 0.0
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--phones", str(args.phones), "--delay", str(delay)],
-        stdout=subprocess.PIPE,
-        text=True,
+def spawn(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(HERE), *args], capture_output=True, text=True, cwd=ROOT, check=False
     )
-    try:
-        assert server.stdout is not None
-        ports = json.loads(server.stdout.readline())
-        try:
-            import uvloop
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        except ImportError:
-            pass
-        out: dict[str, Any] = {"phones": args.phones, "condition": "remote" if args.remote else "local"}
-        for transport in ("tftp", "http"):
-            out[transport] = figures(
-                asyncio.run(scanner_fetch(args.phones, transport, ports["tftp"], ports["http"])), args.phones
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def figures(r: dict[str, Any], phones: int, per_node_files: int | None = None) -> dict[str, Any]:
+    out = {
+        "phones": phones,
+        "files": r["files"],
+        "ok": r["ok"],
+        "wall_s": round(r["wall"], 2),
+        "phones_per_s": round(phones / r["wall"], 1),
+        "files_per_s": round(r["files"] / r["wall"], 1),
+        "cpu_s": round(r["cpu"], 2),
+        "cpu_s_per_1000_files": round(1000 * r["cpu"] / max(1, r["files"]), 4),
+        "cpu_us_per_file": round(1e6 * r["cpu"] / max(1, r["files"]), 1),
+        "peak_rss_mb": r["rss_mb"],
+    }
+    if per_node_files is not None:
+        out["per_node_files_per_s"] = round(per_node_files / r["wall"], 1)
+    for k in ("by_outcome", "loop", "server_cpu_s"):
+        if k in r:
+            out[k] = r[k]
+    return out
+
+
+def have_tftpy() -> bool:
+    try:
+        import tftpy  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # run the finally blocks: servers and temporary labs go too
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _sigterm)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--phones", type=int, default=10_000, help="phones per measurement (default 10000)")
+    ap.add_argument("--conditions", default="local,remote", help="local,remote (default both)")
+    ap.add_argument("--transports", default="tftp,http", help="tftp,http (default both)")
+    ap.add_argument(
+        "--baseline-phones",
+        type=int,
+        default=500,
+        help="phones for the remote-site baseline (default 500; local uses --phones)",
+    )
+    ap.add_argument(
+        "--rss-phones",
+        type=int,
+        default=100_000,
+        help="phones of the scale (peak RSS) runs; 0 skips them (default 100000)",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="directory to build (and reuse) the labs in (default: a temporary one)",
+    )
+    ap.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    ap.add_argument("--worker", choices=("scanner", "tftpy", "dry-run"), help=argparse.SUPPRESS)
+    ap.add_argument("--lab", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--transport", default="tftp", help=argparse.SUPPRESS)
+    ap.add_argument("--unlimited-rate", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.worker:
+        if args.worker == "scanner":
+            r = worker_scanner(args.lab, args.transport, args.phones, args.unlimited_rate)
+        elif args.worker == "tftpy":
+            r = worker_tftpy(args.lab, args.phones)
+        else:
+            r = worker_dry_run(args.lab, args.phones)
+        print(json.dumps(r))
+        return 0
+
+    conditions = [c for c in args.conditions.split(",") if c]
+    transports = [t for t in args.transports.split(",") if t]
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-collect-"))
+    work.mkdir(parents=True, exist_ok=True)
+    tftpy_ok = have_tftpy()
+    if not tftpy_ok:
+        log("tftpy is not installed: the baseline is SKIPPED (.venv/bin/pip install tftpy)")
+    from scanner.ratelimit import Limits
+
+    lim = Limits()
+    n = args.phones
+    result: dict[str, Any] = {
+        "bench": "bench_collect",
+        "phones": n,
+        "files_per_phone": [f"{p}SEP<MAC>{s}" for p, s in FILES],
+        "nodes": len(NODES),
+        "limits": {
+            "per_node_concurrency": lim.per_node_concurrency,
+            "per_node_rate": lim.per_node_rate,
+            "per_node_burst": lim.per_node_burst,
+            "workers": lim.workers,
+            "tftp_blksize": lim.tftp_blksize,
+            "tftp_windowsize": lim.tftp_windowsize,
+        },
+        "ceiling_files_per_s": len(NODES) * lim.per_node_rate,
+        "ceiling_phones_per_s": round(len(NODES) * lim.per_node_rate / len(FILES), 1),
+        "remote_delay_s": REMOTE_DELAY,
+        "cpu_count": os.cpu_count(),
+        "baseline": "tftpy x40 threads" if tftpy_ok else "skipped: tftpy not installed",
+        "conditions": {},
+    }
+    per_node = (n * len(FILES) + len(NODES) - 1) // len(NODES)
+    try:
+        for cond in conditions:
+            lab = build_lab(work, cond, n)
+            res: dict[str, Any] = {}
+            with Served(lab) as server:
+                for t in transports:
+                    s0 = server.cpu()
+                    log(f"{cond}: scanner over {t}, {n} phones ...")
+                    r = spawn(
+                        ["--worker", "scanner", "--lab", str(lab), "--transport", t, "--phones", str(n)]
+                    )
+                    r["server_cpu_s"] = round(server.cpu() - s0, 2)
+                    res[t] = figures(r, n, per_node)
+                    log(f"  {res[t]['phones_per_s']} phones/s, {res[t]['cpu_us_per_file']} us CPU/file")
+                if tftpy_ok:
+                    bn = n if cond == "local" else min(n, args.baseline_phones)
+                    s0 = server.cpu()
+                    log(f"{cond}: baseline tftpy x40 over TFTP, {bn} phones ...")
+                    b = spawn(["--worker", "tftpy", "--lab", str(lab), "--phones", str(bn)])
+                    b["server_cpu_s"] = round(server.cpu() - s0, 2)
+                    res["baseline_tftpy_x40"] = figures(b, bn)
+                    log(f"  {res['baseline_tftpy_x40']['phones_per_s']} phones/s")
+                    base = res["baseline_tftpy_x40"]["phones_per_s"]
+                    res["ratio_phones_per_s"] = {
+                        t: round(res[t]["phones_per_s"] / base, 2) for t in transports
+                    }
+                    res["ratio_cpu_per_file"] = {
+                        t: round(res["baseline_tftpy_x40"]["cpu_us_per_file"] / res[t]["cpu_us_per_file"], 2)
+                        for t in transports
+                    }
+            result["conditions"][cond] = res
+        if args.rss_phones:
+            lab = build_lab(work, "local", n)
+            log(f"scale: dry run of {args.rss_phones} phones ...")
+            result["scale"] = {
+                "dry_run": spawn(["--worker", "dry-run", "--lab", str(lab), "--phones", str(args.rss_phones)])
+            }
+            with Served(lab):
+                log(f"scale: lazily fed collection of {args.rss_phones} phones over HTTP (rate lifted) ...")
+                r = spawn(
+                    [
+                        "--worker",
+                        "scanner",
+                        "--lab",
+                        str(lab),
+                        "--transport",
+                        "http",
+                        "--phones",
+                        str(args.rss_phones),
+                        "--unlimited-rate",
+                    ]
+                )
+            result["scale"]["collect_http"] = figures(r, args.rss_phones)
+            result["scale"]["collect_http"]["blobs"] = r["blobs"]
+            result["scale"]["note"] = (
+                f"first {n} phones are the lab's, the rest synthetic (configs not found); "
+                "the blob index grows ~100 bytes per distinct blob"
             )
-        base = baseline(args.phones, ports["tftp"])
-        if base is not None:
-            out["baseline_tftpy_x40"] = figures(base, args.phones)
-            out["ratio_tftp_phones_per_s"] = round(
-                out["tftp"]["phones_per_s"] / out["baseline_tftpy_x40"]["phones_per_s"], 2
-            )
-        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     finally:
-        server.terminate()
-        server.wait()
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(result))
     else:
-        for k, v in out.items():
-            print(f"{k}: {v}")
+        print(json.dumps(result, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

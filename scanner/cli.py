@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     from scanner.lab.cli import add_lab_parser
 
     add_lab_parser(sub)
+    from scanner import demo_cli
+
+    demo_cli.add_parser(sub)
     return p
 
 
@@ -148,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.scan_cli import run_scan
 
             return run_scan(args)
+        if args.command == "demo":
+            from scanner.demo_cli import run_demo
+
+            return run_demo(args)
         if args.command == "lab":
             from scanner.lab.cli import run_lab
 

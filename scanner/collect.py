@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 import time
 import traceback
@@ -67,6 +68,9 @@ CACHE_LIST = "ConfigFileCacheList.txt"
 # The progress observer is called at most this often (and once at the end): a terminal redraw
 # per file would cost more CPU than the file.
 PROGRESS_INTERVAL = 0.1
+# Rate-limited starts are released on ticks of this many seconds (at 500 requests/s per node, 5
+# per node per tick): a burst of 5 is far inside the token bucket's allowance (64).
+PACING_TICK = 0.01
 # Bounded job queue: this many jobs per worker are planned ahead; more buys nothing.
 QUEUE_PER_WORKER = 2
 # TVS members in a config: <TVS>...<address>host</address>...<port>2445</port>; a few hundred
@@ -479,9 +483,13 @@ class _Collector:
                     address,
                     started,
                 )
-            wait = gate.bucket.reserve(self.loop.time())
+            now = self.loop.time()
+            wait = gate.bucket.reserve(now)
             if wait > 0:
-                await asyncio.sleep(wait)
+                # Rounded up to the next pacing tick: the starts of one tick wake together, so a
+                # rate-limited scan handles a few transfers per loop wake-up instead of one (a
+                # third less CPU per file). Never earlier than the bucket allows: same rate.
+                await asyncio.sleep(math.ceil((now + wait) / PACING_TICK) * PACING_TICK - now)
             t = time.monotonic()
             try:
                 async with asyncio.timeout(self.limits.job_timeout):

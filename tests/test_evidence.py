@@ -5,19 +5,25 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner.builder import build_signed_file
+from scanner.devconfig import redact_config_xml
 from scanner.errors import ParseError
 from scanner.evidence import (
     Attempt,
     EvidenceReader,
     EvidenceWriter,
     Outcome,
+    _redact_fast,
     blob_path,
     prepare_for_storage,
+    redact,
 )
 from scanner.trustlist import Digest, parse
 from tests.pki import signer
@@ -143,3 +149,94 @@ def test_signed_config_keeps_header_and_verifiable_digest(digest: Digest) -> Non
 def test_unparseable_sgn_is_redacted_as_text() -> None:
     stored = prepare_for_storage("SEP001122334455.cnf.xml.sgn", b"garbage" + CONFIG)
     assert stored.redacted and b"hunter2" not in stored.data and stored.signed_digest is None
+
+
+# --- the fast redaction path is the reference's output, byte for byte ------------------------
+
+_CASES = [
+    b"<a><SSHPASSWORD>x1</SSHPASSWORD></a>",
+    b"<a><p:adminPassword>x</p:adminPassword></a>",
+    b'<a><sshPassword a="1">x</sshPassword ></a>',
+    b"<a><sshPassword><![CDATA[p<w]]></sshPassword></a>",
+    b"<a><sshPassword/><b>k</b></a>",
+    b"<a><sshPassword>  </sshPassword></a>",
+    b'<line authPassword="pw" name="n"/>',
+    b"<line password='pw'>",
+    b"<a><ccmSecret>s</ccmSecret><authString>123</authString></a>",
+    b"<a><sshPassword>hunter2",
+    b"<a><sshPassword>hunter2<b>k</b>",
+    b'<a adminPassword="pw',
+    b"<!-- <sshPassword>old</sshPassword> --><a/>",
+    b"<a x='1'><b>text</b><c",
+    b"<a><psk>k</psk><wpaPsk>k2</wpaPsk><pskMode>1</pskMode><b>bypass</b></a>",
+    b"<a><sshPassword>x</sshPassword ><sshPassword>y</sshPassword></a>",
+    b"<a><sshPassword>x</sshpassword></a>",
+    b"<a><sshPassword>x<sshPassword>y</sshPassword></a>",
+    b"<a>password</a>",
+    b"password<a/>",
+    b"",
+    CONFIG,
+    "<?xml version='1.0' encoding='UTF-16'?><a><sshPassword>w</sshPassword></a>".encode("utf-16"),
+]
+
+
+@pytest.mark.parametrize("xml", _CASES)
+def test_fast_redaction_matches_the_reference(xml: bytes) -> None:
+    assert redact(xml) == redact_config_xml(xml)
+
+
+def test_fast_redaction_takes_the_fast_path_on_ordinary_configs() -> None:
+    assert _redact_fast(CONFIG) == redact_config_xml(CONFIG)
+    fixture = Path(__file__).parent / "data" / "configs"
+    for path in sorted(fixture.glob("*.xml")):
+        raw = path.read_bytes()
+        assert redact(raw) == redact_config_xml(raw), path
+
+
+_PIECES = st.sampled_from(
+    [
+        b"<a>",
+        b"</a>",
+        b"<b x='1'>",
+        b"<sshPassword>",
+        b"</sshPassword>",
+        b"<sshPassword/>",
+        b"<adminPassword>",
+        b"</adminPassword>",
+        b"<psk>",
+        b"</psk>",
+        b"<pskMode>",
+        b"</pskMode>",
+        b"hunter2",
+        b"  ",
+        b"<![CDATA[",
+        b"]]>",
+        b"<!--",
+        b"-->",
+        b'<c password="p">',
+        b"<",
+        b">",
+        b"secret",
+        b"<ccmSecret >",
+        b"</ccmSecret>",
+        b"\n",
+        b"<p:authString>",
+        b"</p:authString>",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=25))
+def test_fast_redaction_matches_the_reference_on_generated_documents(pieces: list[bytes]) -> None:
+    xml = b"".join(pieces)
+    assert redact(xml) == redact_config_xml(xml)
+
+
+def test_manifest_line_names_every_field_once() -> None:
+    from dataclasses import fields
+
+    a = attempt("SEP001122334455", "ITLFile.tlv", size=3, sha256="ab", blob="cd", started=1.5)
+    line = orjson.loads(a.to_json())
+    assert set(line) == {"bytes" if f.name == "size" else f.name for f in fields(Attempt)}
+    assert Attempt.from_json(a.to_json()) == a

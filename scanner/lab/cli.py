@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -52,6 +53,10 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
     b.add_argument(
         "--list-scenarios", action="store_true", help="print the built-in scenarios and faults, then exit"
     )
+    b.add_argument(
+        "--base", type=int, default=None, metavar="OCTET",
+        help="second octet of the lab's loopback addresses (default 10: 127.10.x.x …), to run two labs at once",
+    )
     b.add_argument("--quiet", action="store_true", help="print nothing but errors")
     s = sub.add_parser(
         "serve",
@@ -91,6 +96,11 @@ def _build(args: argparse.Namespace) -> int:
             print(f"fault    {name:<28} [{f.scope}, {f.check}] {f.summary}")
         return EXIT_OK
     scenario = load_scenario(args.scenario)
+    if getattr(args, "base", None) is not None:
+        if not 1 <= args.base <= 150:
+            print("trustscan lab: --base must be in 1..150", file=sys.stderr)
+            return EXIT_USAGE
+        scenario = dataclasses.replace(scenario, base=args.base)
     say = (lambda _m: None) if args.quiet else (lambda m: print(f"  {m}", file=sys.stderr))
     result = build_lab(Path(args.out), scenario, phones=args.phones, seed=str(args.seed), progress=say)
     if not args.quiet:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import random
 import socket
@@ -70,7 +71,9 @@ REQUEST_RCVBUF = 4 * 1024 * 1024
 # Client
 
 
+@functools.lru_cache(maxsize=1024)
 def _family_of(host: str) -> int | None:
+    # Cached: a scan asks the same few node addresses for every file.
     try:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
@@ -91,8 +94,13 @@ async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tup
 def _local_host(family: int, remote: Address, local_host: str | None) -> str:
     if local_host is not None:
         return local_host
+    return _default_local_host(family, str(remote[0]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_local_host(family: int, remote_host: str) -> str:
     # A loopback target gets a loopback source: nothing outside the machine can reach the socket.
-    if ipaddress.ip_address(str(remote[0]).split("%")[0]).is_loopback:
+    if ipaddress.ip_address(remote_host.split("%")[0]).is_loopback:
         return "::1" if family == socket.AF_INET6 else "127.0.0.1"
     return "::" if family == socket.AF_INET6 else "0.0.0.0"
 

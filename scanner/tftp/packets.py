@@ -22,6 +22,7 @@ decoding; a name given twice is rejected, as there is no rule for which one woul
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -237,12 +238,14 @@ def _request(opcode: Opcode, filename: str, mode: str, options: OptionsIn) -> by
         raise ValueError("empty filename")
     if not mode:
         raise ValueError("empty mode")
-    return (
-        _OPCODE.pack(opcode)
-        + _field(filename, "filename", "latin-1")
-        + _field(mode, "mode", "ascii")
-        + _option_bytes(options)
-    )
+    pairs = tuple(options.items() if isinstance(options, Mapping) else options)
+    return _OPCODE.pack(opcode) + _field(filename, "filename", "latin-1") + _request_tail(mode, pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _request_tail(mode: str, pairs: tuple[tuple[str, str | int], ...]) -> bytes:
+    # Mode and options: the same few combinations for every request of a scan.
+    return _field(mode, "mode", "ascii") + _option_bytes(pairs)
 
 
 def encode_data(block: int, payload: bytes) -> bytes:

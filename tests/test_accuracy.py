@@ -1,0 +1,109 @@
+"""Accuracy: for every lab scenario, a live scan of 500 phones gives exactly the lab's answer key
+(verdict, and readiness and codes of every phone); and `scan --from` on the archived evidence
+gives the same report as the live scan.
+
+The lab is served by a separate process (`trustscan lab serve`), as a user would run it, so the
+scanner and the servers each have a core. Slow by design (about a minute per dead-node scenario):
+marked `slow`, still run by `make test`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from scanner.cli import main
+from scanner.lab.scenario import BUILTIN
+
+PHONES = int(os.environ.get("TRUSTSCAN_ACCURACY_PHONES", "500"))
+SCENARIOS = sorted(BUILTIN)
+
+
+@contextlib.contextmanager
+def _serve(lab: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "lab", "serve", str(lab)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        else:
+            pytest.fail("lab serve did not get ready:\n" + "".join(lines))
+        if not lines or not lines[-1].startswith("ready"):
+            pytest.fail("lab serve exited:\n" + "".join(lines))
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _compare(lab: Path, report: dict[str, Any]) -> list[str]:
+    key = orjson.loads((lab / "answer-key.json").read_bytes())
+    got = {d["name"]: d for d in report["devices"]}
+    problems = []
+    if report["verdict"] != key["verdict"]:
+        problems.append(f"verdict {report['verdict']} != {key['verdict']}")
+    if set(got) != set(key["devices"]):
+        problems.append(f"phones differ: {sorted(set(got) ^ set(key['devices']))[:5]}")
+    for name, exp in key["devices"].items():
+        d = got.get(name)
+        if d is None:
+            continue
+        if (d["readiness"], sorted(d["codes"])) != (exp["readiness"], sorted(exp["codes"])):
+            problems.append(f"{name}: got {d['readiness']} {d['codes']}, key {exp['readiness']} {exp['codes']}")
+    for cluster, codes in key.get("clusters", {}).items():
+        mine = sorted({f["code"] for f in report["clusters"][cluster]["findings"]})
+        if mine != sorted(codes):
+            problems.append(f"cluster {cluster}: got {mine}, key {sorted(codes)}")
+    return problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_live_scan_matches_answer_key(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = tmp_path / "lab"
+    assert main(["lab", "build", "--out", str(lab), "--phones", str(PHONES), "--scenario", scenario, "--seed", "7",
+                 "--base", "60"]) == 0
+    out = tmp_path / "scan"
+    with _serve(lab):
+        code = main(["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
+                     "--out", str(out), "--no-history", "--no-progress"])
+    capsys.readouterr()
+    report = orjson.loads((out / "report.json").read_bytes())
+    problems = _compare(lab, report)
+    assert not problems, f"{len(problems)} differences, first: " + "\n".join(problems[:10])
+    assert code == {"GO": 0, "NO_GO": 1, "INCOMPLETE": 2}[report["verdict"]]
+    if scenario == "mixed":
+        # Offline re-analysis of the archived evidence gives the same report.
+        again = tmp_path / "again"
+        assert main(["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
+                     "--from", str(out / "evidence"), "--out", str(again), "--no-history"]) == code
+        capsys.readouterr()
+        second = orjson.loads((again / "report.json").read_bytes())
+        for doc in (report, second):
+            doc.pop("run")
+        assert second == report
