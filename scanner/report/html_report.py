@@ -41,12 +41,12 @@ def bar_chart(items: Sequence[tuple[str, int]], color: str = "#3b6fb6") -> str:
         return '<svg width="340" height="30" role="img"><text x="0" y="20" fill="#5f6670">nothing to show</text></svg>'
     top = max(n for _, n in items) or 1
     h = 22 * len(items) + 6
-    parts = [f'<svg width="100%" viewBox="0 0 420 {h}" role="img" aria-label="bar chart">']
+    parts = [f'<svg width="100%" viewBox="0 0 440 {h}" role="img" aria-label="bar chart">']
     for i, (label, n) in enumerate(items):
         y = 4 + i * 22
-        w = max(2, int(220 * n / top))
+        w = max(2, int(190 * n / top))
         parts.append(
-            f'<text x="0" y="{y + 14}" font-size="12">{escape(label[:28])}</text>'
+            f'<text x="0" y="{y + 14}" font-size="12">{escape(label[:26])}</text>'
             f'<rect x="180" y="{y + 2}" width="{w}" height="16" fill="{color}"><title>{escape(label)}: {n}</title></rect>'
             f'<text x="{186 + w}" y="{y + 14}" font-size="12">{n}</text>'
         )
@@ -65,16 +65,16 @@ def stacked_chart(groups: Mapping[str, Counter[str]]) -> str:
         return bar_chart([])
     top = max(sum(c.values()) for _, c in ordered) or 1
     h = 22 * len(ordered) + 26
-    parts = [f'<svg width="100%" viewBox="0 0 420 {h}" role="img" aria-label="stacked bar chart">']
+    parts = [f'<svg width="100%" viewBox="0 0 440 {h}" role="img" aria-label="stacked bar chart">']
     for i, (label, counts) in enumerate(ordered):
         y = 4 + i * 22
         x = 180.0
-        parts.append(f'<text x="0" y="{y + 14}" font-size="12">{escape(label[:28])}</text>')
+        parts.append(f'<text x="0" y="{y + 14}" font-size="12">{escape(label[:26])}</text>')
         for verdict in ("READY", "NOT_READY", "UNKNOWN"):
             n = counts.get(verdict, 0)
             if not n:
                 continue
-            w = 220 * n / top
+            w = 190 * n / top
             parts.append(
                 f'<rect x="{x:.1f}" y="{y + 2}" width="{max(w, 1):.1f}" height="16" fill="{COLORS[verdict]}">'
                 f"<title>{escape(label)}: {n} {verdict}</title></rect>"
