@@ -22,7 +22,7 @@ $(STAMP): $(PY) pyproject.toml setup.py scanner/_fasttlv.pyx
 install: $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check scanner tests bench
+	$(VENV)/bin/ruff check scanner tests bench fuzz
 
 typecheck: install
 	$(VENV)/bin/mypy
