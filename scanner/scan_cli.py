@@ -36,12 +36,13 @@ def _iso(text: str) -> dt.datetime:
 
 
 def _formats(text: str) -> list[str]:
-    from scanner.scanrun import FORMATS
+    from scanner.scanrun import FORMATS, OPTIONAL_FORMATS
 
+    known = FORMATS + OPTIONAL_FORMATS
     items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in FORMATS]
+    bad = [t for t in items if t not in known]
     if bad or not items:
-        raise argparse.ArgumentTypeError(f"formats are a comma-separated subset of {','.join(FORMATS)}")
+        raise argparse.ArgumentTypeError(f"formats are a comma-separated subset of {','.join(known)}")
     return items
 
 
@@ -53,7 +54,7 @@ def add_scan_arguments(p: argparse.ArgumentParser, *, need_profile: bool = True)
                        help="analyse archived evidence instead of collecting")
     p.add_argument("--out", required=need_profile, default=None, metavar="DIR", help="where the reports go")
     p.add_argument("--format", type=_formats, default=None, metavar="LIST",
-                   help="report formats: json,jsonl,csv,html (default: all)")
+                   help="report formats: json,jsonl,csv,html (the default) and sarif,junit")
     p.add_argument("--policy", metavar="FILE", help="readiness policy (TOML; default: the shipped policy)")
     p.add_argument("--now", type=_iso, default=None, metavar="ISO8601", help="judge validity at this time")
     p.add_argument("--history", metavar="PATH", help="history database (SQLite; default: ~/.local/state/trustscan)")
@@ -192,7 +193,7 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
         lines.append("  Top reasons: " + ", ".join(f"{r['code']} ({r['count']})" for r in s["top_reasons"][:6]))
     if s["cluster_blockers"]:
         lines.append("  Cluster blockers: " + ", ".join(s["cluster_blockers"]))
-    for kind in ("html", "json", "jsonl", "csv"):
+    for kind in ("html", "json", "jsonl", "csv", "sarif", "junit"):
         if kind in paths:
             lines.append(f"  {kind:>5}: {paths[kind]}")
     print("\n".join(lines), file=sys.stderr)

@@ -20,12 +20,14 @@ from scanner.inventory import Phone
 from scanner.policy import Policy
 from scanner.profile import Profile
 from scanner.readiness import Evaluator, summarize
-from scanner.report import csv_report, html_report, json_report
+from scanner.report import csv_report, html_report, json_report, junit_report, sarif_report
 from scanner.report.jsonl_report import DeviceStream
 from scanner.report.model import build_report, device_dict, summary_dict
 from scanner.trustcache import AnalysisCache
 
 FORMATS = ("json", "jsonl", "csv", "html")
+# Written only when asked for (--format ...,sarif,junit): for CI systems.
+OPTIONAL_FORMATS = ("sarif", "junit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,4 +115,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         paths["csv"] = csv_report.write(report, opts.out)
     if "html" in opts.formats:
         paths["html"] = html_report.write(report, opts.out, trend)
+    if "sarif" in opts.formats:
+        paths["sarif"] = sarif_report.write(report, opts.out)
+    if "junit" in opts.formats:
+        paths["junit"] = junit_report.write(report, opts.out)
     return ScanOutcome(report, paths, tuple(warnings), history_run)

@@ -178,8 +178,17 @@ def test_scan_from_evidence_cli_and_diff(tmp_path: Path, capsys: pytest.CaptureF
     assert main([*args, "--out", str(tmp_path / "r1")]) == 2  # INCOMPLETE
     err = capsys.readouterr().err
     assert "Verdict: INCOMPLETE" in err and "report.html" in err
-    assert main([*args, "--out", str(tmp_path / "r2"), "--format", "json"]) == 2
+    assert main([*args, "--out", str(tmp_path / "r2"), "--format", "json,sarif,junit"]) == 2
     assert not (tmp_path / "r2" / "report.html").exists()
+    sarif = orjson.loads((tmp_path / "r2" / "report.sarif").read_bytes())
+    assert sarif["version"] == "2.1.0"
+    assert "PHONE_EVIDENCE_MISSING" in {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(tmp_path / "r2" / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("skipped") == "2" and suite.get("failures") == "0"
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "r3"), "--format", "pdf"])
     assert main(["diff", str(tmp_path / "r1" / "report.json"), str(tmp_path / "r2" / "report.json")]) == 0
     assert "No phone changed" in capsys.readouterr().out
     assert main(["diff", "--history", str(tmp_path / "h.sqlite"), "history:previous", "history:latest"]) == 0
