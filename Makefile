@@ -38,8 +38,10 @@ test: lint typecheck pytest
 # The whole product on the built-in simulated fleet: build a lab of 2,000 phones with the
 # "mixed" scenario, serve it on loopback, scan it, print the summary and the report's path.
 DEMO_PHONES ?= 2000
+# Exit codes 0/1/2 are the verdicts GO/NO_GO/INCOMPLETE (the mixed fleet is a NO_GO by design);
+# only a usage or internal error (64/70) fails the target.
 demo: install
-	$(PY) -m scanner demo --phones $(DEMO_PHONES) --scenario mixed --out $(DEMO_OUT)
+	$(PY) -m scanner demo --phones $(DEMO_PHONES) --scenario mixed --out $(DEMO_OUT) || [ $$? -le 2 ]
 
 bench: install
 	$(PY) bench/bench_tlv.py
