@@ -7,9 +7,11 @@ on loopback only, with the summary and the path of ``report.html`` at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +57,50 @@ def run_demo(args: argparse.Namespace) -> int:
     code = run_lab(build)
     if code != 0:
         return code
+    try:
+        with serving_subprocess(lab):
+            print("trustscan demo: lab serving on 127.0.0.0/8; scanning …", file=sys.stderr)
+            scan_args = parser.parse_args(
+                ["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
+                 "--out", str(scan), "--history", str(out / "history.sqlite")]
+                + (["--no-progress"] if args.no_progress else [])
+            )
+            code = run_scan(scan_args)
+    except LabNotReady as exc:
+        print(f"trustscan demo: the lab server did not start:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = scan / "report.html"
+    if report.exists():
+        print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab / 'answer-key.json'})",
+              file=sys.stderr)
+    return code
+
+
+class LabNotReady(RuntimeError):
+    """``lab serve`` exited or stayed silent; the message holds its last output."""
+
+
+@contextlib.contextmanager
+def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
+    """``trustscan lab serve LAB`` in a second process (its own core), until the block ends."""
     server = subprocess.Popen(
         [sys.executable, "-m", "scanner", "lab", "serve", str(lab)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        if not _wait_ready(server):
-            return EXIT_USAGE
-        print("trustscan demo: lab serving on 127.0.0.0/8; scanning …", file=sys.stderr)
-        scan_args = parser.parse_args(
-            ["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
-             "--out", str(scan), "--history", str(out / "history.sqlite")]
-            + (["--no-progress"] if args.no_progress else [])
-        )
-        code = run_scan(scan_args)
+        assert server.stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("ready"):
+                break
+        if not seen or not seen[-1].startswith("ready"):
+            raise LabNotReady("".join(seen[-20:]))
+        yield server
     finally:
         server.terminate()
         try:
@@ -78,23 +110,3 @@ def run_demo(args: argparse.Namespace) -> int:
             server.wait()
         if server.stdout is not None:
             server.stdout.close()
-    report = scan / "report.html"
-    if report.exists():
-        print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab / 'answer-key.json'})",
-              file=sys.stderr)
-    return code
-
-
-def _wait_ready(server: subprocess.Popen[str]) -> bool:
-    assert server.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    seen = []
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if line.startswith("ready"):
-            return True
-    print("trustscan demo: the lab server did not start:\n" + "".join(seen[-20:]), file=sys.stderr)
-    return False

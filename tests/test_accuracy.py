@@ -9,12 +9,7 @@ marked `slow`, still run by `make test`.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +17,11 @@ import orjson
 import pytest
 
 from scanner.cli import main
+from scanner.demo_cli import serving_subprocess
 from scanner.lab.scenario import BUILTIN
 
 PHONES = int(os.environ.get("TRUSTSCAN_ACCURACY_PHONES", "500"))
 SCENARIOS = sorted(BUILTIN)
-
-
-@contextlib.contextmanager
-def _serve(lab: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner", "lab", "serve", str(lab)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready"):
-                break
-        else:
-            pytest.fail("lab serve did not get ready:\n" + "".join(lines))
-        if not lines or not lines[-1].startswith("ready"):
-            pytest.fail("lab serve exited:\n" + "".join(lines))
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def _compare(lab: Path, report: dict[str, Any]) -> list[str]:
@@ -89,7 +52,7 @@ def test_live_scan_matches_answer_key(scenario: str, tmp_path: Path, capsys: pyt
     assert main(["lab", "build", "--out", str(lab), "--phones", str(PHONES), "--scenario", scenario, "--seed", "7",
                  "--base", "60"]) == 0
     out = tmp_path / "scan"
-    with _serve(lab):
+    with serving_subprocess(lab):
         code = main(["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
                      "--out", str(out), "--no-history", "--no-progress"])
     capsys.readouterr()
