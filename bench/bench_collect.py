@@ -10,7 +10,8 @@ What it does, so that the figures can be trusted:
   resolve to the node's list), so each node carries a quarter of the fleet.
 * **Scanner**: the real collection path, in a fresh interpreter per measurement: the
   collector's workers, per-node semaphore and token bucket at the **default** limits
-  (``scanner.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize) or aiohttp, the
+  (``scanner.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize; pooled sockets) or
+  HTTP 6970 (``scanner.net.http_lean``, keep-alive), the
   redaction of the configs, content-addressed blobs and ``manifest.jsonl`` written to a
   temporary evidence directory. Only the phone web pages and TVS probes are left out (they are
   not files). CPU = user + system time of that process while collecting; peak RSS = its
@@ -33,6 +34,10 @@ What it does, so that the figures can be trusted:
 
     .venv/bin/python bench/bench_collect.py --phones 10000 [--json]
     .venv/bin/python bench/bench_collect.py --phones 1000 --rss-phones 0       # a quick run
+
+The scanner's CPU includes writing the evidence (a file per distinct blob) into a temporary
+directory (``TMPDIR``): on a disk shared with other work, file creation can cost more CPU than
+the network; ``TMPDIR=/dev/shm`` measures the collection without the disk's noise.
 
 ``--json`` prints one JSON object as the last line.
 """
@@ -221,7 +226,7 @@ def worker_scanner(lab: Path, transport: str, phones: int, unlimited_rate: bool)
 
         async def run() -> tuple[float, float, Any]:
             c = _Collector(profile, writer, limits, None, None)
-            async with c.http, c.web:
+            async with c.http, c.web, c.tftp_pool:
                 cpu0, t0 = _cpu(), time.monotonic()
                 await c.run_pool(jobs())
                 wall, cpu = time.monotonic() - t0, _cpu() - cpu0

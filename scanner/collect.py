@@ -372,8 +372,14 @@ class _Collector:
                 timeout=limits.http_timeout,
                 max_size=limits.max_file_size,
                 ca_bundle=ca_bundle,
+                lean=True,  # plain 6970: scanner.net.http_lean; HTTPS: aiohttp
             )
         )
+        from scanner.net.tftp_io import TftpSocketPool
+
+        # TFTP client sockets reused across clean transfers (scanner.net.tftp_io explains why
+        # that is safe); closed with the collector.
+        self.tftp_pool = TftpSocketPool()
         # Phones: self-signed certificates, one connection per phone is all we use.
         self.web = HttpFetcher(
             HttpSettings(
@@ -526,6 +532,7 @@ class _Collector:
             timeout=lim.tftp_timeout,
             retries=lim.tftp_retries,
             max_size=lim.max_file_size,
+            pool=self.tftp_pool,
         )
         outcome = Outcome(r.outcome.value)
         return outcome, (r.data if outcome is Outcome.OK else None), (r.message or None)
@@ -874,7 +881,7 @@ async def collect(
     c = _Collector(profile, writer, lim, observer, ca_bundle)
     phones: Sequence[Phone] = ()
     try:
-        async with c.http, c.web:
+        async with c.http, c.web, c.tftp_pool:
             if inventory is not None:
                 phones = inventory.phones
             else:

@@ -87,13 +87,14 @@ def run(factory: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(factory())  # type: ignore[arg-type]
 
 
-def test_outcomes() -> None:
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+def test_outcomes(lean: bool) -> None:
     async def main() -> None:
         connections: list[object] = []
         runner, port = await start_app(tftp_app(connections))
         base = f"http://127.0.0.1:{port}"
         try:
-            settings = HttpSettings(timeout=0.5, max_size=4096)
+            settings = HttpSettings(timeout=0.5, max_size=4096, lean=lean)
             async with HttpFetcher(settings) as f:
                 results = await asyncio.gather(
                     *(f.get(f"{base}/ITLFile.tlv", max_size=1 << 20) for _ in range(20))
@@ -122,7 +123,8 @@ def test_outcomes() -> None:
     run(main)
 
 
-def test_garbage_and_stalled_servers() -> None:
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+def test_garbage_and_stalled_servers(lean: bool) -> None:
     async def main() -> None:
         release = asyncio.Event()
 
@@ -144,7 +146,7 @@ def test_garbage_and_stalled_servers() -> None:
         g = await asyncio.start_server(garbage, "127.0.0.1", 0)
         s = await asyncio.start_server(stall, "127.0.0.1", 0)
         try:
-            async with HttpFetcher(HttpSettings(timeout=0.5)) as f:
+            async with HttpFetcher(HttpSettings(timeout=0.5, lean=lean)) as f:
                 r = await f.get(f"http://127.0.0.1:{g.sockets[0].getsockname()[1]}/ITLFile.tlv")
                 assert r.outcome is Outcome.PROTOCOL_ERROR, r
                 r = await f.get(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/ITLFile.tlv")
@@ -234,3 +236,98 @@ def test_phone_pages() -> None:
 def test_phone_url() -> None:
     assert phone_url("http", "127.0.0.1", 80, "/x") == "http://127.0.0.1/x"
     assert phone_url("https", "::1", 8443, "/x") == "https://[::1]:8443/x"
+
+
+# ---------------------------------------------------------------------------------------------
+# The lean plain-HTTP client (HttpSettings.lean)
+
+
+def test_lean_url_parsing() -> None:
+    from scanner.net.http_lean import parse_plain_url
+
+    assert parse_plain_url("http://10.0.0.1:6970/ITLFile.tlv") == (
+        "10.0.0.1",
+        6970,
+        "/ITLFile.tlv",
+        b"10.0.0.1:6970",
+    )
+    assert parse_plain_url("http://[::1]:6970/a") == ("::1", 6970, "/a", b"[::1]:6970")
+    assert parse_plain_url("http://node") == ("node", 80, "/", b"node")
+    for url in (
+        "https://h/x",  # TLS: aiohttp
+        "http://u@h/x",
+        "http://h/x?q=1",
+        "http://h/x#f",
+        "http://h/a b",
+        "http://h/é",
+        "http://h:99999/x",
+        "http://h:x/x",
+        "http://[::1/x",
+        "http:///x",
+    ):
+        assert parse_plain_url(url) is None, url
+
+
+def test_lean_keep_alive_bodies_and_stale_connections() -> None:
+    async def main() -> None:
+        connections = 0
+        writers: list[asyncio.StreamWriter] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            writers.append(writer)
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    path = head.split(b" ")[1]
+                    assert b"Accept-Encoding: identity" in head
+                    if path == b"/missing":
+                        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+                    elif path == b"/chunked":
+                        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        writer.write(b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n")
+                    elif path == b"/http10":
+                        writer.write(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+                        await writer.drain()
+                        writer.close()
+                        return
+                    elif path == b"/once":  # answers, then drops the connection without saying so
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce")
+                        await writer.drain()
+                        writer.close()
+                        return
+                    else:
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ITL), ITL))
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            async with HttpFetcher(HttpSettings(timeout=1.0, lean=True)) as f:
+                for _ in range(5):
+                    r = await f.get(f"{base}/ITLFile.tlv")
+                    assert r.outcome is Outcome.OK and r.data == ITL and r.status == 200
+                    r = await f.get(f"{base}/missing")
+                    assert (r.outcome, r.status, r.error) == (Outcome.NOT_FOUND, 404, "HTTP 404")
+                    r = await f.get(f"{base}/chunked")
+                    assert r.outcome is Outcome.OK and r.data == b"abcde"
+                assert connections == 1  # 404s and chunked bodies keep the connection
+                r = await f.get(f"{base}/http10")
+                assert r.outcome is Outcome.OK and r.data == b"until close"
+                r = await f.get(f"{base}/once")
+                assert r.outcome is Outcome.OK and r.data == b"once"
+                await asyncio.sleep(0.05)
+                # The kept connection was closed by the server: the request goes on a new one.
+                r = await f.get(f"{base}/ITLFile.tlv")
+                assert r.outcome is Outcome.OK and r.data == ITL
+        finally:
+            for w in writers:
+                w.close()
+            server.close()
+            await server.wait_closed()
+            await asyncio.sleep(0.01)
+
+    run(main)

@@ -17,7 +17,15 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import uvloop
 
-from scanner.net.tftp_io import ServerStats, TftpFaults, TftpServer, _local_host, serve_tftp, tftp_fetch
+from scanner.net.tftp_io import (
+    ServerStats,
+    TftpFaults,
+    TftpServer,
+    TftpSocketPool,
+    _local_host,
+    serve_tftp,
+    tftp_fetch,
+)
 from scanner.tftp.client import NegotiatedOptions, Outcome, TftpResult
 from scanner.tftp.server import ServerOutcome, ServerSettings, ServerTransferResult
 
@@ -387,3 +395,143 @@ def test_a_failing_lookup_is_reported_and_answered(run: Runner) -> None:
     assert boom.outcome is Outcome.REFUSED and boom.error_code == 0
     assert fine.ok
     assert [type(c["exception"]) for c in seen] == [KeyError]
+
+
+# ---------------------------------------------------------------------------------------------
+# TftpSocketPool
+
+
+def test_pool_reuses_sockets_and_closes_them_all(run: Runner) -> None:
+    async def main() -> tuple[int, int, int, list[TftpResult], TftpSocketPool]:
+        before = fd_count()
+        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool() as pool:
+            results: list[TftpResult] = []
+            for _ in range(3):  # waves: the second and third reuse the first's sockets
+                jobs = [tftp_fetch(HOST, server.port, name, timeout=0.5, pool=pool) for name in FILES]
+                jobs += [tftp_fetch(HOST, server.port, "nope", timeout=0.5, pool=pool)]
+                results += await asyncio.gather(*jobs)
+            during = fd_count()
+        await settle()
+        return before, during, fd_count(), results, pool
+
+    before, during, after, results, pool = run(main())
+    assert after == before and during > before
+    per_wave = len(FILES) + 1
+    assert pool.created <= per_wave and pool.reused >= 2 * per_wave
+    for i, res in enumerate(results):
+        name = [*FILES, "nope"][i % per_wave]
+        if name == "nope":
+            assert res.outcome is Outcome.NOT_FOUND
+        else:
+            assert res.outcome is Outcome.OK and res.data == FILES[name], res
+
+
+def test_pool_closes_sockets_after_unclean_transfers(run: Runner) -> None:
+    async def main() -> tuple[int, int, TftpSocketPool]:
+        before = fd_count()
+        async with TftpSocketPool() as pool:
+            with black_hole() as hole:
+                port = hole.getsockname()[1]
+                res = await tftp_fetch(HOST, port, "x", timeout=0.02, retries=1, pool=pool)
+                assert res.outcome is Outcome.TIMEOUT
+                tasks = [
+                    asyncio.create_task(tftp_fetch(HOST, port, "x", timeout=0.5, pool=pool)) for _ in range(5)
+                ]
+                await asyncio.sleep(0.01)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await settle()
+            during = pool.open_sockets
+        await settle()
+        assert during == 0  # a timeout or a cancellation never returns a socket to the pool
+        return before, fd_count(), pool
+
+    before, after, pool = run(main())
+    assert after == before and pool.reused == 0
+
+
+async def _recv(sock: socket.socket) -> tuple[bytes, Any]:
+    for _ in range(500):
+        try:
+            return sock.recvfrom(2048)
+        except BlockingIOError:
+            await asyncio.sleep(0.002)
+    raise AssertionError("nothing received")
+
+
+def test_pool_keeps_late_datagrams_of_an_earlier_transfer_away(run: Runner) -> None:
+    """A late DATA from the previous transfer's server TID reaches the pooled socket while the
+    next transfer waits for its first reply: it is answered ERROR 5, not taken as the reply."""
+
+    async def main() -> tuple[TftpResult, TftpResult, bytes, bytes, TftpSocketPool]:
+        plain: dict[str, Any] = {"blksize": None, "windowsize": None, "tsize": False, "timeout": 0.5}
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as requests,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid,
+            black_hole() as hole,
+        ):
+            for s in (requests, tid):
+                s.bind((HOST, 0))
+                s.setblocking(False)
+            async with TftpSocketPool() as pool:
+                # A hand-played server: the request port, and a transfer from TID ``tid``.
+                task = asyncio.create_task(
+                    tftp_fetch(HOST, requests.getsockname()[1], "one", pool=pool, **plain)
+                )
+                rrq, client = await _recv(requests)
+                assert rrq.startswith(b"\x00\x01one\x00")
+                tid.sendto(b"\x00\x03\x00\x011", client)
+                first = await task
+                ack, _ = await _recv(tid)
+                # The next transfer gets the same socket; the old TID sends a late DATA 1.
+                task = asyncio.create_task(
+                    tftp_fetch(HOST, hole.getsockname()[1], "x", timeout=0.1, retries=1, pool=pool)
+                )
+                await asyncio.sleep(0.01)
+                tid.sendto(b"\x00\x03\x00\x01late", client)
+                second = await task
+                reply, _ = await _recv(tid)
+        return first, second, ack, reply, pool
+
+    first, second, ack, reply, pool = run(main())
+    assert first.ok and first.data == b"1" and ack == b"\x00\x04\x00\x01"
+    assert pool.created == 1 and pool.reused == 1
+    assert second.outcome is Outcome.TIMEOUT and second.data == b"" and second.peer is None
+    assert reply[:4] == b"\x00\x05\x00\x05"  # ERROR 5 Unknown transfer ID
+
+
+def test_pool_takes_an_oack_from_a_server_port_that_comes_round_again(run: Runner) -> None:
+    """The server's new transfer may get the port an earlier transfer of this socket had: its
+    OACK (which a finished transfer never sends again) is the reply, not a late datagram."""
+
+    async def main() -> tuple[TftpResult, TftpResult, TftpSocketPool]:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as requests,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid,
+        ):
+            for s in (requests, tid):
+                s.bind((HOST, 0))
+                s.setblocking(False)
+            port = requests.getsockname()[1]
+            async with TftpSocketPool() as pool:
+                plain: dict[str, Any] = {"blksize": None, "windowsize": None, "tsize": False}
+                task = asyncio.create_task(tftp_fetch(HOST, port, "one", timeout=0.5, pool=pool, **plain))
+                _, client = await _recv(requests)
+                tid.sendto(b"\x00\x03\x00\x011", client)
+                first = await task
+                await _recv(tid)  # its ACK
+                opts: dict[str, Any] = {"blksize": 1024, "windowsize": None, "tsize": False}
+                task = asyncio.create_task(tftp_fetch(HOST, port, "two", timeout=0.5, pool=pool, **opts))
+                rrq, client2 = await _recv(requests)
+                assert client2 == client and b"blksize\x001024\x00" in rrq
+                tid.sendto(b"\x00\x06blksize\x001024\x00", client)  # the same TID again
+                ack0, _ = await _recv(tid)
+                assert ack0 == b"\x00\x04\x00\x00"
+                tid.sendto(b"\x00\x03\x00\x01two", client)
+                second = await task
+        return first, second, pool
+
+    first, second, pool = run(main())
+    assert first.ok and second.ok and second.data == b"two" and second.retransmissions == 0
+    assert pool.created == 1 and pool.reused == 1

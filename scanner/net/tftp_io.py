@@ -1,7 +1,9 @@
 """Thin asyncio adapters for the sans-IO TFTP state machines in ``scanner.tftp``.
 
 ``tftp_fetch`` reads one file with a ``TftpReadClient`` over one unconnected datagram endpoint
-(unconnected because the server answers from a new port, its transfer ID). ``TftpServer``
+(unconnected because the server answers from a new port, its transfer ID), its own or one lent
+by a ``TftpSocketPool`` (the collector's choice: reused across clean transfers, with the
+earlier transfers' stray datagrams kept away; see the class). ``TftpServer``
 serves read requests with ``ServerReadTransfer``, one fresh socket per transfer, as real
 servers do, with optional faults for the simulated lab.
 
@@ -32,6 +34,7 @@ import functools
 import ipaddress
 import random
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -45,7 +48,7 @@ from scanner.tftp.client import (
     TftpReadClient,
     TftpResult,
 )
-from scanner.tftp.packets import ErrorCode
+from scanner.tftp.packets import ErrorCode, encode_error
 from scanner.tftp.server import (
     Reject,
     ServerOutcome,
@@ -55,7 +58,7 @@ from scanner.tftp.server import (
     decide,
 )
 
-__all__ = ["ServerStats", "TftpFaults", "TftpServer", "serve_tftp", "tftp_fetch"]
+__all__ = ["ServerStats", "TftpFaults", "TftpServer", "TftpSocketPool", "serve_tftp", "tftp_fetch"]
 
 # Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP); no TFTP datagram can be longer.
 MAX_DATAGRAM = 65507
@@ -116,6 +119,7 @@ class _FetchProtocol(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._abandoned = False
+        self._owned = True  # False on a pooled socket: the pool closes it, not the transfer
         self.last_error: OSError | None = None
         self.finished: asyncio.Future[TftpResult] = loop.create_future()
 
@@ -160,7 +164,7 @@ class _FetchProtocol(asyncio.DatagramProtocol):
         if not self.finished.done():
             # Cancelled from outside: connection_lost must not leave an exception nobody reads.
             self.finished.cancel()
-        if self._transport is not None:
+        if self._transport is not None and self._owned:
             self._transport.close()
 
     def _pump(self) -> None:
@@ -217,12 +221,16 @@ async def tftp_fetch(
     local_host: str | None = None,
     rng: random.Random | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
+    pool: TftpSocketPool | None = None,
 ) -> TftpResult:
     """Read ``filename`` from the TFTP server at ``host``:``port``; see ``TftpReadClient``.
 
     ``local_host`` is the address to bind (port 0); by default loopback for a loopback target
     and the wildcard otherwise. The transfer ends on its own (retries bound it); wrap the call in
     ``asyncio.timeout`` for a hard limit, cancellation closes the socket too.
+
+    ``pool``: take the socket from a ``TftpSocketPool`` (and give it back after a clean
+    transfer) instead of opening and closing one per transfer.
     """
     if loop is None:
         loop = asyncio.get_running_loop()
@@ -236,8 +244,14 @@ async def tftp_fetch(
         max_size=max_size,
         rng=rng,
     )
-    family, server = await _resolve(loop, host, port)
+    family_of_literal = _family_of(host)
+    if family_of_literal is not None:  # an address literal (the usual case): no coroutine
+        family, server = family_of_literal, (host, port)
+    else:
+        family, server = await _resolve(loop, host, port)
     protocol = _FetchProtocol(client, server, loop)
+    if pool is not None:
+        return await pool._run(loop, family, _local_host(family, server, local_host), protocol, client)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
@@ -258,11 +272,222 @@ async def tftp_fetch(
         result = await protocol.finished
     finally:
         protocol.close()
+    return _with_socket_error(result, protocol)
+
+
+def _with_socket_error(result: TftpResult, protocol: _FetchProtocol) -> TftpResult:
     if result.outcome is Outcome.TIMEOUT and protocol.last_error is not None:
         result = dataclasses.replace(
             result, message=f"{result.message}; last socket error: {protocol.last_error}"
         )
     return result
+
+
+_OACK_OPCODE = b"\x00\x06"
+# Transfer IDs of a pooled socket's earlier transfers that are still filtered (a socket serves one
+# transfer at a time; a late datagram can only come from the last few).
+RETIRED_TIDS = 8
+# Idle sockets kept per local address; beyond that a finished transfer's socket is closed.
+POOL_MAX_IDLE = 512
+
+
+class _PooledSocket(asyncio.DatagramProtocol):
+    """One client socket of a ``TftpSocketPool``: feeds the transfer it currently serves and
+    keeps every earlier transfer's datagrams away from it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.current: _FetchProtocol | None = None
+        self.client: TftpReadClient | None = None
+        self.sources: set[tuple[Any, Any]] = set()  # TIDs heard from by the current transfer
+        # Earlier transfers' server TIDs (see TftpSocketPool): ``retired`` ones may still send a
+        # late DATA or ERROR, never an OACK; from ``suspects`` (strangers) nothing is taken.
+        self.retired: deque[tuple[Any, Any]] = deque(maxlen=RETIRED_TIDS)
+        self.suspects: deque[tuple[Any, Any]] = deque(maxlen=RETIRED_TIDS)
+        self.replies = 0
+        self.closed = False
+        self.abandoned = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        if self.abandoned:
+            transport.close()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        current = self.current
+        key = (addr[0], addr[1])
+        if current is not None:
+            client = self.client
+            assert client is not None
+            if client.peer_locked or (
+                key not in self.suspects and (key not in self.retired or data[:2] == _OACK_OPCODE)
+            ):
+                # Before the lock, the first reply from any TID but an earlier transfer's is the
+                # server's (RFC 1350); after it the state machine answers strays itself.
+                self.sources.add(key)
+                current.datagram_received(data, addr)
+                return
+        elif key not in self.retired and key not in self.suspects:
+            # Idle: whoever it is, the next transfer must not take it (or its retransmission)
+            # for its first reply.
+            self.suspects.append(key)
+        # A late datagram of an earlier transfer (its server retransmitting, say): RFC 1350 §4
+        # ERROR 5, as the state machine answers strays; never an ERROR to an ERROR. With a socket
+        # per transfer the closed port would have drawn an ICMP error: the server stops either way.
+        if data[:2] != b"\x00\x05" and self.replies < 16 and self.transport is not None:
+            self.replies += 1
+            self.transport.sendto(encode_error(ErrorCode.UNKNOWN_TID), addr)
+
+    def error_received(self, exc: Exception) -> None:
+        if self.current is not None:
+            self.current.error_received(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        current = self.current
+        if current is not None:
+            current.connection_lost(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        self.current = None
+        self.client = None
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.abandoned = True
+
+
+class TftpSocketPool:
+    """Client sockets reused across transfers: ``async with TftpSocketPool() as pool`` and pass
+    ``pool=pool`` to ``tftp_fetch``.
+
+    A socket per transfer costs a socket, a bind, a poller registration and a close (a dozen
+    system calls and an event-loop transport) for a transfer of a handful of datagrams. A pool
+    keeps the socket of a transfer that ended cleanly and gives it to the next transfer. Only
+    one transfer uses a socket at a time, and what makes a fresh socket safe is kept:
+
+    * a socket goes back to the pool only after a *clean* transfer: outcome ``ok`` or
+      ``not_found``, no retransmission (so the server saw one request and started one transfer),
+      no duplicate, no datagram from a stranger, no socket error. Anything else (timeouts,
+      errors, cancellation) closes it, as before;
+    * the TIDs (server address and port) its last transfers heard from are remembered. Until the
+      next transfer has locked onto its own server TID, a datagram from one of them is not taken
+      as its first reply, except an OACK from the server TID of a clean transfer (which had its
+      ACK and never sends one again; this keeps a server port that happens to come round again
+      from costing a retransmission). Anything else from them, and anything arriving while the
+      socket is idle (whose sender is then remembered as a stranger, from whom nothing is
+      taken), is answered with ERROR 5 (Unknown transfer ID), as the state machine answers a
+      stray. With a socket per transfer the closed port would draw an ICMP error: the server
+      stops either way. (A fresh socket is no safer: its random port may be one another
+      transfer closed moments ago, with no memory of who used it.)
+
+    ``close()`` (or leaving the ``async with``) closes every socket, idle or not.
+    """
+
+    def __init__(self, max_idle: int = POOL_MAX_IDLE) -> None:
+        self._idle: dict[tuple[int, str], list[_PooledSocket]] = {}
+        self._open: set[_PooledSocket] = set()
+        self._max_idle = max_idle
+        self._closed = False
+        self.created = 0  # sockets opened (for tests and benchmarks)
+        self.reused = 0  # transfers served by a pooled socket
+
+    async def __aenter__(self) -> TftpSocketPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        for ps in list(self._open):
+            ps.close()
+        self._open.clear()
+        self._idle.clear()
+
+    @property
+    def open_sockets(self) -> int:
+        return len(self._open)
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, family: int, local: str) -> _PooledSocket:
+        if self._closed:
+            raise RuntimeError("TftpSocketPool used after close()")
+        idle = self._idle.get((family, local))
+        while idle:
+            ps = idle.pop()  # the most recently used
+            if not ps.closed:
+                self.reused += 1
+                return ps
+            self._open.discard(ps)
+        ps = _PooledSocket()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((local, 0))
+            await loop.create_datagram_endpoint(lambda: ps, sock=sock)
+        except asyncio.CancelledError:
+            ps.close()  # see tftp_fetch: the transport owns the socket now, or will
+            raise
+        except BaseException:
+            sock.close()
+            raise
+        self.created += 1
+        self._open.add(ps)
+        return ps
+
+    def _release(
+        self, ps: _PooledSocket, family: int, local: str, clean: bool, peer: tuple[Any, Any] | None
+    ) -> None:
+        ps.current = None
+        ps.client = None
+        sources = ps.sources
+        if clean:
+            # The transfer's own server TID (the ERROR's sender for not_found) may send late
+            # DATA or ERROR, but no OACK after a clean transfer: it had its ACK (or sent none).
+            own = {peer} & sources if peer is not None else (sources if len(sources) == 1 else set())
+            ps.retired.extend(own)
+            ps.suspects.extend(sources - own)
+        ps.sources = set()
+        ps.replies = 0
+        idle = self._idle.setdefault((family, local), [])
+        if not clean or self._closed or ps.closed or len(idle) >= self._max_idle:
+            ps.close()
+            self._open.discard(ps)
+            return
+        idle.append(ps)
+
+    async def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        family: int,
+        local: str,
+        protocol: _FetchProtocol,
+        client: TftpReadClient,
+    ) -> TftpResult:
+        ps = await self._acquire(loop, family, local)
+        protocol._owned = False
+        protocol._transport = ps.transport
+        ps.current = protocol
+        ps.client = client
+        clean = False
+        peer: tuple[Any, Any] | None = None
+        try:
+            protocol.start()
+            result = await protocol.finished
+            if result.peer is not None:
+                peer = (result.peer[0], result.peer[1])
+            clean = (
+                (result.outcome is Outcome.OK or result.outcome is Outcome.NOT_FOUND)
+                and result.retransmissions == 0
+                and result.duplicates == 0
+                and client.strays == 0
+                and protocol.last_error is None
+            )
+        finally:
+            protocol.close()
+            self._release(ps, family, local, clean, peer)
+        return _with_socket_error(result, protocol)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -262,6 +262,7 @@ class TftpReadClient:
         self._retransmissions = 0
         self._duplicates = 0
         self._stray_replies = 0
+        self._strays = 0  # datagrams from another TID after the lock (answered or not)
         self._ignored = 0  # datagrams dropped before the lock (no peer yet)
         self._fell_back = False  # the no-options retry after ERROR 8 has been used
 
@@ -355,6 +356,7 @@ class TftpReadClient:
     def _stray(self, data: bytes, addr: Address) -> None:
         # RFC 1350 §4: answer a wrong TID with ERROR 5 and carry on. Never answer an ERROR with
         # an ERROR, or two confused endpoints would bounce errors at each other.
+        self._strays += 1
         if data[:2] == _ERROR_OPCODE:
             return
         if self._stray_replies < MAX_STRAY_REPLIES:
@@ -530,6 +532,17 @@ class TftpReadClient:
     @property
     def done(self) -> bool:
         return self._state is _State.DONE
+
+    @property
+    def peer_locked(self) -> bool:
+        """True once the server's transfer ID (address and port) is known."""
+        return self._peer_key is not None
+
+    @property
+    def strays(self) -> int:
+        """Datagrams that did not belong to this transfer: from another TID, or (before the
+        lock) undecodable or not a possible first reply."""
+        return self._strays + self._ignored
 
 
 class _OptionProblem(Exception):
