@@ -621,59 +621,17 @@ class _Collector:
         self._job_done(final)
 
     def _bug_attempt(self, job: Job, trace: str) -> Attempt:
+        """The manifest line of a job that raised: who and what it was about, outcome ``bug``."""
+        address = None
+        who: tuple[str | None, str | None, str | None, str, str]
         if isinstance(job, FileJob):
-            return Attempt(
-                job.phone,
-                job.cluster.name,
-                job.node.name,
-                "tftp",
-                job.spec.primary,
-                Outcome.BUG,
-                None,
-                None,
-                0.0,
-                trace,
-                None,
-                None,
-                False,
-                None,
-                time.time(),
-            )
-        if isinstance(job, WebJob):
-            return Attempt(
-                job.phone.name,
-                None,
-                job.phone.ip,
-                TransportKind.WEB.value,
-                "network-setup",
-                Outcome.BUG,
-                None,
-                None,
-                0.0,
-                trace,
-                None,
-                None,
-                False,
-                None,
-                time.time(),
-            )
-        return Attempt(
-            None,
-            job.cluster,
-            job.name,
-            TransportKind.TVS.value,
-            "server-certificate",
-            Outcome.BUG,
-            None,
-            None,
-            0.0,
-            trace,
-            f"{job.address}:{job.port}",
-            None,
-            False,
-            None,
-            time.time(),
-        )
+            who = (job.phone, job.cluster.name, job.node.name, TransportKind.TFTP.value, job.spec.primary)
+        elif isinstance(job, WebJob):
+            who = (job.phone.name, None, job.phone.ip, TransportKind.WEB.value, "network-setup")
+        else:
+            who = (None, job.cluster, job.name, TransportKind.TVS.value, "server-certificate")
+            address = f"{job.address}:{job.port}"
+        return Attempt(*who, Outcome.BUG, None, None, 0.0, error=trace, address=address, started=time.time())
 
     async def _file_job(self, job: FileJob) -> Outcome:
         cluster, node, spec = job.cluster, job.node, job.spec
