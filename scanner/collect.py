@@ -631,7 +631,11 @@ class _Collector:
         else:
             who = (None, job.cluster, job.name, TransportKind.TVS.value, "server-certificate")
             address = f"{job.address}:{job.port}"
-        return Attempt(*who, Outcome.BUG, None, None, 0.0, error=trace, address=address, started=time.time())
+        phone, cluster, node, transport, name = who
+        return Attempt(
+            phone, cluster, node, transport, name, Outcome.BUG, None, None, 0.0,
+            error=trace, address=address, started=time.time(),
+        )
 
     async def _file_job(self, job: FileJob) -> Outcome:
         cluster, node, spec = job.cluster, job.node, job.spec
