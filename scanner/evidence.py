@@ -223,45 +223,50 @@ def _redact_fast(data: bytes) -> bytes | None:
     if b"\x00" in data[:4] or data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None  # UTF-16/32: the reference transcodes
     lowered = data.lower()  # ASCII-only lowering: positions are unchanged
-    tag_starts: set[int] = set()
+    tags: dict[int, re.Match[bytes]] = {}
     for needle in _NEEDLES:
         i = lowered.find(needle)
         while i >= 0:
             start = data.rfind(b"<", 0, i)
             if start < 0:
                 return None
-            m = _SIMPLE_TAG.match(data, start)
-            if m is None or i < m.start(2) or i + len(needle) > m.end(2):
+            m = tags.get(start)
+            if m is None:
+                m = _SIMPLE_TAG.match(data, start)
+                if m is None:
+                    return None
+                tags[start] = m
+            if i < m.start(2) or i + len(needle) > m.end(2):
                 return None  # not inside a simple tag's name
-            tag_starts.add(start)
             i = lowered.find(needle, i + 1)
-    if not tag_starts:
+    if not tags:
         return data
-    from scanner.devconfig import REDACTED, is_secret_name
-
     out: list[bytes] = []
     pos = 0
     skip_until = -1
-    for start in sorted(tag_starts):
+    for start in sorted(tags):
         if start < skip_until:
             continue  # the close tag of a value just replaced
-        m = _SIMPLE_TAG.match(data, start)
-        assert m is not None
-        slash, name, self_closing = m.groups()
-        if slash or self_closing or not is_secret_name(name.decode("ascii")):
+        slash, name, self_closing = tags[start].groups()
+        if slash or self_closing or not _is_secret(name):
             continue
-        value_start = m.end()
+        value_start = tags[start].end()
         value_end = data.find(b"<", value_start)
         if value_end < 0:
             return None  # unclosed: the reference's truncated-file rule
-        close = _close_tag(name).match(data, value_end)
-        if close is None:
-            return None  # markup, CDATA or another close tag inside: the reference's walk
+        close = b"</" + name + b">"
+        if data.startswith(close, value_end):
+            close_end = value_end + len(close)
+        else:
+            cm = _close_tag(name).match(data, value_end)
+            if cm is None:
+                return None  # markup, CDATA or another close tag inside: the reference's walk
+            close_end = cm.end()
         if data[value_start:value_end].strip():
             out.append(data[pos:value_start])
-            out.append(REDACTED.encode("ascii"))
+            out.append(_REDACTED)
             pos = value_end
-        skip_until = close.end()
+        skip_until = close_end
     if not out:
         return data
     out.append(data[pos:])
@@ -280,23 +285,61 @@ def _close_tag(name: bytes) -> re.Pattern[bytes]:
     return pattern
 
 
+_SECRET_CACHE: dict[bytes, bool] = {}
+
+
+def _is_secret(name: bytes) -> bool:
+    # Cached: a fleet's configs repeat the same few dozen element names.
+    known = _SECRET_CACHE.get(name)
+    if known is None:
+        from scanner.devconfig import is_secret_name
+
+        if len(_SECRET_CACHE) > 4096:
+            _SECRET_CACHE.clear()
+        known = _SECRET_CACHE[name] = is_secret_name(name.decode("ascii"))
+    return known
+
+
+def _redacted_marker() -> bytes:
+    from scanner.devconfig import REDACTED
+
+    return REDACTED.encode("ascii")
+
+
+_REDACTED = _redacted_marker()
+
+
 def _prepare_sgn(data: bytes) -> Stored:
-    from scanner.trustlist import parse
+    from scanner.trustlist import Digest, header_length, signature_facts
 
     try:
-        tf = parse(data, name_hint="x.cnf.xml.sgn")
+        length = header_length(data)
     except ParseError:
-        # Not a parseable signed file: redact the whole thing as text (errs on the safe side).
+        # Not a signed file: redact the whole thing as text (errs on the safe side).
         red = redact(data)
         return Stored(red, red != data, None)
-    head = data[: tf.header.length]
-    payload = redact(tf.payload)
-    if payload == tf.payload:
+    payload = data[length:]
+    red = redact(payload)
+    if red is payload or red == payload:
         return Stored(data, False, None)
-    digest = tf.header.digest
-    alg = digest.hash_name if digest is not None else "sha1"
-    signed = f"{alg}:{hashlib.new(alg, tf.signed_message).hexdigest()}"
-    return Stored(head + payload, True, signed)
+    try:
+        code, span = signature_facts(data)
+    except ParseError:
+        whole = redact(data)
+        return Stored(whole, whole != data, None)
+    try:
+        alg = "sha1" if code is None else Digest(code).hash_name
+    except ValueError:
+        alg = "sha1"  # an unknown code: Header.digest is None, as in parse_header
+    # The signed message: the file minus its signature TLV (trustlist.TrustFile.signed_message).
+    h = hashlib.new(alg)
+    if span is None:
+        h.update(data)
+    else:
+        start, size = span
+        h.update(memoryview(data)[:start])
+        h.update(memoryview(data)[start + size :])
+    return Stored(data[:length] + red, True, f"{alg}:{h.hexdigest()}")
 
 
 def blob_path(root: Path, sha256: str) -> Path:
@@ -339,20 +382,23 @@ class EvidenceWriter:
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(sub)
         path = f"{directory}/{sha}"
-        # Write under a temporary name and rename: a crash never leaves a truncated blob under
-        # a name that claims its hash.
-        tmp = f"{directory}/.{sha}.tmp"
+        # Written in place, not under a temporary name and renamed: the rename was a third of a
+        # blob's cost on a journaling disk. A crash mid-write can leave a torn blob, but never
+        # one the manifest names (a manifest line is written after its blob), and readers check
+        # every blob against its name (``EvidenceReader.blob``).
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:  # left by an interrupted run in this directory: rewrite it
+                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
         except BaseException:
             self._known.discard(digest)
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(path)
             raise
         self.blobs_written += 1
         self.blob_bytes += len(data)

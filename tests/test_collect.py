@@ -376,3 +376,69 @@ def test_tvs_addresses_in_config() -> None:
     )
     assert tvs_addresses_in_config(data) == (("127.0.0.1", 2445), ("tvs2.example.com", 2445))
     assert tvs_addresses_in_config(b"<device/>") == ()
+
+
+def test_pacing_tick_follows_the_limits() -> None:
+    from scanner.collect import MAX_PACING_TICK, pacing_tick
+
+    assert pacing_tick(Limits()) == pytest.approx(0.75 * 64 / 500)  # 48 starts per node per tick
+    assert pacing_tick(Limits(per_node_rate=10, per_node_burst=64)) == MAX_PACING_TICK
+    assert pacing_tick(Limits(per_node_rate=1e6, per_node_burst=1)) == pytest.approx(0.001)
+
+
+def test_requests_never_outrun_the_token_bucket(tmp_path: Path, tvs_files: tuple[Path, Path, bytes]) -> None:
+    """Pacing releases starts in bunches; the bucket must still bound every window of time:
+    at most ``burst + rate * window`` requests reach a node in any window."""
+    import time
+
+    rate, burst = 100.0, 8
+    arrivals: list[float] = []
+    phones = [f"SEP0000000001{i:02X}" for i in range(40)]
+
+    async def main() -> None:
+        async with tvs_server(tvs_files) as tvs_port:
+            src = Node({})
+            dst = Node({})
+            await src.start()
+            await dst.start()
+            runner, web_port = await phone_web()
+            try:
+                original = src.http_files
+
+                class Recording(dict[str, bytes]):
+                    def get(self, key: str, default: Any = None) -> Any:
+                        arrivals.append(time.monotonic())
+                        return original.get(key, default)
+
+                src.http_files = Recording()
+                profile = parse_profile(
+                    profile_text(
+                        [src.toml("src-a")],
+                        [dst.toml("dst-a")],
+                        src_transport="http",
+                        dst_transport="http",
+                        web_port=web_port,
+                        tvs_port=tvs_port,
+                        limits=f"per_node_rate = {rate}\nper_node_burst = {burst}\n",
+                    ),
+                    base_dir=tmp_path,
+                )
+                result = await collect(
+                    profile, tmp_path / "ev", inventory=Inventory(tuple(Phone(n) for n in phones), ())
+                )
+                assert result.by_outcome.get("bug", 0) == 0
+            finally:
+                await src.stop()
+                await dst.stop()
+                await runner.cleanup()
+
+    run(main)
+    # CTL and ITL per phone, each falling back to the shared cluster file once, and the config
+    # with its .cnf.xml fallback: well over the burst.
+    assert len(arrivals) > 3 * len(phones)
+    arrivals.sort()
+    slack = 0.005  # server-side timestamps: a request may arrive a few ms after its release
+    for i, start in enumerate(arrivals):
+        for j in range(i, len(arrivals)):
+            window = arrivals[j] - start
+            assert j - i + 1 <= burst + rate * (window + slack) + 1, (i, j, window)

@@ -119,6 +119,27 @@ def test_plain_config_is_redacted() -> None:
     assert prepare_for_storage("SEP001122334455.cnf.xml", clean).redacted is False
 
 
+def test_a_torn_blob_left_by_an_interrupted_run_is_rewritten(tmp_path: Path) -> None:
+    data = b"the whole file" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    torn = blob_path(tmp_path / "ev", sha)
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(data[:10])  # a crash mid-write, in a directory with no manifest yet
+    with EvidenceWriter(tmp_path / "ev") as w:
+        assert w.store(data) == sha
+        w.record(attempt("SEP001122334455", "ITLSEP001122334455.tlv", size=len(data), sha256=sha, blob=sha))
+    assert EvidenceReader(tmp_path / "ev").blob(sha) == data
+
+
+def test_a_torn_blob_is_refused_by_the_reader(tmp_path: Path) -> None:
+    data = b"the whole file"
+    with EvidenceWriter(tmp_path / "ev") as w:
+        sha = w.store(data)
+    blob_path(tmp_path / "ev", sha).write_bytes(data[:5])
+    with pytest.raises(ParseError, match="does not match"):
+        EvidenceReader(tmp_path / "ev").blob(sha)
+
+
 def test_trust_lists_and_pages_stored_as_received() -> None:
     data = b"<sshPassword>x</sshPassword>"  # whatever a .tlv holds, it is not redacted
     assert prepare_for_storage("ITLSEP001122334455.tlv", data).data == data

@@ -636,3 +636,53 @@ def test_sans_io_core_imports_no_io() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+# -- the OACK verdict cache ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"blksize": 1024}, {"blksize": 1428, "windowsize": 8, "tsize": 3000}, {"windowsize": 9}, {"timeout": 3}],
+)
+def test_a_remembered_oack_verdict_acts_as_a_fresh_one(options: dict[str, Any]) -> None:
+    from scanner.tftp import client as module
+
+    module._OACK_CACHE.clear()
+    runs = []
+    for _ in range(3):  # the first decides, the next two take the verdict from the cache
+        client = make()
+        sent(client)
+        oack(client, **options)
+        replies = sent(client)
+        if client.result is None:
+            data(client, 1, b"z")
+        runs.append((replies, result(client)))
+    assert len(module._OACK_CACHE) == 1
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_the_oack_verdict_depends_on_what_was_requested() -> None:
+    # The same OACK bytes: accepted from a client that asked for windowsize 8, refused from one
+    # that asked for 4 (a server may not raise a value).
+    ok = make(windowsize=8)
+    sent(ok)
+    oack(ok, windowsize=8)
+    assert sent(ok) == [(Ack(0), TID)]
+    refused = make(windowsize=4)
+    sent(refused)
+    oack(refused, windowsize=8)
+    [(packet, _)] = sent(refused)
+    assert isinstance(packet, ErrorPacket) and packet.code == 8
+    assert "windowsize 8 outside 1..4" in result(refused).message
+
+
+def test_the_oack_cache_is_bounded() -> None:
+    from scanner.tftp import client as module
+
+    module._OACK_CACHE.clear()
+    for size in range(module.OACK_CACHE_SIZE + 10):
+        client = make()
+        sent(client)
+        oack(client, tsize=size)
+    assert 0 < len(module._OACK_CACHE) <= module.OACK_CACHE_SIZE

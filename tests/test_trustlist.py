@@ -237,3 +237,53 @@ def test_fuzz_mutated_vectors(vector_bytes: Callable[[str], bytes], data: st.Dat
     except ParseError:
         return
     assert T.serialize(tf) == bytes(raw)
+
+
+# -- signature_facts: the two header facts the collector needs, without parse_header -------------
+
+
+def _facts_or_error(data: bytes) -> object:
+    try:
+        return T.signature_facts(data)
+    except ParseError:
+        return "error"
+
+
+def _header_facts_or_error(data: bytes) -> object:
+    try:
+        h = T.parse_header(data)
+    except ParseError:
+        return "error"
+    return h.digest_code, h.signature_span
+
+
+@pytest.mark.parametrize("name", VECTORS)
+def test_signature_facts_match_parse_header_on_real_files(name: str, vector_bytes: Callable[[str], bytes]) -> None:
+    data = vector_bytes(name)
+    h = T.parse_header(data)
+    assert h.signature_span is not None
+    assert T.signature_facts(data) == (h.digest_code, h.signature_span)
+    assert T.header_length(data) == h.length
+
+
+def test_signature_facts_match_parse_header_on_odd_headers() -> None:
+    # No signature, no digest, a duplicate digest (the first wins), an .enc.sgn header.
+    cases = [
+        _header(),
+        _header(b"\x08\x00\x01\x02"),
+        _header(b"\x08\x00\x01\x03\x08\x00\x01\x01\x0c\x00\x03sig"),
+        _header(b"\x08\x00\x00\x0c\x00\x00"),
+    ]
+    for data in cases:
+        assert _facts_or_error(data) == _header_facts_or_error(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_fuzz_signature_facts_agree_with_parse_header(vector_bytes: Callable[[str], bytes], data: st.DataObject) -> None:
+    raw = bytearray(vector_bytes(data.draw(st.sampled_from(VECTORS))))
+    length = T.header_length(bytes(raw))
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, length - 1))  # mutate the header only
+        raw[pos] = data.draw(st.integers(0, 255))
+    assert _facts_or_error(bytes(raw)) == _header_facts_or_error(bytes(raw))

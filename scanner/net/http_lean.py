@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 
 from scanner.evidence import Outcome
+from scanner.net.gate import Slots, Watchdog
 
 __all__ = ["LeanPool", "ParsedUrl", "parse_plain_url"]
 
@@ -151,17 +152,20 @@ class LeanPool:
 
     def __init__(self, per_host: int, total: int, connect_timeout: float) -> None:
         self._per_host = per_host
-        self._total = asyncio.Semaphore(total)
-        self._host_slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._total = Slots(total)
+        self._host_slots: dict[tuple[str, int], Slots] = {}
         self._idle: dict[tuple[str, int], deque[_Protocol]] = {}
         self._open: set[_Protocol] = set()
         self._connect_timeout = connect_timeout
+        self._watchdog: Watchdog | None = None
 
     def close(self) -> None:
         for conn in list(self._open):
             conn.close()
         self._open.clear()
         self._idle.clear()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
     async def get(self, parsed: ParsedUrl, cap: int, timeout: float, connect_timeout: float) -> Result:
         """``(outcome, data, status, error)``; raises only ``TimeoutError`` (the caller's)."""
@@ -169,26 +173,56 @@ class LeanPool:
         key = (host, port)
         slots = self._host_slots.get(key)
         if slots is None:
-            slots = self._host_slots[key] = asyncio.Semaphore(self._per_host)
+            slots = self._host_slots[key] = Slots(self._per_host)
         request = b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\nAccept-Encoding: identity\r\n\r\n" % (
             path.encode("ascii"),
             host_header,
         )
-        async with asyncio.timeout(timeout), self._total, slots:
-            conn = self._reuse(key)
-            if conn is not None:
-                try:
-                    return await self._exchange(conn, request, cap, reused=True)
-                except _StaleConnection:
-                    pass
+        # The timeout covers the wait for a slot too (as aiohttp's does). A watchdog, not
+        # asyncio.timeout: see scanner.net.gate (this is on the per-file path).
+        loop = asyncio.get_running_loop()
+        wd = self._watchdog
+        if wd is None:
+            wd = self._watchdog = Watchdog(loop)
+        deadline = wd.arm(loop.time() + timeout)
+        total = self._total
+        took_total = took_host = False
+        try:
+            if not total.try_take():
+                await total.wait()
+            took_total = True
+            if not slots.try_take():
+                await slots.wait()
+            took_host = True
+            return await self._request(key, request, cap, timeout, connect_timeout)
+        except asyncio.CancelledError:
+            if wd.disarm(deadline):
+                raise TimeoutError from None
+            raise
+        finally:
+            wd.disarm(deadline)
+            if took_host:
+                slots.give()
+            if took_total:
+                total.give()
+
+    async def _request(
+        self, key: tuple[str, int], request: bytes, cap: int, timeout: float, connect_timeout: float
+    ) -> Result:
+        conn = self._reuse(key)
+        if conn is not None:
             try:
-                conn = await self._connect(key, min(timeout, connect_timeout))
-            except _Failure as f:
-                return f.outcome, None, f.status, f.error
-            try:
-                return await self._exchange(conn, request, cap, reused=False)
-            except _StaleConnection:  # not raised for a new connection; for the type checker
-                return Outcome.PROTOCOL_ERROR, None, None, "ServerDisconnectedError: Server disconnected"
+                return await self._exchange(conn, request, cap, reused=True)
+            except _StaleConnection:
+                pass
+        try:
+            conn = await self._connect(key, min(timeout, connect_timeout))
+        except _Failure as f:
+            return f.outcome, None, f.status, f.error
+        try:
+            return await self._exchange(conn, request, cap, reused=False)
+        except _StaleConnection:  # not raised for a new connection; for the type checker
+            return Outcome.PROTOCOL_ERROR, None, None, "ServerDisconnectedError: Server disconnected"
 
     def _reuse(self, key: tuple[str, int]) -> _Protocol | None:
         idle = self._idle.get(key)

@@ -410,7 +410,7 @@ class TftpSocketPool:
     def open_sockets(self) -> int:
         return len(self._open)
 
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, family: int, local: str) -> _PooledSocket:
+    def _take_idle(self, family: int, local: str) -> _PooledSocket | None:
         if self._closed:
             raise RuntimeError("TftpSocketPool used after close()")
         idle = self._idle.get((family, local))
@@ -420,6 +420,12 @@ class TftpSocketPool:
                 self.reused += 1
                 return ps
             self._open.discard(ps)
+        return None
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, family: int, local: str) -> _PooledSocket:
+        ps = self._take_idle(family, local)
+        if ps is not None:
+            return ps
         ps = _PooledSocket()
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -465,7 +471,8 @@ class TftpSocketPool:
         protocol: _FetchProtocol,
         client: TftpReadClient,
     ) -> TftpResult:
-        ps = await self._acquire(loop, family, local)
+        # An idle socket without a coroutine (nearly every transfer of a scan); a new one with.
+        ps = self._take_idle(family, local) or await self._acquire(loop, family, local)
         protocol._owned = False
         protocol._transport = ps.transport
         ps.current = protocol

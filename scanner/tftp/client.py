@@ -118,6 +118,9 @@ JITTER = 0.2
 MAX_STRAY_REPLIES = 16
 
 _SHARED_RNG = random.Random()
+# OACK datagram and requested options -> negotiated options or the refusal's reason.
+_OACK_CACHE: dict[tuple[bytes, tuple[tuple[str, int], ...]], NegotiatedOptions | str] = {}
+OACK_CACHE_SIZE = 4096
 _ERROR_OPCODE = b"\x00\x05"
 
 
@@ -240,6 +243,7 @@ class TftpReadClient:
         if windowsize is not None and windowsize != 1:
             requested["windowsize"] = windowsize
         self._requested = requested
+        self._requested_key = tuple(requested.items())
         self._rrq = encode_rrq(filename, "octet", requested)
 
         self._state = _State.IDLE
@@ -319,6 +323,22 @@ class TftpReadClient:
         if self._peer_key is not None and key != self._peer_key:
             self._stray(data, addr)
             return
+        # The two datagrams nearly every transfer consists of, without building packet objects:
+        # DATA (decoded in place) and, for a scan's many identical requests, an OACK whose
+        # negotiation was already done for the same bytes (cached; see _negotiated).
+        if len(data) >= 4 and data[0] == 0:
+            if data[1] == 3:
+                if state is _State.REQUESTING:
+                    # DATA instead of OACK: the server ignored every option (RFC 2347).
+                    self._lock(addr, key, _NO_OPTIONS)
+                self._on_data((data[2] << 8) | data[3], data[4:], now)
+                return
+            if data[1] == 6 and state is _State.REQUESTING:
+                known = _OACK_CACHE.get((data, self._requested_key))
+                if known is not None:
+                    self._lock(addr, key, self._options)
+                    self._apply_oack(known, now)
+                    return
         try:
             packet = decode(data)
         except ParseError as exc:
@@ -332,10 +352,10 @@ class TftpReadClient:
             if state is _State.REQUESTING:
                 # DATA instead of OACK: the server ignored every option (RFC 2347 §"Negotiation").
                 self._lock(addr, key, _NO_OPTIONS)
-            self._on_data(packet, now)
+            self._on_data(packet.block, packet.payload, now)
         elif type(packet) is OptionAck:
             if state is _State.REQUESTING:
-                self._on_oack(packet, addr, key, now)
+                self._on_oack(data, packet, addr, key, now)
             elif self._options.oack and self._blocks == 0 and self._last_ack:
                 # Our ACK 0 was lost and the server sent its OACK again.
                 self._duplicates += 1
@@ -370,14 +390,25 @@ class TftpReadClient:
         self._state = _State.RECEIVING
         self._attempt = 0
 
-    def _on_oack(self, oack: OptionAck, addr: Address, key: tuple[Any, Any], now: float) -> None:
+    def _on_oack(self, data: bytes, oack: OptionAck, addr: Address, key: tuple[Any, Any], now: float) -> None:
         self._lock(addr, key, self._options)
         try:
-            options = self._negotiate(oack)
+            negotiated: NegotiatedOptions | str = self._negotiate(oack)
         except _OptionProblem as exc:
-            self._send_error(ErrorCode.OPTION_REFUSED, str(exc))
-            self._finish(Outcome.PROTOCOL_ERROR, now, message=str(exc))
+            negotiated = str(exc)
+        # The verdict depends only on the datagram and what was requested: remembered, so the
+        # next transfer of a file of the same size skips decoding and negotiating.
+        if len(_OACK_CACHE) >= OACK_CACHE_SIZE:
+            _OACK_CACHE.clear()
+        _OACK_CACHE[(data, self._requested_key)] = negotiated
+        self._apply_oack(negotiated, now)
+
+    def _apply_oack(self, negotiated: NegotiatedOptions | str, now: float) -> None:
+        if isinstance(negotiated, str):
+            self._send_error(ErrorCode.OPTION_REFUSED, negotiated)
+            self._finish(Outcome.PROTOCOL_ERROR, now, message=negotiated)
             return
+        options = negotiated
         self._options = options
         if options.tsize is not None and options.tsize > self._max_size:
             msg = f"server announced tsize {options.tsize}, above the {self._max_size}-byte cap"
@@ -413,12 +444,10 @@ class TftpReadClient:
                 tsize = value
         return NegotiatedOptions(True, blksize, windowsize, timeout, tsize)
 
-    def _on_data(self, packet: Data, now: float) -> None:
-        block = packet.block
+    def _on_data(self, block: int, payload: bytes, now: float) -> None:
         delta = (block - self._last_block) & 0xFFFF
         window = self._options.windowsize
         if delta == 1:
-            payload = packet.payload
             blksize = self._options.blksize
             if len(payload) > blksize:
                 msg = f"DATA block {block} of {len(payload)} bytes exceeds blksize {blksize}"
@@ -473,6 +502,7 @@ class TftpReadClient:
             # The server will not negotiate at all: ask again the RFC 1350 way.
             self._fell_back = True
             self._requested = {}
+            self._requested_key = ()
             self._rrq = encode_rrq(self.filename, "octet")
             self._outbox.append((self._rrq, None))
             self._attempt = 0
