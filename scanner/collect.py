@@ -15,10 +15,12 @@ What is fetched (spec/migration-readiness.md):
 
 How (architecture: errors become data at one boundary, lazily fed workers):
 
-* A generator plans jobs; a feeder puts them in a small bounded queue; ``Limits.workers``
-  workers take them. Memory holds the queue, not the plan: flat as the fleet grows.
-* Every network attempt passes its node's gate: a semaphore of ``per_node_concurrency`` slots
-  and a token bucket of ``per_node_rate`` (``scanner.ratelimit`` explains the defaults), and a
+* A generator plans jobs; ``Limits.workers`` workers share one iterator over it and each takes
+  the next job when it is free. Memory holds the jobs in progress, not the plan: flat as the
+  fleet grows.
+* Every network attempt passes its node's gate: ``per_node_concurrency`` slots
+  (``scanner.net.gate.Slots``) and a token bucket of ``per_node_rate`` (``scanner.ratelimit``
+  explains the defaults), whose starts are released together on pacing ticks, and a
   ``NodeHealth`` per node and transport: only ``dead_after`` consecutive timeouts mark it dead,
   after which its jobs are recorded as ``timeout`` without sending (one probe per interval).
 * Transport per cluster: ``http-first`` (6970, then TFTP when HTTP gives no definite answer),
@@ -75,8 +77,6 @@ PROGRESS_INTERVAL = 0.1
 # tick, at most this long, whose starts per node stay within 3/4 of the token bucket's burst.
 MAX_PACING_TICK = 0.1
 PACING_SHARE_OF_BURST = 0.75
-# Bounded job queue: this many jobs per worker are planned ahead; more buys nothing.
-QUEUE_PER_WORKER = 2
 # TVS members in a config: <TVS>...<address>host</address>...<port>2445</port>; a few hundred
 # bytes. Scanning only that block keeps the per-config cost to a find and a small regex.
 _TVS_BLOCK = re.compile(rb"<TVS>(.*?)</TVS>", re.DOTALL | re.IGNORECASE)
@@ -566,7 +566,8 @@ class _Collector:
             deadline = wd.arm(loop.time() + self.limits.job_timeout)
             try:
                 if transport is TransportKind.HTTP:
-                    outcome, data, error = await self._http(address)
+                    r = await self.http.get(address)
+                    outcome, data, error = r.outcome, r.data, r.error
                 else:
                     outcome, data, error = await self._tftp(node, name)
             except asyncio.CancelledError:
@@ -586,10 +587,6 @@ class _Collector:
             slots.give()
         health.record(outcome is Outcome.TIMEOUT, loop.time())
         return _Fetched(transport, outcome, data, error, duration, address, started)
-
-    async def _http(self, url: str) -> tuple[Outcome, bytes | None, str | None]:
-        r = await self.http.get(url)
-        return r.outcome, r.data, r.error
 
     async def _tftp(self, node: TftpNode, name: str) -> tuple[Outcome, bytes | None, str | None]:
         from scanner.net.tftp_io import tftp_fetch
@@ -875,22 +872,18 @@ class _Collector:
             await self._run_pool(jobs)
 
     async def _run_pool(self, jobs: Iterable[Job]) -> None:
-        workers = self.limits.workers
-        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * QUEUE_PER_WORKER)
-
-        async def feeder() -> None:
-            for job in jobs:
-                await queue.put(job)
-            for _ in range(workers):
-                await queue.put(None)
+        # The workers share one iterator over the (lazy) plan: each takes the next job when it is
+        # free. Nothing is planned ahead, so memory is flat however large the fleet, and no queue
+        # or feeder task costs a put and a get per job. Safe on one event loop: ``next`` runs to
+        # completion between awaits, and the plan generators never await.
+        plan = iter(jobs)
 
         async def worker() -> None:
-            while (job := await queue.get()) is not None:
+            for job in plan:
                 await self.run_job(job)
 
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(feeder())
-            for _ in range(workers):
+            for _ in range(self.limits.workers):
                 tg.create_task(worker())
 
     def dead_nodes(self) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from scanner.evidence import Outcome
-from scanner.net.http_lean import LeanPool, ParsedUrl, parse_plain_url
+from scanner.net.http_lean import LeanPool, parse_plain_url
 
 __all__ = ["HttpFetcher", "HttpResult", "HttpSettings", "client_ssl_context"]
 
@@ -122,8 +122,16 @@ class HttpFetcher:
         if session is None:
             raise RuntimeError("HttpFetcher used outside 'async with'")
         cap = self.settings.max_size if max_size is None else max_size
-        if self._lean is not None and (parsed := parse_plain_url(url)) is not None:
-            return await self._get_lean(self._lean, parsed, url, cap, timeout)
+        lean = self._lean
+        if lean is not None and (parsed := parse_plain_url(url)) is not None:
+            # Inline, not a helper coroutine: this is the per-file path of a scan.
+            total = self.settings.timeout if timeout is None else timeout
+            start = time.monotonic()
+            try:
+                r = await lean.get(parsed, cap, total, self.settings.connect_timeout)
+            except TimeoutError:
+                return _result(Outcome.TIMEOUT, None, None, "no answer in time", start, url)
+            return HttpResult(r[0], r[1], r[2], r[3], time.monotonic() - start, url)
         t = (
             self._timeout
             if timeout is None
@@ -181,18 +189,6 @@ class HttpFetcher:
         except aiohttp.ClientError as exc:
             return _result(Outcome.PROTOCOL_ERROR, None, status, f"{type(exc).__name__}: {exc}", start, url)
 
-
-    async def _get_lean(
-        self, pool: LeanPool, parsed: ParsedUrl, url: str, cap: int, timeout: float | None
-    ) -> HttpResult:
-        s = self.settings
-        total = s.timeout if timeout is None else timeout
-        start = time.monotonic()
-        try:
-            outcome, data, status, error = await pool.get(parsed, cap, total, s.connect_timeout)
-        except TimeoutError:
-            return _result(Outcome.TIMEOUT, None, None, "no answer in time", start, url)
-        return HttpResult(outcome, data, status, error, time.monotonic() - start, url)
 
 
 def _connect_error(
