@@ -284,6 +284,124 @@ def worker_tftpy(lab: Path, phones: int) -> dict[str, Any]:
     return {"files": len(work), "ok": ok, "wall": wall, "cpu": cpu, "rss_mb": _rss_mb()}
 
 
+def worker_floor(lab: Path, transport: str, phones: int) -> dict[str, Any]:
+    """The yardstick: the same files, nodes, limits and pacing as the scanner, fetched by the
+    barest loop that can fetch them on this event loop, so the figure per file is what the loop
+    and the kernel cost before any of the scanner's own work (no state machine, retransmission,
+    validation, caps, redaction, hashing, evidence or manifest; a happy path only, so it is a
+    floor to compare against, not a client). TFTP: RRQ with the scanner's options, ACK 0 to the
+    OACK, the final ACK; HTTP: keep-alive GETs read by Content-Length."""
+    from scanner.collect import pacing_tick
+    from scanner.profile import load_profile
+    from scanner.ratelimit import Limits
+
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None  # type: ignore[assignment]
+    lim = Limits()
+    profile = load_profile(lab / "profile.toml")
+    nodes = [n for c in profile.clusters for n in c.tftp]
+    names = _phone_names(lab, phones)
+    work = [(nodes[i % len(nodes)], f"{p}{name}{s}") for i, name in enumerate(names) for p, s in FILES]
+    tick = pacing_tick(lim)
+    per_tick = max(1, int(lim.per_node_rate * tick)) * len(nodes)
+    opts = b"octet\x00blksize\x00%d\x00tsize\x000\x00timeout\x001\x00windowsize\x00%d\x00" % (
+        lim.tftp_blksize,
+        lim.tftp_windowsize,
+    )
+
+    class Tftp(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.t: Any = None
+            self.fut: Any = None
+            self.chunks: list[bytes] = []
+
+        def connection_made(self, t: Any) -> None:
+            self.t = t
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if data[1] == 6:
+                self.t.sendto(b"\x00\x04\x00\x00", addr)
+            elif data[1] == 3:
+                self.chunks.append(data[4:])
+                if len(data) - 4 < lim.tftp_blksize:
+                    self.t.sendto(b"\x00\x04" + data[2:4], addr)
+                    self.fut.set_result(b"".join(self.chunks))
+                    self.chunks = []
+            else:
+                self.fut.set_result(None)
+
+    class Http(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.t: Any = None
+            self.fut: Any = None
+            self.buf = bytearray()
+
+        def connection_made(self, t: Any) -> None:
+            self.t = t
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            i = head.find(b"content-length:")
+            length = int(head[i + 15 :].split(b"\r\n", 1)[0]) if i >= 0 else 0
+            if len(self.buf) >= end + 4 + length:
+                body = bytes(self.buf[end + 4 : end + 4 + length])
+                del self.buf[: end + 4 + length]
+                self.fut.set_result(body)
+
+    async def run() -> tuple[float, float, int]:
+        loop = asyncio.get_running_loop()
+        idle: dict[Any, list[Any]] = {}
+
+        async def fetch(node: Any, name: str) -> bool:
+            key = node.name
+            pool = idle.setdefault(key, [])
+            if pool:
+                p = pool.pop()
+            elif transport == "tftp":
+                _, p = await loop.create_datagram_endpoint(Tftp, local_addr=("127.0.0.1", 0))
+            else:
+                _, p = await loop.create_connection(Http, node.address, node.http_port)
+            p.fut = loop.create_future()
+            if transport == "tftp":
+                p.t.sendto(b"\x00\x01" + name.encode() + b"\x00" + opts, (node.address, node.tftp_port))
+            else:
+                p.t.write(b"GET /%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (name.encode(), node.address.encode()))
+            data = await p.fut
+            pool.append(p)
+            return data is not None
+
+        ok = 0
+
+        def done(t: asyncio.Task[bool]) -> None:
+            nonlocal ok
+            ok += bool(t.result())
+
+        cpu0, t0 = _cpu(), time.monotonic()
+        tasks: set[asyncio.Task[bool]] = set()
+        for start in range(0, len(work), per_tick):
+            for node, name in work[start : start + per_tick]:
+                task = asyncio.ensure_future(fetch(node, name))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(done)
+            await asyncio.sleep(tick)
+        while tasks:
+            await asyncio.sleep(0.001)
+        return time.monotonic() - t0, _cpu() - cpu0, ok
+
+    if uvloop is not None:
+        wall, cpu, ok = uvloop.run(run())
+    else:
+        wall, cpu, ok = asyncio.run(run())
+    return {"files": len(work), "ok": ok, "wall": wall, "cpu": cpu, "rss_mb": _rss_mb()}
+
+
 def worker_dry_run(lab: Path, phones: int) -> dict[str, Any]:
     from scanner.collect import count_jobs, dry_run
     from scanner.inventory import Phone
@@ -377,7 +495,7 @@ def main() -> int:
         help="directory to build (and reuse) the labs in (default: a temporary one)",
     )
     ap.add_argument("--json", action="store_true", help="one JSON object as the last line")
-    ap.add_argument("--worker", choices=("scanner", "tftpy", "dry-run"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("scanner", "tftpy", "dry-run", "floor"), help=argparse.SUPPRESS)
     ap.add_argument("--lab", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--transport", default="tftp", help=argparse.SUPPRESS)
     ap.add_argument("--unlimited-rate", action="store_true", help=argparse.SUPPRESS)
@@ -388,6 +506,8 @@ def main() -> int:
             r = worker_scanner(args.lab, args.transport, args.phones, args.unlimited_rate)
         elif args.worker == "tftpy":
             r = worker_tftpy(args.lab, args.phones)
+        elif args.worker == "floor":
+            r = worker_floor(args.lab, args.transport, args.phones)
         else:
             r = worker_dry_run(args.lab, args.phones)
         print(json.dumps(r))
@@ -439,6 +559,13 @@ def main() -> int:
                     r["server_cpu_s"] = round(server.cpu() - s0, 2)
                     res[t] = figures(r, n, per_node)
                     log(f"  {res[t]['phones_per_s']} phones/s, {res[t]['cpu_us_per_file']} us CPU/file")
+                if cond == "local":
+                    res["floor_bare_loop"] = {}
+                    for t in transports:
+                        log(f"{cond}: floor (bare event loop, no scanner work) over {t}, {n} phones ...")
+                        r = spawn(["--worker", "floor", "--lab", str(lab), "--transport", t, "--phones", str(n)])
+                        res["floor_bare_loop"][t] = figures(r, n)
+                        log(f"  {res['floor_bare_loop'][t]['cpu_us_per_file']} us CPU/file")
                 if tftpy_ok:
                     bn = n if cond == "local" else min(n, args.baseline_phones)
                     s0 = server.cpu()

@@ -201,7 +201,20 @@ def _needles() -> tuple[bytes, ...]:
     return tuple(w.encode("ascii") for w in kept)
 
 
+def _needle_groups(needles: tuple[bytes, ...]) -> tuple[tuple[bytes, tuple[bytes, ...]], ...]:
+    # Needles that share a 4-byte prefix are found with one search for the prefix, each hit then
+    # checked against the group's needles ("pass" finds passwd, password and passphrase): a
+    # search over a config costs more than the checks of its few hits.
+    groups: dict[bytes, list[bytes]] = {}
+    for n in needles:
+        groups.setdefault(n[:4], []).append(n)
+    return tuple(
+        (prefix if len(members) > 1 else members[0], tuple(members)) for prefix, members in groups.items()
+    )
+
+
 _NEEDLES = _needles()
+_NEEDLE_GROUPS = _needle_groups(_NEEDLES)
 _SIMPLE_TAG = re.compile(rb"<(/?)([A-Za-z_][\w.:-]*)(/?)>")
 _FAST_LIMIT = 1 << 20  # devconfig.MAX_CONFIG_BYTES: beyond it, leave everything to the reference
 
@@ -224,21 +237,24 @@ def _redact_fast(data: bytes) -> bytes | None:
         return None  # UTF-16/32: the reference transcodes
     lowered = data.lower()  # ASCII-only lowering: positions are unchanged
     tags: dict[int, re.Match[bytes]] = {}
-    for needle in _NEEDLES:
-        i = lowered.find(needle)
+    for prefix, group in _NEEDLE_GROUPS:
+        i = lowered.find(prefix)
         while i >= 0:
-            start = data.rfind(b"<", 0, i)
-            if start < 0:
-                return None
-            m = tags.get(start)
-            if m is None:
-                m = _SIMPLE_TAG.match(data, start)
-                if m is None:
+            for needle in group:
+                if not lowered.startswith(needle, i):
+                    continue
+                start = data.rfind(b"<", 0, i)
+                if start < 0:
                     return None
-                tags[start] = m
-            if i < m.start(2) or i + len(needle) > m.end(2):
-                return None  # not inside a simple tag's name
-            i = lowered.find(needle, i + 1)
+                m = tags.get(start)
+                if m is None:
+                    m = _SIMPLE_TAG.match(data, start)
+                    if m is None:
+                        return None
+                    tags[start] = m
+                if i < m.start(2) or i + len(needle) > m.end(2):
+                    return None  # not inside a simple tag's name
+            i = lowered.find(prefix, i + 1)
     if not tags:
         return data
     out: list[bytes] = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import socket
 import time
 from collections import deque
@@ -47,13 +48,25 @@ def parse_plain_url(url: str) -> ParsedUrl | None:
     rest = url[7:]
     slash = rest.find("/")
     netloc, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    if not netloc or "@" in netloc or "?" in path or "#" in path:
+    if "?" in path or "#" in path:
         return None
     try:
         raw_path = path.encode("ascii")
     except UnicodeEncodeError:
         return None
     if not _PATH_SAFE.issuperset(raw_path):
+        return None
+    where = _parse_netloc(netloc)
+    if where is None:
+        return None
+    host, port, header = where
+    return host, port, path, header
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_netloc(netloc: str) -> tuple[str, int, bytes] | None:
+    # Cached: a scan asks the same few nodes for every file.
+    if not netloc or "@" in netloc:
         return None
     if netloc.startswith("["):
         end = netloc.find("]")
@@ -77,7 +90,7 @@ def parse_plain_url(url: str) -> ParsedUrl | None:
         header = netloc.encode("ascii")
     except UnicodeEncodeError:
         return None
-    return host, port, path, header
+    return host, port, header
 
 
 class _Protocol(asyncio.Protocol):
@@ -397,8 +410,26 @@ async def _read_chunked(
         del buf[: size + 2]
 
 
+_HEADS: dict[bytes, tuple[int, str, int | None, bool, bool]] = {}
+HEAD_CACHE_SIZE = 1024
+
+
 def _parse_head(head: bytes) -> tuple[int, str, int | None, bool, bool]:
-    """``(status, reason, Content-Length, chunked, close after)`` of a response head."""
+    """``(status, reason, Content-Length, chunked, close after)`` of a response head.
+
+    Remembered: a file server answers a scan's thousands of requests with a few hundred distinct
+    heads (they differ by length, and by date each second). A head that fails is not kept."""
+    known = _HEADS.get(head)
+    if known is not None:
+        return known
+    parsed = _parse_head_uncached(head)
+    if len(_HEADS) >= HEAD_CACHE_SIZE:
+        _HEADS.clear()
+    _HEADS[head] = parsed
+    return parsed
+
+
+def _parse_head_uncached(head: bytes) -> tuple[int, str, int | None, bool, bool]:
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ", 2)
     version = parts[0]
