@@ -25,6 +25,11 @@ What it does, so that the figures can be trusted:
   (``.venv/bin/pip install tftpy``). In the remote condition lock-step costs ~11 round trips per
   file, so the baseline is timed on the first ``--baseline-phones`` phones (default 500) and
   reported as a rate (it is steady: 40 threads, same file sizes).
+* **Floor** (local only): the same files, nodes, limits and pacing fetched by the barest loop
+  that can fetch them on the same event loop (``worker_floor``: no state machine, retries,
+  checks, hashing, redaction or evidence; a happy path only). Its CPU per file is what the event
+  loop and the kernel cost before any of the scanner's own work: the part of the scanner's
+  figure that no change to the scanner's Python can remove.
 * **Scale** (``--rss-phones``, default 100000): peak RSS of a dry run (inventory parsed, plan
   counted) and of a lazily fed collection at that many phones: the first ``--phones`` are the
   lab's, the rest synthetic MACs (their CTLSEP/ITLSEP resolve to the node's lists, their configs

@@ -318,7 +318,7 @@ class _Shared:
 
 
 class _NodeGate:
-    __slots__ = ("bucket", "health", "http_base", "slots", "tftp_address")
+    __slots__ = ("_ticks", "bucket", "health", "http_base", "slots", "tftp_address")
 
     def __init__(self, limits: Limits, node: TftpNode, now: float) -> None:
         self.slots = Slots(limits.per_node_concurrency)
@@ -330,6 +330,25 @@ class _NodeGate:
         # Formatted once per node, not once per file.
         self.http_base = f"http://{_host(node.address)}:{node.http_port}/"
         self.tftp_address = f"{node.address}:{node.tftp_port}"
+        # Pacing tick index -> the futures of the starts released on it (see ``released``).
+        self._ticks: dict[int, list[asyncio.Future[None]]] = {}
+
+    def released(self, loop: asyncio.AbstractEventLoop, tick: int, tick_seconds: float) -> asyncio.Future[None]:
+        """A future that completes on pacing tick ``tick``. One timer per tick serves every start
+        released on it (a sleep per start would cost a timer each); each start has its own
+        future, so cancelling one start never cancels another."""
+        fut: asyncio.Future[None] = loop.create_future()
+        waiting = self._ticks.get(tick)
+        if waiting is None:
+            waiting = self._ticks[tick] = []
+            loop.call_at(tick * tick_seconds, self._release, tick)
+        waiting.append(fut)
+        return fut
+
+    def _release(self, tick: int) -> None:
+        for fut in self._ticks.pop(tick, ()):
+            if not fut.done():
+                fut.set_result(None)
 
 
 def _tftp_outcomes() -> dict[Any, Outcome]:
@@ -558,7 +577,7 @@ class _Collector:
                 # rate-limited scan handles many transfers per loop wake-up instead of one or two
                 # (half the CPU per file). Never earlier than the bucket allows: same rate.
                 tick = self.pacing_tick
-                await asyncio.sleep(math.ceil((now + wait) / tick) * tick - now)
+                await gate.released(loop, math.ceil((now + wait) / tick), tick)
             t = time.monotonic()
             # The hard ceiling per attempt (the transports bound themselves; this catches what
             # they miss): the loop's watchdog, one set insert instead of a timer per attempt.
