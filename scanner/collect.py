@@ -377,6 +377,7 @@ def pacing_tick(limits: Limits) -> float:
 
 
 _gc_depth = 0
+_gc_saved: tuple[tuple[int, int, int], bool] | None = None  # thresholds and whether we froze
 # Allocations between two young-generation collections while a pool runs (the default is 700).
 GC_THRESHOLD = 20_000
 
@@ -388,19 +389,27 @@ def _fewer_gc_passes() -> Iterator[None]:
     4% of the CPU per file, by profile). While pools run: objects from before the scan are frozen
     out of the collector's walks and young collections are rarer. Restored afterwards; nesting
     (or two collectors in one process) restores only at the outermost exit."""
-    global _gc_depth
-    old = gc.get_threshold()
+    global _gc_depth, _gc_saved
     if _gc_depth == 0:
-        gc.freeze()
+        old = gc.get_threshold()
+        # An application that froze objects itself keeps its own freeze: we neither add to it
+        # nor undo it.
+        froze = gc.get_freeze_count() == 0
+        if froze:
+            gc.freeze()
+        _gc_saved = (old, froze)
         gc.set_threshold(max(old[0], GC_THRESHOLD), old[1], old[2])
     _gc_depth += 1
     try:
         yield
     finally:
         _gc_depth -= 1
-        if _gc_depth == 0:
-            gc.set_threshold(*old)
-            gc.unfreeze()
+        if _gc_depth == 0 and _gc_saved is not None:
+            (t0, t1, t2), froze = _gc_saved
+            _gc_saved = None
+            gc.set_threshold(t0, t1, t2)
+            if froze:
+                gc.unfreeze()
 
 
 def _host(address: str) -> str:
@@ -597,6 +606,8 @@ class _Collector:
                     None,
                     f"no result within {self.limits.job_timeout:g} s",
                 )
+            except TimeoutError:  # an OSError subclass: caught first
+                outcome, data, error = Outcome.TIMEOUT, None, "timed out"
             except OSError as exc:  # local failure: name resolution, socket creation (EMFILE)
                 outcome, data, error = Outcome.REFUSED, None, f"local error: {exc}"
             finally:

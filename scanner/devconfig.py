@@ -742,6 +742,13 @@ def redact_config_xml(data: bytes) -> bytes:
     return bom + redacted.encode(codec, errors="surrogatepass")
 
 
+def redact_binary_prefixed(data: bytes) -> bytes:
+    """``redact_config_xml`` for XML behind a binary prefix (a signed file whose header does not
+    parse): the bytes are taken as ASCII-compatible whatever the first bytes hold, since a
+    binary header's NULs would otherwise read as a UTF-16/32 file and hide every secret."""
+    return _redact_ascii_compatible(_as_bytes(data, "config file"))
+
+
 def _wide_codec(raw: bytes) -> tuple[str | None, bytes]:
     """UTF-16/UTF-32 codec and BOM of ``raw``, or (None, b"") for ASCII-compatible data.
 
@@ -779,5 +786,6 @@ __all__ = [
     "TvsMember",
     "is_secret_name",
     "parse_device_config",
+    "redact_binary_prefixed",
     "redact_config_xml",
 ]

@@ -310,9 +310,11 @@ def _is_secret(name: bytes) -> bool:
     if known is None:
         from scanner.devconfig import is_secret_name
 
-        if len(_SECRET_CACHE) > 4096:
-            _SECRET_CACHE.clear()
-        known = _SECRET_CACHE[name] = is_secret_name(name.decode("ascii"))
+        known = is_secret_name(name.decode("ascii"))
+        if len(name) <= 128:  # element names are short; a hostile one is not kept
+            if len(_SECRET_CACHE) > 4096:
+                _SECRET_CACHE.clear()
+            _SECRET_CACHE[name] = known
     return known
 
 
@@ -331,9 +333,7 @@ def _prepare_sgn(data: bytes) -> Stored:
     try:
         length = header_length(data)
     except ParseError:
-        # Not a signed file: redact the whole thing as text (errs on the safe side).
-        red = redact(data)
-        return Stored(red, red != data, None)
+        return _redact_unsigned(data)
     payload = data[length:]
     red = redact(payload)
     if red is payload or red == payload:
@@ -341,8 +341,7 @@ def _prepare_sgn(data: bytes) -> Stored:
     try:
         code, span = signature_facts(data)
     except ParseError:
-        whole = redact(data)
-        return Stored(whole, whole != data, None)
+        return _redact_unsigned(data)
     try:
         alg = "sha1" if code is None else Digest(code).hash_name
     except ValueError:
@@ -356,6 +355,16 @@ def _prepare_sgn(data: bytes) -> Stored:
         h.update(memoryview(data)[:start])
         h.update(memoryview(data)[start + size :])
     return Stored(data[:length] + red, True, f"{alg}:{h.hexdigest()}")
+
+
+def _redact_unsigned(data: bytes) -> Stored:
+    # Named .sgn but its header does not parse: the whole file is redacted as text, and as
+    # ASCII-compatible text even though it may start with binary (a header's NULs would make
+    # the reference read it as UTF-16 and find no secret). Errs on the safe side.
+    from scanner.devconfig import redact_binary_prefixed
+
+    red = redact_binary_prefixed(data)
+    return Stored(red, red != data, None)
 
 
 def blob_path(root: Path, sha256: str) -> Path:

@@ -442,3 +442,20 @@ def test_requests_never_outrun_the_token_bucket(tmp_path: Path, tvs_files: tuple
         for j in range(i, len(arrivals)):
             window = arrivals[j] - start
             assert j - i + 1 <= burst + rate * (window + slack) + 1, (i, j, window)
+
+
+def test_gc_tuning_is_undone_whatever_the_exit_order() -> None:
+    import gc
+
+    from scanner.collect import _fewer_gc_passes
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    a, b = _fewer_gc_passes(), _fewer_gc_passes()
+    a.__enter__()
+    b.__enter__()
+    assert gc.get_threshold()[0] >= 20_000
+    a.__exit__(None, None, None)  # the first one out is not the last
+    b.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen

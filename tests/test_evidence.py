@@ -140,6 +140,16 @@ def test_a_torn_blob_is_refused_by_the_reader(tmp_path: Path) -> None:
         EvidenceReader(tmp_path / "ev").blob(sha)
 
 
+def test_a_signed_config_with_a_broken_header_is_still_redacted() -> None:
+    sgn = build_signed_file(signer("CallManager_pub"), CONFIG, filename="SEP001122334455.cnf.xml.sgn", timestamp=1)
+    for broken in (
+        sgn[:8] + b"\xff\xff" + sgn[10:],  # header length runs past the end
+        b"\x01\x00\x02junk" + CONFIG,  # NULs up front, no header at all
+    ):
+        stored = prepare_for_storage("SEP001122334455.cnf.xml.sgn", broken)
+        assert b"hunter2" not in stored.data and stored.redacted and stored.signed_digest is None
+
+
 def test_trust_lists_and_pages_stored_as_received() -> None:
     data = b"<sshPassword>x</sshPassword>"  # whatever a .tlv holds, it is not redacted
     assert prepare_for_storage("ITLSEP001122334455.tlv", data).data == data

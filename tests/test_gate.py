@@ -180,3 +180,45 @@ def test_watchdog_needs_a_task() -> None:
             Watchdog(loop).arm(0.0)
     finally:
         loop.close()
+
+
+def test_a_real_cancellation_arriving_with_a_firing_goes_through() -> None:
+    # The deadline fires and, in the same loop iteration, someone cancels the task for real
+    # (a TaskGroup shutting down, Ctrl-C): as with asyncio.timeout, CancelledError wins.
+    async def main() -> tuple[str, str]:
+        loop = asyncio.get_running_loop()
+        wd = Watchdog(loop)
+        deadlines = []
+
+        async def guarded() -> str:
+            d = wd.arm(loop.time() + 100)
+            deadlines.append(d)
+            try:
+                await asyncio.sleep(10)
+                return "done"
+            except asyncio.CancelledError:
+                if not wd.disarm(d):
+                    raise
+                return "timeout"
+            finally:
+                wd.disarm(d)
+
+        outcomes = []
+        for real_first in (False, True):
+            deadlines.clear()
+            t = asyncio.create_task(guarded())
+            await asyncio.sleep(0)
+            deadlines[0].at = 0.0
+            if real_first:
+                t.cancel()
+                wd._sweep()
+            else:
+                wd._sweep()
+                t.cancel()
+            try:
+                outcomes.append(await t)
+            except asyncio.CancelledError:
+                outcomes.append("cancelled")
+        return outcomes[0], outcomes[1]
+
+    assert asyncio.run(main()) == ("cancelled", "cancelled")

@@ -264,6 +264,7 @@ def test_lean_url_parsing() -> None:
         "http://h:x/x",
         "http://[::1/x",
         "http:///x",
+        "http://h:\u00b2/x",  # a digit to str.isdigit, not to int()
     ):
         assert parse_plain_url(url) is None, url
 
@@ -331,3 +332,25 @@ def test_lean_keep_alive_bodies_and_stale_connections() -> None:
             await asyncio.sleep(0.01)
 
     run(main)
+
+
+def test_lean_connect_timeout_is_a_timeout_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.evidence import Outcome
+    from scanner.net.http_lean import LeanPool
+
+    async def main() -> tuple[Outcome, str | None]:
+        loop = asyncio.get_running_loop()
+
+        async def never(*args: object, **kw: object) -> None:
+            await asyncio.sleep(10)  # a SYN nobody answers
+
+        monkeypatch.setattr(loop, "create_connection", never)
+        pool = LeanPool(per_host=2, total=4, connect_timeout=0.05)
+        try:
+            outcome, _data, _status, error = await pool.get(("127.0.0.1", 9, "/x", b"127.0.0.1:9"), 1000, 5.0, 0.05)
+        finally:
+            pool.close()
+        return outcome, error
+
+    outcome, error = asyncio.run(main())
+    assert outcome is Outcome.TIMEOUT and error == "no answer in time"

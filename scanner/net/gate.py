@@ -73,13 +73,16 @@ class Slots:
 class Deadline:
     """One armed deadline (see ``Watchdog.arm``)."""
 
-    __slots__ = ("at", "fired", "settled", "task")
+    __slots__ = ("at", "base", "fired", "settled", "task", "timed_out")
 
     def __init__(self, task: asyncio.Task[object], at: float) -> None:
         self.task = task
         self.at = at
+        # Cancellations already pending when armed: only a cancellation beyond them can be ours.
+        self.base = task.cancelling()
         self.fired = False
         self.settled = False
+        self.timed_out = False
 
 
 class Watchdog:
@@ -97,8 +100,10 @@ class Watchdog:
         finally:
             wd.disarm(d)
 
-    ``disarm`` may be called more than once; it returns whether the deadline fired, and the
-    first call after a firing ``uncancel``-s the task (each firing cancels it once).
+    ``disarm`` may be called more than once; it returns whether the deadline fired with no
+    other cancellation pending, and the first call after a firing ``uncancel``-s the task (each
+    firing cancels it once). ``close`` drops the timer: deadlines still armed then go
+    unenforced until the next ``arm``.
 
     The one timer is set for the earliest deadline it knows of. Deadlines of a scan are all the
     same length, so a new one is never earlier and arming costs a set insert; the sweep, when the
@@ -122,11 +127,16 @@ class Watchdog:
         return d
 
     def disarm(self, d: Deadline) -> bool:
+        """Forget ``d``; True when its firing is what cancelled the task (convert to a timeout).
+
+        As ``asyncio.timeout`` does: the firing's cancellation is taken back, and it counts as
+        a timeout only if no other cancellation is still pending (a real cancellation that came
+        together with the firing must go through)."""
         self._armed.discard(d)
         if d.fired and not d.settled:
             d.settled = True
-            d.task.uncancel()
-        return d.fired
+            d.timed_out = d.task.uncancel() <= d.base
+        return d.timed_out
 
     @property
     def armed(self) -> int:

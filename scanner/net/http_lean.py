@@ -77,9 +77,10 @@ def _parse_netloc(netloc: str) -> tuple[str, int, bytes] | None:
         host, _, p = netloc.partition(":")
         tail = f":{p}" if _ else ""
     if tail:
-        if not tail.startswith(":") or not tail[1:].isdigit() or len(tail) > 6:
+        digits = tail[1:]
+        if not tail.startswith(":") or not (digits.isascii() and digits.isdigit()) or len(tail) > 6:
             return None
-        port = int(tail[1:])
+        port = int(digits)
         if not 0 < port < 65536:
             return None
     else:
@@ -262,6 +263,8 @@ class LeanPool:
                 _, conn = await loop.create_connection(factory, key[0], key[1])
         except socket.gaierror as exc:
             raise _Failure(Outcome.REFUSED, f"name resolution failed: {exc}") from None
+        except TimeoutError:  # the connect timeout (an OSError subclass): silence, as aiohttp's
+            raise _Failure(Outcome.TIMEOUT, "no answer in time") from None
         except OSError as exc:
             if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT):
                 raise _Failure(Outcome.TIMEOUT, f"unreachable: {exc}") from None
@@ -412,6 +415,7 @@ async def _read_chunked(
 
 _HEADS: dict[bytes, tuple[int, str, int | None, bool, bool]] = {}
 HEAD_CACHE_SIZE = 1024
+HEAD_CACHE_MAX_BYTES = 1024
 
 
 def _parse_head(head: bytes) -> tuple[int, str, int | None, bool, bool]:
@@ -423,9 +427,10 @@ def _parse_head(head: bytes) -> tuple[int, str, int | None, bool, bool]:
     if known is not None:
         return known
     parsed = _parse_head_uncached(head)
-    if len(_HEADS) >= HEAD_CACHE_SIZE:
-        _HEADS.clear()
-    _HEADS[head] = parsed
+    if len(head) <= HEAD_CACHE_MAX_BYTES:  # bounded in bytes too: a hostile server's huge heads
+        if len(_HEADS) >= HEAD_CACHE_SIZE:
+            _HEADS.clear()
+        _HEADS[head] = parsed
     return parsed
 
 

@@ -121,6 +121,7 @@ _SHARED_RNG = random.Random()
 # OACK datagram and requested options -> negotiated options or the refusal's reason.
 _OACK_CACHE: dict[tuple[bytes, tuple[tuple[str, int], ...]], NegotiatedOptions | str] = {}
 OACK_CACHE_SIZE = 4096
+OACK_CACHE_MAX_BYTES = 256
 _ERROR_OPCODE = b"\x00\x05"
 
 
@@ -398,9 +399,10 @@ class TftpReadClient:
             negotiated = str(exc)
         # The verdict depends only on the datagram and what was requested: remembered, so the
         # next transfer of a file of the same size skips decoding and negotiating.
-        if len(_OACK_CACHE) >= OACK_CACHE_SIZE:
-            _OACK_CACHE.clear()
-        _OACK_CACHE[(data, self._requested_key)] = negotiated
+        if len(data) <= OACK_CACHE_MAX_BYTES:  # a real OACK is tens of bytes
+            if len(_OACK_CACHE) >= OACK_CACHE_SIZE:
+                _OACK_CACHE.clear()
+            _OACK_CACHE[(data, self._requested_key)] = negotiated
         self._apply_oack(negotiated, now)
 
     def _apply_oack(self, negotiated: NegotiatedOptions | str, now: float) -> None:
