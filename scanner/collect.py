@@ -959,6 +959,7 @@ async def collect(
             await c.run_pool(tvs_jobs)
             c._progress(finished=True)
     finally:
+        c.watchdog.close()  # its timer would otherwise outlive the collection on a shared loop
         duration = time.monotonic() - t0
         summary = {
             "tool": "trustscan",
