@@ -28,12 +28,11 @@ __all__ = ["Deadline", "Slots", "Watchdog"]
 class Slots:
     """A counting limit: ``if not s.try_take(): await s.wait()`` ... ``s.give()``."""
 
-    __slots__ = ("_waiters", "free", "limit")
+    __slots__ = ("_waiters", "free")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        self.limit = limit
         self.free = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
 
