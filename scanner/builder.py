@@ -79,10 +79,14 @@ class RecordSpec:
     role: int
     dns_name: str | None = None
     ip_address: str | None = None  # IPv4; Cisco writes it, certutils does not
+    # Bytes written as the certificate (tag 9) instead of the certificate's own DER, while the
+    # other tags still describe ``certificate``: how tests and fault scenarios make a record
+    # whose certificate a reader cannot parse (a wrong version byte, a negative serial...).
+    der_override: bytes | None = None
 
     def fields(self, style: Style) -> tuple[Field, ...]:
         cert = self.certificate
-        der = cert.public_bytes(serialization.Encoding.DER)
+        der = cert.public_bytes(serialization.Encoding.DER) if self.der_override is None else self.der_override
         by_tag: dict[int, bytes] = {
             RecordTag.SUBJECT_NAME: _cstr(format_name(cert.subject, style)),
             RecordTag.ROLE: _u16(self.role),

@@ -47,6 +47,8 @@ def file_findings(
                     {"serial": verification.signer.serial if verification.signer else None},
                 )
             )
+        # CERT_MALFORMED: verify() turned every unreadable certificate into a finding already.
+        out.extend(verification.findings)
         for rc in verification.records:
             if rc.problems:
                 out.append(

@@ -12,7 +12,7 @@ from typing import Any
 from scanner.filechecks import file_findings
 from scanner.trustcache import DEFAULT_CACHE, AnalysisCache
 from scanner.trustlist import TrustFile
-from scanner.verify import TrustStore, Verification
+from scanner.verify import CERT_MALFORMED, TrustStore, Verification
 
 EXIT_OK = 0
 EXIT_UNVERIFIED = 1
@@ -55,6 +55,7 @@ def inspect_bytes(
 def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
     h = tf.header
     facts = {rc.index: rc.facts for rc in v.records} if v else {}
+    errors = {rc.index: rc.cert_error for rc in v.records if rc.cert_error} if v else {}
     records = []
     for i, r in enumerate(tf.records):
         f = facts.get(i)
@@ -77,6 +78,7 @@ def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
                 "not_after": f.not_after.isoformat() if f else None,
                 "cert_sha1": f.sha1 if f else None,
                 "cert_sha256": f.sha256 if f else None,
+                "cert_error": errors.get(i),
                 "unknown_tags": list(r.unknown_tags),
             }
         )
@@ -89,9 +91,7 @@ def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
         "digest_code": h.digest_code,
         "filename": h.filename,
         "timestamp": h.timestamp,
-        "timestamp_iso": (
-            dt.datetime.fromtimestamp(h.timestamp, dt.UTC).isoformat() if h.timestamp is not None else None
-        ),
+        "timestamp_iso": h.timestamp_utc.isoformat() if h.timestamp_utc is not None else None,
         "signer_version": f"{h.signer_version[0]}.{h.signer_version[1]}" if h.signer_version else None,
         "padding": h.padding,
         "signer": {"name": h.signer_name, "serial": h.signer_serial_hex, "issuer": h.signer_issuer},
@@ -123,8 +123,11 @@ def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
 
 
 def exit_code(reports: Sequence[dict[str, Any]]) -> int:
-    """2 if any file is unreadable or malformed, else 1 if any signature did not verify, else 0."""
-    if any("error" in r for r in reports):
+    """2 if any file is unreadable or malformed, else 1 if any signature did not verify, else 0.
+
+    A file with a certificate that cannot be read (CERT_MALFORMED) is malformed in part: it is
+    described in full, with the finding, and counts as malformed here."""
+    if any("error" in r or any(f["code"] == CERT_MALFORMED for f in r["findings"]) for r in reports):
         return EXIT_MALFORMED
     if any(not r["signature"]["valid"] for r in reports):
         return EXIT_UNVERIFIED
@@ -165,6 +168,8 @@ def render_text(r: dict[str, Any]) -> str:
             detail += f"  {rec['key_type']} {rec['key_size']}"
         if rec["not_after"]:
             detail += f"  valid to {rec['not_after'][:10]}"
+        if rec["cert_error"]:
+            detail += f"  certificate unreadable: {rec['cert_error']}"
         lines.append(detail)
     if sig["valid"]:
         by = f"{sig['verified_by_subject']} (serial {sig['verified_by_serial']})"

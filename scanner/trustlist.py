@@ -9,6 +9,7 @@ No I/O here: functions take ``bytes`` and return models or raise ``ParseError``.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 from array import array
@@ -34,6 +35,9 @@ MIN_HEADER_LENGTH = 10
 # length TLV alone (5 bytes), so 1 MiB bounds the count at ~200k: cap well below to keep the
 # work per hostile file small. Real files hold < 40 (64 KB phone limit).
 MAX_RECORDS = 4096
+# Header timestamps are Unix seconds (§1.2 tag 15, 4 bytes); beyond year 9999 no datetime exists.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MAX_TIMESTAMP = int((dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 
 
 class Role(enum.IntEnum):
@@ -285,6 +289,15 @@ class Header:
     padding: int
     unknown_tags: tuple[tuple[int, int], ...]  # (tag, offset)
     encrypted: bool = False  # any .enc.sgn envelope tag (16-27) present
+
+    @property
+    def timestamp_utc(self) -> dt.datetime | None:
+        """The timestamp as a UTC time; ``None`` when absent or out of range (a lenient parse
+        keeps an 8-byte tag 15 whole, e.g. ``ffffffffffffffff``, and no datetime holds it)."""
+        ts = self.timestamp
+        if ts is None or ts > _MAX_TIMESTAMP:
+            return None
+        return _EPOCH + dt.timedelta(seconds=ts)
 
     @property
     def version_str(self) -> str:

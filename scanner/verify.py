@@ -12,6 +12,7 @@ caller's job (``scanner.storeio``).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import re
@@ -24,8 +25,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from scanner.errors import ParseError
+from scanner.findings import Finding, Severity
 from scanner.trustlist import Digest, Record, Role, TrustFile
 
 _HASHES: dict[int, type[hashes.HashAlgorithm]] = {
@@ -37,29 +40,168 @@ _HASHES: dict[int, type[hashes.HashAlgorithm]] = {
 # Parsed certificates are shared across every file that embeds them (a fleet holds a handful of
 # distinct certificates thousands of times); the cap bounds memory against hostile inputs.
 _CERT_CACHE_SIZE = 4096
-_cert_cache: OrderedDict[bytes, x509.Certificate | None] = OrderedDict()
+_cert_cache: OrderedDict[bytes, CertReading] = OrderedDict()
 _cert_lock = threading.Lock()
 
 
-def load_certificate(der: bytes) -> x509.Certificate | None:
-    """A DER certificate, parsed once per process; ``None`` when it is not a certificate."""
-    with _cert_lock:
-        if der in _cert_cache:
-            _cert_cache.move_to_end(der)
-            return _cert_cache[der]
+@dataclass(frozen=True, slots=True)
+class CertFacts:
+    subject: str
+    issuer: str
+    serial: str
+    key_type: str
+    key_size: int | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    sha1: str
+    sha256: str
+    self_signed: bool
+
+    def expired(self, now: dt.datetime) -> bool:
+        return now > self.not_after
+
+    def expires_within(self, now: dt.datetime, window: dt.timedelta) -> bool:
+        return now <= self.not_after <= now + window
+
+
+@dataclass(frozen=True, slots=True)
+class CertReading:
+    """Everything the scanner reads from one certificate, read at once; or why it could not be.
+
+    The one boundary between untrusted certificate bytes and cryptography: cryptography parses
+    lazily, so a certificate that loads may still raise later, on ``.version``, ``public_key()``
+    (an unknown key OID), a name attribute or ``serial_number`` (a negative serial warns, then
+    overflows our conversion). :func:`read_certificate` touches every fact the scanner uses
+    inside one ``try``; past it nobody calls cryptography on that certificate again, so nothing
+    can raise later. ``error`` set means ``cert``, ``facts``, ``key`` and ``record_key`` are None.
+    """
+
+    der: bytes = field(repr=False)
+    error: str | None
+    cert: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    facts: CertFacts | None = None
+    key: PublicKeyTypes | None = field(default=None, repr=False, compare=False)
+    serial: bytes | None = None  # as trust files store it: big-endian magnitude (§1.7)
+    record_key: bytes | None = field(default=None, repr=False)  # the key as record tag 7 holds it
+    signature: bytes | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _der_serial_sign(der: bytes) -> int | None:
+    """The sign of the serial (-1, 0, 1) in ``Certificate.tbsCertificate``, read from the DER
+    before cryptography sees it; ``None`` when the bytes do not have that shape (cryptography
+    then says why).
+
+    Why: cryptography emits a ``CryptographyDeprecationWarning`` when it loads a certificate
+    with a serial that is not positive (RFC 5280 §4.1.2.2 forbids it) and says it will refuse
+    them. A warning cannot be turned into data without ``warnings.catch_warnings``, which is
+    process-global and not thread-safe; reading the sign first keeps the boundary pure."""
+
+    def header(pos: int) -> tuple[int, int, int] | None:  # (tag, content start, content length)
+        if pos + 2 > len(der):
+            return None
+        tag, first = der[pos], der[pos + 1]
+        pos += 2
+        if first < 0x80:
+            return tag, pos, first
+        n = first & 0x7F
+        if n == 0 or n > 4 or pos + n > len(der):
+            return None
+        return tag, pos + n, int.from_bytes(der[pos : pos + n], "big")
+
+    cert = header(0)
+    if cert is None or cert[0] != 0x30:
+        return None
+    tbs = header(cert[1])
+    if tbs is None or tbs[0] != 0x30:
+        return None
+    item = header(tbs[1])
+    if item is not None and item[0] == 0xA0:  # [0] EXPLICIT version
+        item = header(item[1] + item[2])
+    if item is None or item[0] != 0x02 or item[2] == 0 or item[1] + item[2] > len(der):
+        return None
+    content = der[item[1] : item[1] + item[2]]
+    if content[0] & 0x80:
+        return -1
+    return 0 if not any(content) else 1
+
+
+def _read(der: bytes) -> CertReading:
+    sign = _der_serial_sign(der)
+    if sign is not None and sign <= 0:
+        return CertReading(der, "serial number is negative or zero (RFC 5280 requires a positive serial)")
     try:
-        cert: x509.Certificate | None = x509.load_der_x509_certificate(der)
-    except ValueError:
-        cert = None
+        cert = x509.load_der_x509_certificate(der)
+        cert.version  # noqa: B018 - lazily checked by cryptography: touch it inside the boundary
+        n = cert.serial_number
+        if n <= 0:  # the DER walk above did not see the serial; cryptography did
+            raise ValueError("serial number is negative or zero (RFC 5280 requires a positive serial)")
+        serial = n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            key_type, key_size = "RSA", key.key_size
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key_type, key_size = f"EC-{key.curve.name}", key.curve.key_size
+        else:
+            key_type, key_size = type(key).__name__.removesuffix("PublicKey") or "unknown", None
+        subject, issuer = cert.subject, cert.issuer
+        facts = CertFacts(
+            subject=cert_name(subject),
+            issuer=cert_name(issuer),
+            serial=serial.hex(),
+            key_type=key_type,
+            key_size=key_size,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
+            sha256=hashlib.sha256(der).hexdigest(),
+            self_signed=issuer == subject,
+        )
+        return CertReading(der, None, cert, facts, key, serial, _key_form(key), cert.signature)
+    except Exception as exc:  # the boundary: whatever cryptography raises is data
+        return CertReading(der, _reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or "no detail"
+    if isinstance(exc, UnsupportedAlgorithm):
+        return f"unsupported algorithm: {text}"
+    if isinstance(exc, x509.InvalidVersion):
+        return f"invalid X.509 version: {text}"
+    if isinstance(exc, ValueError) and type(exc) is ValueError:
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def read_certificate(der: bytes) -> CertReading:
+    """One certificate's facts, read once per process; never raises (see :class:`CertReading`)."""
+    der = bytes(der)
     with _cert_lock:
-        _cert_cache[der] = cert
+        hit = _cert_cache.get(der)
+        if hit is not None:
+            _cert_cache.move_to_end(der)
+            return hit
+    reading = _read(der)
+    with _cert_lock:
+        _cert_cache[der] = reading
         if len(_cert_cache) > _CERT_CACHE_SIZE:
             _cert_cache.popitem(last=False)
-    return cert
+    return reading
+
+
+def load_certificate(der: bytes) -> x509.Certificate | None:
+    """A DER certificate whose facts can all be read, parsed once per process; ``None`` when it
+    is not one (:func:`read_certificate` says why)."""
+    return read_certificate(der).cert
 
 
 def serial_bytes(cert: x509.Certificate) -> bytes:
-    """The serial as trust files store it: big-endian magnitude bytes (§1.7)."""
+    """The serial as trust files store it: big-endian magnitude bytes (§1.7).
+
+    For certificates we made or that passed :func:`load_certificate` (serial positive)."""
     n = cert.serial_number
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
 
@@ -86,47 +228,16 @@ def cert_name(name: x509.Name) -> str:
     return name.rfc4514_string()
 
 
-@dataclass(frozen=True, slots=True)
-class CertFacts:
-    subject: str
-    issuer: str
-    serial: str
-    key_type: str
-    key_size: int | None
-    not_before: dt.datetime
-    not_after: dt.datetime
-    sha1: str
-    sha256: str
-    self_signed: bool
-
-    def expired(self, now: dt.datetime) -> bool:
-        return now > self.not_after
-
-    def expires_within(self, now: dt.datetime, window: dt.timedelta) -> bool:
-        return now <= self.not_after <= now + window
+class CertificateUnreadable(ValueError):
+    """``cert_facts`` on a certificate whose facts cannot be read (use :func:`read_certificate`)."""
 
 
 def cert_facts(cert: x509.Certificate) -> CertFacts:
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        key_type, key_size = "RSA", key.key_size
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        key_type, key_size = f"EC-{key.curve.name}", key.curve.key_size
-    else:
-        key_type, key_size = type(key).__name__.removesuffix("PublicKey") or "unknown", None
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return CertFacts(
-        subject=cert_name(cert.subject),
-        issuer=cert_name(cert.issuer),
-        serial=serial_bytes(cert).hex(),
-        key_type=key_type,
-        key_size=key_size,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(der).hexdigest(),
-        self_signed=cert.issuer == cert.subject,
-    )
+    """The facts of a certificate that :func:`load_certificate` returned (or that we built)."""
+    reading = read_certificate(cert.public_bytes(serialization.Encoding.DER))
+    if reading.facts is None:
+        raise CertificateUnreadable(reading.error or "unreadable certificate")
+    return reading.facts
 
 
 # --- Trust stores -------------------------------------------------------------------------------
@@ -138,6 +249,10 @@ class StoredCert:
     path: str
     der: bytes
     cert: x509.Certificate = field(repr=False, compare=False)
+
+    @property
+    def reading(self) -> CertReading:
+        return read_certificate(self.der)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +266,8 @@ class TrustStore:
     @classmethod
     def from_files(cls, name: str, files: Iterable[tuple[str, bytes]]) -> TrustStore:
         """Build a store from ``(path, bytes)`` pairs; a file may hold several PEM blocks.
-        Unreadable files become ``errors`` naming the path, never an exception."""
+        Unreadable files, and certificates whose facts cannot be read, become ``errors`` naming
+        the path, never an exception."""
         certs: list[StoredCert] = []
         errors: list[ParseError] = []
         for path, data in files:
@@ -160,8 +276,9 @@ class TrustStore:
             except ParseError as exc:
                 errors.append(exc.with_path(path))
                 continue
-            for der, cert in loaded:
-                certs.append(StoredCert(name, path, der, cert))
+            for reading in loaded:
+                assert reading.cert is not None  # _load_cert_file keeps readable ones only
+                certs.append(StoredCert(name, path, reading.der, reading.cert))
         return cls(name, tuple(certs), tuple(errors))
 
     @property
@@ -177,13 +294,10 @@ class TrustStore:
         key = name_key(issuer)
         out = []
         for c in self.certs:
-            if serial_bytes(c.cert) != serial:
+            reading = c.reading
+            if reading.facts is None or reading.serial != serial:
                 continue
-            if (
-                key
-                and name_key(cert_name(c.cert.issuer)) != key
-                and not _cisco_name_match(key, c.cert.issuer)
-            ):
+            if key and not _names_match(key, reading.facts.issuer):
                 continue
             out.append(c)
         return out
@@ -192,35 +306,43 @@ class TrustStore:
         return any(c.der == der for c in self.certs)
 
 
-def _cisco_name_match(key: frozenset[tuple[str, str]], name: x509.Name) -> bool:
-    """Cisco writes names with short keys (CN, OU, O, L, ST, C) and may drop other attributes;
-    accept when every attribute Cisco wrote is in the certificate's name."""
-    cert_key = name_key(cert_name(name))
-    return bool(key) and key <= cert_key
+def _names_match(key: frozenset[tuple[str, str]], rfc4514: str) -> bool:
+    """A name as a producer wrote it against a certificate's. Cisco writes names with short keys
+    (CN, OU, O, L, ST, C) and may drop other attributes: accept when every attribute written is
+    in the certificate's name."""
+    cert_key = name_key(rfc4514)
+    return key == cert_key or (bool(key) and key <= cert_key)
 
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.*?)-----END CERTIFICATE-----", re.S)
 
 
-def _load_cert_file(data: bytes) -> list[tuple[bytes, x509.Certificate]]:
+def _load_cert_file(data: bytes) -> list[CertReading]:
     if b"-----BEGIN" in data:
         out = []
         for m in _PEM_BLOCK.finditer(data):
+            # Base64 decoded here, not by cryptography's PEM loader: the DER then goes through
+            # the one certificate boundary (read_certificate) like a record's certificate.
             try:
-                cert = x509.load_pem_x509_certificate(m.group(0))
+                der = base64.b64decode(b"".join(m.group(1).split()), validate=True)
             except ValueError as exc:
                 raise ParseError(f"bad PEM certificate: {exc}", m.start()) from None
-            out.append((cert.public_bytes(serialization.Encoding.DER), cert))
+            reading = read_certificate(der)
+            if reading.error is not None:
+                raise ParseError(f"bad PEM certificate: {reading.error}", m.start())
+            out.append(reading)
         if not out:
             raise ParseError("no PEM certificate block in the file", 0)
         return out
-    cert_or_none = load_certificate(data)
-    if cert_or_none is None:
-        raise ParseError("neither a PEM nor a DER certificate", 0)
-    return [(data, cert_or_none)]
+    reading = read_certificate(data)
+    if reading.error is not None:
+        raise ParseError(f"neither a PEM nor a readable DER certificate: {reading.error}", 0)
+    return [reading]
 
 
 # --- Verification -------------------------------------------------------------------------------
+
+CERT_MALFORMED = "CERT_MALFORMED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +360,16 @@ class SignerMatch:
 
 @dataclass(frozen=True, slots=True)
 class RecordCheck:
-    """One record: its certificate's facts and whether the record agrees with the certificate."""
+    """One record: its certificate's facts and whether the record agrees with the certificate.
+
+    ``cert_error``: why the record's certificate (tag 9) could not be read; ``facts`` is then
+    None and the record offers no key for the signature (see :func:`verify`)."""
 
     index: int
     role: int | None
     facts: CertFacts | None
     problems: tuple[str, ...]
+    cert_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,20 +382,25 @@ class Verification:
     # The header names a signer that is a SAST record of this very file (by serial + issuer).
     header_signer_in_file: bool
     records: tuple[RecordCheck, ...]
+    # Findings verification itself makes, per record: CERT_MALFORMED for each certificate that
+    # could not be read (BLOCKER for the signer the header names when nothing verified the
+    # file, WARNING otherwise). Callers (inspect, scans) report them as they are.
+    findings: tuple[Finding, ...] = ()
 
 
-def _record_key(rec: Record) -> tuple[object, bytes | None]:
-    """The key a record offers for verification: its certificate's, else its bare public key."""
+def _record_key(rec: Record) -> tuple[PublicKeyTypes | None, bytes | None]:
+    """The key a record offers for verification: its certificate's, else (no certificate at
+    all) its bare public key. A certificate that is present but unreadable offers nothing: a
+    phone verifies with certificates, and the bare key of such a record vouches for nothing."""
     der = rec.certificate
     if der:
-        cert = load_certificate(der)
-        if cert is not None:
-            return cert.public_key(), der
+        reading = read_certificate(der)
+        return reading.key, der
     pk = rec.public_key
     if pk:
         try:
             return serialization.load_der_public_key(_rsa_spki(pk)), None
-        except (ValueError, UnsupportedAlgorithm):
+        except Exception:  # untrusted key bytes: any failure means "no key"
             return None, None
     return None, None
 
@@ -309,45 +440,58 @@ def check_records(tf: TrustFile) -> tuple[RecordCheck, ...]:
     out = []
     for i, rec in enumerate(tf.records):
         problems: list[str] = []
-        facts = None
         der = rec.certificate
-        cert = load_certificate(der) if der else None
-        if der and cert is None:
-            problems.append("certificate (tag 9) is not a valid DER certificate")
-        if cert is not None:
-            facts = cert_facts(cert)
-            if rec.serial is not None and rec.serial != serial_bytes(cert):
-                problems.append(
-                    f"record serial {rec.serial.hex()} differs from the certificate's {facts.serial}"
-                )
-            if rec.signature is not None and rec.signature != cert.signature:
+        reading = read_certificate(der) if der else None
+        facts = reading.facts if reading else None
+        if reading is not None and facts is not None:
+            if rec.serial is not None and rec.serial != reading.serial:
+                problems.append(f"record serial {rec.serial.hex()} differs from the certificate's {facts.serial}")
+            if rec.signature is not None and rec.signature != reading.signature:
                 problems.append("record signature (tag 8) differs from the certificate's signature")
             pk = rec.public_key
-            if pk is not None and pk != _record_form(cert):
+            if pk is not None and pk != reading.record_key:
                 problems.append("record public key (tag 7) differs from the certificate's key")
-            if rec.subject and not _names_agree(rec.subject, cert.subject):
-                problems.append(
-                    f"record subject {rec.subject!r} differs from the certificate's {facts.subject!r}"
-                )
+            if rec.subject and not _names_agree(rec.subject, facts.subject):
+                problems.append(f"record subject {rec.subject!r} differs from the certificate's {facts.subject!r}")
         elif not der:
             problems.append("record has no certificate (tag 9)")
-        out.append(RecordCheck(i, rec.role, facts, tuple(problems)))
+        cert_error = reading.error if reading is not None else None
+        out.append(RecordCheck(i, rec.role, facts, tuple(problems), cert_error))
     return tuple(out)
 
 
-def _names_agree(written: str, name: x509.Name) -> bool:
+def _names_agree(written: str, rfc4514: str) -> bool:
     key = name_key(written)
-    return not key or key == name_key(cert_name(name)) or _cisco_name_match(key, name)
+    return not key or _names_match(key, rfc4514)
 
 
-def _record_form(cert: x509.Certificate) -> bytes:
-    """A certificate's key as records store it: PKCS#1 for RSA, X9.62 uncompressed point for EC."""
-    key = cert.public_key()
+def _key_form(key: PublicKeyTypes) -> bytes:
+    """A key as records store it: PKCS#1 for RSA, X9.62 uncompressed point for EC."""
     if isinstance(key, rsa.RSAPublicKey):
         return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _malformed_findings(
+    records: tuple[RecordCheck, ...], signer_indexes: set[int], valid: bool
+) -> tuple[Finding, ...]:
+    out = []
+    for rc in records:
+        if rc.cert_error is None:
+            continue
+        blocks = not valid and rc.index in signer_indexes
+        out.append(
+            Finding(
+                CERT_MALFORMED,
+                Severity.BLOCKER if blocks else Severity.WARNING,
+                f"record {rc.index} certificate cannot be read: {rc.cert_error}"
+                + ("; it is the signer the header names, so the file cannot be verified" if blocks else ""),
+                {"record": rc.index, "role": rc.role, "reason": rc.cert_error, "signer": rc.index in signer_indexes},
+            )
+        )
+    return tuple(out)
 
 
 def verify(
@@ -357,7 +501,10 @@ def verify(
 
     ``signed_digest``: the digest of the original signed message, for a file whose stored bytes
     were changed after it was received (a config with its passwords redacted): the signature is
-    then checked against that digest instead of the bytes at hand."""
+    then checked against that digest instead of the bytes at hand.
+
+    Never raises on what the file holds: a certificate that cannot be read is a CERT_MALFORMED
+    finding in ``Verification.findings`` (and the reason, when it was the named signer's)."""
     h = tf.header
     records = check_records(tf) if tf.records else ()
     digest = h.digest
@@ -368,24 +515,33 @@ def verify(
         rk = name_key(rec.issuer)
         return not issuer_key or not rk or rk == issuer_key
 
-    header_signer_in_file = any(
-        r.role == Role.SAST and r.serial == serial and issuer_ok(r) for r in tf.records
-    )
+    indexed = list(enumerate(tf.records))
+    named = [(i, r) for i, r in indexed if r.serial == serial and issuer_ok(r)]
+    named_indexes = {i for i, _ in named}
+    header_signer_in_file = any(r.role == Role.SAST for _, r in named)
+
+    def result(valid: bool, reason: str, digest_name: str | None = None, match: SignerMatch | None = None,
+               has_sast: bool = False) -> Verification:
+        if not valid:
+            broken = [rc for rc in records if rc.index in named_indexes and rc.cert_error is not None]
+            if broken:
+                reason += (
+                    f"; the signer the header names (record {broken[0].index}) has a malformed "
+                    f"certificate: {broken[0].cert_error}"
+                )
+        findings = _malformed_findings(records, named_indexes, valid)
+        return Verification(valid, reason, digest_name, match, has_sast, header_signer_in_file, records, findings)
+
     if h.signature is None:
-        return Verification(
-            False, "the header has no signature", None, None, False, header_signer_in_file, records
-        )
+        return result(False, "the header has no signature")
     if digest is None:
-        reason = f"unsupported digest code {h.digest_code}"
-        return Verification(False, reason, None, None, False, header_signer_in_file, records)
+        return result(False, f"unsupported digest code {h.digest_code}")
     algo = _HASHES[digest]()
     prehashed = signed_digest is not None
     message = signed_digest if signed_digest is not None else tf.signed_message
 
     # Candidates in the phone's order of preference (§2.5): SAST records naming the header's
     # signer, any record naming it, then every other record, then the caller's trust stores.
-    indexed = list(enumerate(tf.records))
-    named = [(i, r) for i, r in indexed if r.serial == serial and issuer_ok(r)]
     order = (
         [p for p in named if p[1].role == Role.SAST]
         + [p for p in named if p[1].role != Role.SAST]
@@ -402,15 +558,7 @@ def verify(
         tried.add(ident)
         if _check(key, h.signature, message, algo, prehashed):
             match = SignerMatch("record", (rec.serial or b"").hex(), rec.subject, record_index=i, der=der)
-            return Verification(
-                True,
-                "signature verified",
-                digest.hash_name,
-                match,
-                _has_sast(tf, der, rec.serial),
-                header_signer_in_file,
-                records,
-            )
+            return result(True, "signature verified", digest.hash_name, match, _has_sast(tf, der, rec.serial))
     for store in trust_stores:
         named_store = store.find(serial, issuer)
         rest = [c for c in store.certs if c not in named_store]
@@ -418,29 +566,30 @@ def verify(
             if sc.der in tried:
                 continue
             tried.add(sc.der)
-            if _check(sc.cert.public_key(), h.signature, message, algo, prehashed):
+            reading = sc.reading
+            if reading.facts is None:  # a StoredCert built by a caller around an unreadable one
+                continue
+            if _check(reading.key, h.signature, message, algo, prehashed):
                 match = SignerMatch(
                     "trust-store",
-                    serial_bytes(sc.cert).hex(),
-                    cert_name(sc.cert.subject),
+                    reading.facts.serial,
+                    reading.facts.subject,
                     store=store.name,
                     path=sc.path,
                     der=sc.der,
                 )
-                return Verification(
+                return result(
                     True,
                     f"signature verified with a certificate of trust store {store.name}",
                     digest.hash_name,
                     match,
-                    _has_sast(tf, sc.der, serial_bytes(sc.cert)),
-                    header_signer_in_file,
-                    records,
+                    _has_sast(tf, sc.der, reading.serial),
                 )
     if not tried:
         reason = "no certificate to verify with: the signer is not in the file nor in a trust store given"
     else:
         reason = f"signature does not verify with any of {len(tried)} candidate certificate(s)"
-    return Verification(False, reason, digest.hash_name, None, False, header_signer_in_file, records)
+    return result(False, reason, digest.hash_name)
 
 
 def _has_sast(tf: TrustFile, der: bytes | None, serial: bytes | None) -> bool:
@@ -460,4 +609,4 @@ def sign_message(key: rsa.RSAPrivateKey, message: bytes, digest: Digest) -> byte
 
 
 def record_public_key(cert: x509.Certificate) -> bytes:
-    return _record_form(cert)
+    return _key_form(cert.public_key())

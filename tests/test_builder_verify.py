@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from scanner import builder as B
 from scanner import trustlist as T
 from scanner import verify as V
+from scanner.filechecks import file_findings
+from scanner.findings import Severity
 from scanner.trustcache import AnalysisCache
+from tests import badcerts
 from tests.pki import NOW, ec_key, make_cert, rsa_key, signer
 
 TS = int(NOW.timestamp())
@@ -178,3 +182,71 @@ def test_builder_refuses_unsupported_keys() -> None:
     cert = make_cert("odd", key)
     with pytest.raises(ValueError, match="3072"):
         B.build_trust_list(B.Signer(cert, key), [], timestamp=TS)
+
+
+# -- Certificates a reader cannot use: findings, never exceptions (issue 9, part 2) --------------
+
+
+def _itl_with_broken(how: str, *, broken_signer: bool) -> bytes:
+    """An ITL signed by ``signer()`` whose SAST record (``broken_signer``) or whose TVS record
+    carries a certificate cryptography cannot read."""
+    sig = signer()
+    tvs = badcerts.victim()
+    if broken_signer:
+        specs = [
+            B.RecordSpec(tvs, T.Role.SAST, "pub", der_override=badcerts.broken_der(how, tvs)),
+            B.RecordSpec(sig.certificate, T.Role.TVS),
+        ]
+        # The victim signs and the header names it; only its (broken) record holds its key, and
+        # a record's bare key (tag 7) does not stand in for an unreadable certificate.
+        return B.build_trust_list(B.Signer(tvs, rsa_key(1024, 2)), specs, timestamp=TS)
+    specs = [
+        B.RecordSpec(sig.certificate, T.Role.SAST, "pub"),
+        B.RecordSpec(tvs, T.Role.TVS, "tvs1", der_override=badcerts.broken_der(how, tvs)),
+    ]
+    return B.build_trust_list(sig, specs, timestamp=TS)
+
+
+@pytest.mark.parametrize("how", sorted(badcerts.MUTATIONS))
+def test_broken_record_certificate_is_a_warning(how: str) -> None:
+    tf = T.parse(_itl_with_broken(how, broken_signer=False))
+    v = V.verify(tf)
+    assert v.valid and v.signer is not None and v.signer.record_index == 0
+    bad = [f for f in v.findings if f.code == "CERT_MALFORMED"]
+    assert len(bad) == 1, v.findings
+    assert bad[0].severity is Severity.WARNING
+    assert bad[0].evidence["record"] == 1 and bad[0].evidence["reason"]
+    assert v.records[1].facts is None and v.records[1].cert_error
+    findings = file_findings(tf, v, NOW)
+    assert [f.code for f in findings if f.code == "CERT_MALFORMED"] == ["CERT_MALFORMED"]
+
+
+@pytest.mark.parametrize("how", sorted(badcerts.MUTATIONS))
+def test_broken_signer_certificate_is_a_blocker(how: str) -> None:
+    tf = T.parse(_itl_with_broken(how, broken_signer=True))
+    v = V.verify(tf)
+    assert not v.valid
+    assert "record 0" in v.reason and "malformed" in v.reason
+    bad = [(f.code, f.severity, f.evidence["record"]) for f in v.findings]
+    assert bad == [("CERT_MALFORMED", Severity.BLOCKER, 0)]
+
+
+@pytest.mark.parametrize("how", sorted(badcerts.MUTATIONS))
+def test_read_certificate_never_raises(how: str) -> None:
+    reading = V.read_certificate(badcerts.broken_der(how))
+    assert not reading.ok and reading.cert is None and reading.facts is None and reading.error
+    assert V.load_certificate(badcerts.broken_der(how)) is None
+    good = V.read_certificate(badcerts.victim().public_bytes(serialization.Encoding.DER))
+    assert good.ok and good.facts is not None and good.facts.serial == "1234567890"
+
+
+@pytest.mark.parametrize("how", ["bad-version", "negative-serial", "unknown-key-oid"])
+def test_trust_store_with_broken_certificate(how: str) -> None:
+    der = badcerts.broken_der(how)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+    store = V.TrustStore.from_files("CallManager-trust", [("bad.der", der), ("bad.pem", pem)])
+    assert store.certs == ()
+    assert [e.path for e in store.errors] == ["bad.der", "bad.pem"]
+    sig = signer("tftp1.example.com")
+    tf = T.parse(B.build_signed_file(sig, b"<device/>", filename="SEP0011AABBCCDD.cnf.xml.sgn", timestamp=TS))
+    assert not V.verify(tf, [store]).valid

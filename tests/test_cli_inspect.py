@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import serialization
 
 from scanner import builder as B
 from scanner import tlv
+from scanner import trustlist as T
 from scanner.cli import main
+from tests import badcerts
 from tests.conftest import TRUST_LISTS
 from tests.pki import NOW, signer
 
@@ -96,3 +98,77 @@ def test_version_names_the_kernel() -> None:
         [sys.executable, "-m", "scanner", "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert f"TLV kernel: {tlv.KERNEL}" in out
+
+
+# -- Certificates and header fields a reader cannot use (issue 9, part 2) ------------------------
+
+
+def _broken_itl(tmp_path: Path, how: str) -> Path:
+    sig = signer()
+    tvs = badcerts.victim()
+    data = B.build_trust_list(
+        sig,
+        [
+            B.RecordSpec(sig.certificate, T.Role.SAST, "pub"),
+            B.RecordSpec(tvs, T.Role.TVS, "tvs1", der_override=badcerts.broken_der(how, tvs)),
+        ],
+        timestamp=TS,
+    )
+    path = tmp_path / f"ITLFile-{how}.tlv"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("how", sorted(badcerts.MUTATIONS))
+def test_broken_certificate_is_a_finding_with_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, how: str
+) -> None:
+    code, objs = run_json(capsys, str(_broken_itl(tmp_path, how)))
+    assert code == 2
+    (obj,) = objs
+    assert "error" not in obj and obj["signature"]["valid"]
+    bad = [f for f in obj["findings"] if f["code"] == "CERT_MALFORMED"]
+    assert len(bad) == 1 and bad[0]["severity"] == "WARNING" and bad[0]["evidence"]["record"] == 1
+    assert obj["records"][1]["cert_error"] and obj["records"][1]["not_after"] is None
+    assert obj["records"][0]["cert_error"] is None and obj["records"][0]["not_after"]
+
+
+def _header_with_timestamp(ts: bytes) -> bytes:
+    body = b"\x0c\x00\x04sig!" + b"\x07\x00\x04\x08\x00\x01\x01" + b"\x0e\x00\x0cITLFile.tlv\x00"
+    body += b"\x0f" + len(ts).to_bytes(2, "big") + ts
+    size = 10 + len(body)
+    pad = -size % 4
+    return b"\x01\x00\x02\x01\x02\x02\x00\x02" + (size + pad).to_bytes(2, "big") + body + b"\x0d" * pad
+
+
+def test_out_of_range_timestamp_is_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "ITLFile.tlv"
+    path.write_bytes(_header_with_timestamp(b"\xff" * 8))
+    run = subprocess.run(
+        [sys.executable, "-m", "scanner", "inspect", "--json", str(path)], capture_output=True, text=True
+    )
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 1, run.stderr  # parsed (leniently); the dummy signature does not verify
+    obj = orjson.loads(run.stdout)
+    assert obj["timestamp"] == 0xFFFFFFFFFFFFFFFF and obj["timestamp_iso"] is None
+    assert any(f["code"] == "PARSE_TOLERATED" and "tag 15" in f["message"] for f in obj["findings"])
+    text = subprocess.run(
+        [sys.executable, "-m", "scanner", "inspect", str(path)], capture_output=True, text=True
+    )
+    assert "Traceback" not in text.stderr and text.returncode == 1
+
+
+def test_broken_certificate_in_trust_store_is_a_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "CallManager-trust"
+    store.mkdir()
+    (store / "bad.der").write_bytes(badcerts.broken_der("bad-version"))
+    sig = signer("tftp2.example.com")
+    (store / "good.pem").write_bytes(sig.certificate.public_bytes(serialization.Encoding.PEM))
+    sgn = tmp_path / "SEP001122334455.cnf.xml.sgn"
+    sgn.write_bytes(B.build_signed_file(sig, b"<device/>", filename=sgn.name, timestamp=TS))
+    code, objs = run_json(capsys, "--trust-store", str(store), str(sgn))
+    assert code == 0 and objs[0]["signature"]["verified_by_store"] == "CallManager-trust"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
