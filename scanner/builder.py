@@ -225,7 +225,7 @@ def build_trust_list(
     version: tuple[int, int] = (1, 2),
 ) -> bytes:
     """A CTL or ITL (they share one format; ``filename`` names which) signed by ``signer``."""
-    body = b"".join(serialize_fields(r.fields(style)) for r in records)
+    body = b"".join(serialize_fields(r.fields(style), header=False) for r in records)
     return _build(
         signer,
         body,

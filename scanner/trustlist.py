@@ -407,7 +407,12 @@ def _tree(data: bytes, flat: array[int]) -> tuple[tuple[Field, ...], list[Field]
     containers = tlv.CONTAINER_TAGS
     pad = tlv.PADDING_TAG
     for tag, off, length in tlv.triples(flat):
-        while stack and off >= stack[-1][2]:
+        # Close the containers this TLV starts at or past the end of. Compare where the TLV
+        # *starts*, not its value offset: a zero-length TLV (or a padding byte, 1 byte on the
+        # wire) that ends a container has its value offset at the container's end, and would
+        # otherwise be put after the container instead of inside it.
+        start = off - 1 if tag == pad else off - 3  # in a header, tag 13 is always the pad byte
+        while stack and start >= stack[-1][2]:
             ctag, coff, _end, kids = stack.pop()
             node = _new_field(Field, (ctag, b"", coff - 3, tuple(kids)))
             (stack[-1][3] if stack else root).append(node)
@@ -656,14 +661,16 @@ def parse(data: bytes, *, name_hint: str | None = None, strict: bool = False) ->
 # --- Serializing --------------------------------------------------------------------------------
 
 
-def _emit(out: bytearray, f: Field) -> None:
-    if f.tag == tlv.PADDING_TAG and not f.value and not f.children:
+def _emit(out: bytearray, f: Field, header: bool) -> None:
+    # The one-byte padding tag exists only in headers; in a record, tag 13 with an empty value
+    # is an ordinary TLV of 3 bytes (tag, 0x0000).
+    if header and f.tag == tlv.PADDING_TAG and not f.value and not f.children:
         out.append(f.tag)
         return
     if f.children:
         inner = bytearray()
         for child in f.children:
-            _emit(inner, child)
+            _emit(inner, child, header)
         body: bytes | bytearray = inner
     else:
         body = f.value
@@ -674,10 +681,11 @@ def _emit(out: bytearray, f: Field) -> None:
     out += body
 
 
-def serialize_fields(fields: Iterable[Field]) -> bytes:
+def serialize_fields(fields: Iterable[Field], *, header: bool = True) -> bytes:
+    """TLVs back to bytes; ``header=False`` for record fields (no padding tag there)."""
     out = bytearray()
     for f in fields:
-        _emit(out, f)
+        _emit(out, f, header)
     return bytes(out)
 
 
@@ -685,6 +693,6 @@ def serialize(tf: TrustFile) -> bytes:
     """The bytes of a parsed file, rebuilt from its fields: equal to the input for any file
     ``parse`` accepted (a property the tests hold on every real vector)."""
     parts = [serialize_fields(tf.header.fields)]
-    parts.extend(serialize_fields(r.fields) for r in tf.records)
+    parts.extend(serialize_fields(r.fields, header=False) for r in tf.records)
     parts.append(tf.payload)
     return b"".join(parts)

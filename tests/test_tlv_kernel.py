@@ -138,3 +138,18 @@ def test_differential_on_structured_input(parts: list[bytes], header: bool) -> N
         pytest.skip("compiled kernel not built")
     data = b"".join(parts)
     assert _outcome(tlv.split_c, data, 0, -1, header) == _outcome(tlv.split_py, data, 0, -1, header)
+
+
+def test_zero_length_tlv_and_padding_end_a_container(split: Callable[..., Any]) -> None:
+    # The kernels were right here (issue 9's round-trip bug was in the tree built from these
+    # triples): the last child of a container may have its value offset at the container's end.
+    data = b"\x03\x00\x07\x04\x00\x01a\x05\x00\x00" + b"\x07\x00\x05\x08\x00\x01\x01\x0d" + b"\x0c\x00\x00"
+    assert triples(split(data, 0, -1, True)) == [
+        (3, 3, 7),
+        (4, 6, 1),
+        (5, 10, 0),
+        (7, 13, 5),
+        (8, 16, 1),
+        (13, 18, 0),
+        (12, 21, 0),
+    ]

@@ -287,3 +287,77 @@ def test_fuzz_signature_facts_agree_with_parse_header(vector_bytes: Callable[[st
         pos = data.draw(st.integers(0, length - 1))  # mutate the header only
         raw[pos] = data.draw(st.integers(0, 255))
     assert _facts_or_error(bytes(raw)) == _header_facts_or_error(bytes(raw))
+
+
+# -- Round trip: serialize(parse(x)) == x, one case table (h11's SIMPLE_CASES) ------------------
+
+
+def _raw_header(body: bytes) -> bytes:
+    return b"\x01\x00\x02\x01\x02\x02\x00\x02" + (10 + len(body)).to_bytes(2, "big") + body
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    return bytes([tag]) + len(value).to_bytes(2, "big") + value
+
+
+ROUND_TRIP_CASES: dict[str, tuple[bytes, str | None]] = {
+    # id: (file bytes, name hint)
+    "minimal header": (_raw_header(b""), None),
+    "padded header": (_header(), None),
+    "unknown tags kept": (_header(b"\x63\x00\x01z") + _record((4, b"\x00\x15"), (99, b"??")), None),
+    "empty container": (_raw_header(_tlv(3, b"") + _tlv(12, b"s")), None),
+    # Issue 9: a zero-length TLV or a padding byte that ends a header container was put after
+    # the container, which then serialized shorter than it was.
+    "zero-length TLV ends a container": (_raw_header(_tlv(3, _tlv(4, b"a") + _tlv(5, b"")) + _tlv(12, b"s")), None),
+    "zero-length TLV alone in a container": (_raw_header(_tlv(3, _tlv(5, b""))), None),
+    "padding byte ends a container": (_raw_header(_tlv(3, _tlv(4, b"a") + b"\x0d") + _tlv(12, b"s")), None),
+    "zero-length TLV ends nested containers": (_raw_header(_tlv(7, _tlv(9, _tlv(10, b"")))), None),
+    "padding byte ends nested containers": (_raw_header(_tlv(7, _tlv(8, b"\x01") + _tlv(9, b"\x0d\x0d"))), None),
+    # In a record, tag 13 is no padding byte: an empty one is 3 bytes and must stay so.
+    "empty tag 13 in a record": (_header() + _record((4, b"\x00\x00"), (13, b"")), None),
+    "sgn payload": (_raw_header(_tlv(12, b"s") + _tlv(14, b"SEP001122334455.cnf.xml.sgn\x00")) + b"<device/>", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROUND_TRIP_CASES))
+def test_round_trip_table(case: str) -> None:
+    data, hint = ROUND_TRIP_CASES[case]
+    tf = T.parse(data, name_hint=hint)
+    assert T.serialize(tf) == data
+
+
+def test_zero_length_tlv_and_padding_stay_in_their_container() -> None:
+    data, _ = ROUND_TRIP_CASES["zero-length TLV ends a container"]
+    (container,) = [f for f in T.parse(data).header.fields if f.tag == 3]
+    assert [(c.tag, c.value) for c in container.children] == [(4, b"a"), (5, b"")]
+    data, _ = ROUND_TRIP_CASES["padding byte ends a container"]
+    tf = T.parse(data)
+    (container,) = [f for f in tf.header.fields if f.tag == 3]
+    assert [c.tag for c in container.children] == [4, 13]
+    assert tf.header.padding == 1
+
+
+# Well-formed header bodies as trees: containers (3, 7, 9) holding leaves, zero-length leaves and
+# padding bytes in any position, so that every "what ends a container" case is generated.
+_leaf = st.one_of(
+    st.builds(_tlv, st.sampled_from([4, 5, 6, 8, 10, 11, 12, 14, 15, 28, 99]), st.binary(max_size=6)),
+    st.just(b"\x0d"),
+)
+_body = st.recursive(
+    st.lists(_leaf, max_size=4).map(b"".join),
+    lambda inner: st.lists(
+        st.one_of(_leaf, st.builds(_tlv, st.sampled_from([3, 7, 9]), inner)), max_size=4
+    ).map(b"".join),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_body, records=st.lists(st.builds(lambda v: _record((13, v)), st.binary(max_size=3)), max_size=2))
+def test_round_trip_structured_headers(body: bytes, records: list[bytes]) -> None:
+    data = _raw_header(body) + b"".join(records)
+    try:
+        tf = T.parse(data, name_hint="ITLFile.tlv")
+    except ParseError:  # nesting deeper than the kernel allows
+        return
+    assert T.serialize(tf) == data
