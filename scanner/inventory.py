@@ -17,7 +17,8 @@ Headers are matched without regard to case, spaces or underscores (``DEVICE NAME
 
 :func:`parse_config_cache_list` reads a TFTP node's ``ConfigFileCacheList.txt`` (discovery when
 there is no inventory): it lists the config files the node caches, one per line, with sizes
-and other columns that vary by version; we only keep the ``SEP<MAC>.cnf.xml`` names.
+and other columns that vary by version; we only keep the bare ``SEP<MAC>.cnf.xml`` names
+(:func:`read_config_cache_list` also says which lines only looked like one).
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from dataclasses import dataclass
 
 from scanner.errors import ParseError
 
-__all__ = ["Inventory", "Phone", "normalise_device_name", "parse_config_cache_list", "parse_inventory"]
+__all__ = [
+    "CacheList",
+    "Inventory",
+    "Phone",
+    "normalise_device_name",
+    "parse_config_cache_list",
+    "parse_inventory",
+    "read_config_cache_list",
+]
 
 # A CUCM cluster holds at most ~40,000 phones; bulk exports of several clusters stay far below
 # 64 MiB. The cap bounds memory for a wrong file passed by mistake.
@@ -41,7 +50,14 @@ MAX_DEVICE_NAME = 15
 # Name prefixes whose rest is the MAC address the TFTP file names are built from.
 MAC_PREFIXES = ("SEP", "ATA")
 _MAC = re.compile(r"[0-9A-F]{12}")
-_CACHE_ENTRY = re.compile(rb"\b((?:SEP|ATA)[0-9A-F]{12})\.cnf\.xml", re.IGNORECASE)
+# A cache-list entry is a bare config file name (the node caches files of its own TFTP
+# directory, and lists them by name): SEP<MAC>.cnf.xml, optionally .sgn or .enc.sgn.
+_CACHE_FILE = re.compile(rb"((?:SEP|ATA)[0-9A-F]{12})\.cnf\.xml(?:\.sgn|\.enc\.sgn)?", re.IGNORECASE)
+# Any mention of such a name, to tell a line that is not an entry but looks like one.
+_CACHE_MENTION = re.compile(rb"(?:SEP|ATA)[0-9A-F]{12}\.cnf\.xml", re.IGNORECASE)
+_CACHE_TOKEN = re.compile(rb"[^\s,;]+")
+# A warning quotes at most this much of the line: the list comes from a server, not from us.
+_QUOTE = 120
 
 _COLUMNS = {
     "devicename": "name",
@@ -192,12 +208,51 @@ def _phone(row: list[str], columns: dict[str, int], line: int) -> Phone:
     )
 
 
-def parse_config_cache_list(data: bytes) -> tuple[str, ...]:
-    """Device names found in a ``ConfigFileCacheList.txt``, in first-seen order, each once."""
+@dataclass(frozen=True, slots=True)
+class CacheList:
+    """What a ``ConfigFileCacheList.txt`` says: device names, and the lines that looked like an
+    entry but were not one (each a ``ParseError`` with its 1-based line; a warning, not fatal)."""
+
+    names: tuple[str, ...]
+    issues: tuple[ParseError, ...]
+
+
+def read_config_cache_list(data: bytes, *, path: str | None = None) -> CacheList:
+    """Device names in a ``ConfigFileCacheList.txt``, in first-seen order, each once.
+
+    Each line lists one cached file, its name first, then columns that vary by version (size,
+    date). Only a token that is exactly a config file name counts: ``/tmp/SEP<MAC>.cnf.xml``, a
+    ``SEP<MAC>.cnf.xml.bak`` or a name glued to other text is not a file the node serves to that
+    phone, and taking its MAC would add a phantom phone to the scan; such a line is skipped with
+    an issue naming its line and text. Lines about other files (``XMLDefault.cnf.xml``) are
+    skipped silently."""
     seen: dict[str, None] = {}
-    for m in _CACHE_ENTRY.finditer(data):
-        seen.setdefault(m.group(1).decode("ascii").upper(), None)
-    return tuple(seen)
+    issues: list[ParseError] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.rstrip(b"\r")
+        odd = False
+        for token in _CACHE_TOKEN.findall(line):
+            m = _CACHE_FILE.fullmatch(token)
+            if m is not None:
+                seen.setdefault(m.group(1).decode("ascii").upper(), None)
+            elif _CACHE_MENTION.search(token):
+                odd = True
+        if odd:
+            text = line.decode("latin-1").strip()
+            quoted = text if len(text) <= _QUOTE else text[:_QUOTE] + "..."
+            issues.append(
+                ParseError(
+                    f"not a bare config file name, skipped (no phone taken from it): {quoted!r}",
+                    line=number,
+                    path=path,
+                )
+            )
+    return CacheList(tuple(seen), tuple(issues))
+
+
+def parse_config_cache_list(data: bytes) -> tuple[str, ...]:
+    """The device names of :func:`read_config_cache_list` (its issues dropped)."""
+    return read_config_cache_list(data).names
 
 
 def merge_discovered(lists: Iterable[tuple[str, ...]]) -> tuple[Phone, ...]:

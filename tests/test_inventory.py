@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from scanner.errors import ParseError
-from scanner.inventory import Phone, normalise_device_name, parse_config_cache_list, parse_inventory
+from scanner.inventory import (
+    Phone,
+    normalise_device_name,
+    parse_config_cache_list,
+    parse_inventory,
+    read_config_cache_list,
+)
 
 CSV = (
     "\ufeffDevice Name,Description,Device Type,IP Address,Device Pool\n"
@@ -78,3 +84,20 @@ def test_config_cache_list() -> None:
         b"SEPNOTAMAC.cnf.xml\n"
     )
     assert parse_config_cache_list(data) == ("SEP001122334455", "SEP0011223344AA", "ATA0011223344CC")
+
+
+def test_config_cache_list_path_like_lines_add_no_phantom_phones() -> None:
+    data = (
+        b"SEP001122334455.cnf.xml 4711\n"
+        b"/tmp/SEPAAAAAAAAAAAA.cnf.xml\n"
+        b"C:\\\\tftp\\\\SEPBBBBBBBBBBBB.cnf.xml 12\n"
+        b"SEPCCCCCCCCCCCC.cnf.xml.bak\n"
+        b"XMLDefault.cnf.xml\n"
+        b"ATA0011223344CC.cnf.xml.enc.sgn 9\n"
+    )
+    assert parse_config_cache_list(data) == ("SEP001122334455", "ATA0011223344CC")
+    listing = read_config_cache_list(data, path="src-pub/ConfigFileCacheList.txt")
+    assert listing.names == ("SEP001122334455", "ATA0011223344CC")
+    assert [e.line for e in listing.issues] == [2, 3, 4]
+    assert "/tmp/SEPAAAAAAAAAAAA.cnf.xml" in listing.issues[0].reason
+    assert all(e.path == "src-pub/ConfigFileCacheList.txt" for e in listing.issues)
