@@ -50,6 +50,7 @@ from scanner import __version__
 from scanner.evidence import Attempt, EvidenceWriter, Outcome, TransportKind, prepare_for_storage
 from scanner.inventory import Inventory, Phone, merge_discovered, parse_config_cache_list
 from scanner.net.gate import Slots, Watchdog
+from scanner.plan import CACHE_LIST, CLUSTER_FILES, FileSpec, phone_file_specs
 from scanner.profile import Cluster, Profile, TftpNode, Transport
 from scanner.ratelimit import Limits, NodeHealth, TokenBucket
 
@@ -68,8 +69,6 @@ __all__ = [
     "plan_jobs",
 ]
 
-CLUSTER_FILES = ("CTLFile.tlv", "ITLFile.tlv")
-CACHE_LIST = "ConfigFileCacheList.txt"
 # The progress observer is called at most this often (and once at the end): a terminal redraw
 # per file would cost more CPU than the file.
 PROGRESS_INTERVAL = 0.1
@@ -88,12 +87,6 @@ MAX_TVS_ADDRESSES = 256  # a cluster has at most a few dozen nodes; more is a ho
 
 # ---------------------------------------------------------------------------------------------
 # The plan (pure)
-
-
-@dataclass(frozen=True, slots=True)
-class FileSpec:
-    primary: str
-    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +111,6 @@ class TvsJob:
 
 
 Job = FileJob | WebJob | TvsJob
-
-
-def phone_file_specs(cluster: Cluster, phone: Phone) -> tuple[FileSpec, ...]:
-    """The per-phone files fetched from each node of ``cluster``."""
-    name = phone.name
-    config = FileSpec(f"{name}.cnf.xml.sgn", f"{name}.cnf.xml")
-    if cluster.name == "destination":
-        return (config,)
-    specs = [FileSpec(f"ITL{name}.tlv", "ITLFile.tlv"), config]
-    if cluster.mixed:
-        # In non-secure mode there is no CTL: asking every node for every phone's would only
-        # collect "not found"; the cluster-level CTLFile.tlv fetch already shows it is absent.
-        specs.insert(0, FileSpec(f"CTL{name}.tlv", "CTLFile.tlv"))
-    return tuple(specs)
 
 
 def plan_jobs(profile: Profile, phones: Iterable[Phone]) -> Iterator[Job]:

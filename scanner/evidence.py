@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import orjson
 
+from scanner.atomicfile import write_atomic
 from scanner.errors import ParseError
 
 __all__ = [
@@ -377,19 +378,40 @@ class EvidenceWriter:
     Refuses a directory that already holds a manifest: evidence is never silently overwritten.
     """
 
-    def __init__(self, root: str | Path, *, flush_every: int = FLUSH_EVERY) -> None:
+    def __init__(
+        self, root: str | Path, *, flush_every: int = FLUSH_EVERY, resume_keep: Sequence[bytes] | None = None
+    ) -> None:
+        """``resume_keep``: continue the evidence already in ``root`` (``--resume``). The manifest
+        becomes these lines (the attempts kept, in their order) and new attempts are appended;
+        the previous manifest is kept beside it as ``manifest.prev-N.jsonl``, so no attempt is
+        lost from the record. The switch is one atomic rename: a crash at any point leaves a
+        complete manifest (the old or the new)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / BLOBS).mkdir(exist_ok=True)
         self._blobs = os.fspath(self.root / BLOBS)
-        self._manifest: IO[bytes] = (self.root / MANIFEST).open("xb")
+        if resume_keep is None:
+            self._manifest: IO[bytes] = (self.root / MANIFEST).open("xb")
+        else:
+            self._manifest = self._resume(resume_keep)
         self._pending: list[bytes] = []
         self._flush_every = flush_every
         self._known: set[bytes] = set()  # digests of blobs written (32 bytes each: 100k ≈ 10 MB)
         self._made_dirs: set[str] = set()
         self.blobs_written = 0
         self.blob_bytes = 0
-        self.attempts = 0
+        self.attempts = 0 if resume_keep is None else len(resume_keep)
+
+    def _resume(self, keep: Sequence[bytes]) -> IO[bytes]:
+        manifest = self.root / MANIFEST
+        n = 1
+        while (self.root / f"manifest.prev-{n}.jsonl").exists():
+            n += 1
+        if manifest.exists():
+            os.link(manifest, self.root / f"manifest.prev-{n}.jsonl")
+        body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in keep)
+        write_atomic(manifest, body)
+        return manifest.open("ab")
 
     def store(self, data: bytes, *, sha256: str | None = None) -> str:
         """Write ``data`` as a blob unless an identical one exists; return its SHA-256 (hex).
@@ -413,7 +435,7 @@ class EvidenceWriter:
         # every blob against its name (``EvidenceReader.blob``).
         try:
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides
             except FileExistsError:  # left by an interrupted run in this directory: rewrite it
                 fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
             try:
@@ -442,15 +464,20 @@ class EvidenceWriter:
             self._pending.clear()
             self._manifest.flush()
 
+    def checkpoint(self, summary: dict[str, Any]) -> None:
+        """Write ``collection.json`` now (atomically): the plan and state of a run in progress, so
+        that a reader of an interrupted run, even one killed without warning, knows what was
+        planned and that the run did not finish."""
+        self.flush()
+        doc = {"evidence_format": EVIDENCE_FORMAT, **summary}
+        write_atomic(self.root / SUMMARY, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Flush the manifest and write ``collection.json`` (atomically)."""
         self.flush()
         self._manifest.close()
         if summary is not None:
-            doc = {"evidence_format": EVIDENCE_FORMAT, **summary}
-            tmp = self.root / f".{SUMMARY}.tmp"
-            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-            os.replace(tmp, self.root / SUMMARY)
+            self.checkpoint(summary)
 
     def __enter__(self) -> EvidenceWriter:
         return self
@@ -467,12 +494,20 @@ class EvidenceReader:
         self.root = Path(root)
         if not (self.root / MANIFEST).is_file():
             raise FileNotFoundError(f"{self.root}: no {MANIFEST}: not an evidence directory")
+        self.issues: list[str] = []  # set by ``attempts``: lines that could not be read
+        self.lines = 0
+        self.torn = False
 
     def summary(self) -> dict[str, Any]:
         path = self.root / SUMMARY
         if not path.is_file():
             return {}  # an interrupted collection: the manifest is still usable
-        doc: dict[str, Any] = orjson.loads(path.read_bytes())
+        try:
+            doc: dict[str, Any] = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}", path=str(path)) from None
+        if not isinstance(doc, dict):
+            raise ParseError("not a JSON object", path=str(path))
         fmt = doc.get("evidence_format")
         if fmt != EVIDENCE_FORMAT:
             raise ParseError(
@@ -481,18 +516,29 @@ class EvidenceReader:
         return doc
 
     def attempts(self) -> Iterator[Attempt]:
-        """Every manifest line; a torn last line (a crash mid-write) is skipped."""
+        """Every readable manifest line. A line that is not a valid attempt is skipped and named in
+        ``issues`` (its file, line number and reason), never fatal: the analysis then finds that
+        attempt's evidence missing and says so for the phone it belonged to. A torn last line (a
+        crash mid-write) is counted apart in ``torn``."""
         path = self.root / MANIFEST
+        self.issues.clear()
+        self.lines = 0
+        self.torn = False
         with path.open("rb") as fh:
             for number, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
-                    yield Attempt.from_json(line)
+                    attempt = Attempt.from_json(line)
                 except (ValueError, TypeError, KeyError) as exc:
                     if not line.endswith(b"\n"):
-                        return  # torn last line
-                    raise ParseError(f"bad manifest line: {exc}", line=number, path=str(path)) from None
+                        self.torn = True
+                        self.issues.append(f"{path}:{number}: torn last line (the collection was cut off mid-write)")
+                        return
+                    self.issues.append(f"{path}:{number}: not a manifest line ({exc}); its attempt is missing")
+                    continue
+                self.lines += 1
+                yield attempt
 
     def blob(self, sha256: str) -> bytes:
         """The stored bytes named ``sha256``; raises ``ParseError`` if they do not match it."""

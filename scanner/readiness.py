@@ -62,6 +62,20 @@ class Verdict(enum.StrEnum):
 
 
 OK = "ok"
+# Outcomes of evidence the analysis could not use (scanner.analysis): a planned file with no
+# manifest line, and a blob that is missing or does not match its hash. Both say nothing about
+# the node or the phone, so they only ever make a check UNKNOWN (EVIDENCE_MISSING).
+NOT_COLLECTED = "not_collected"
+DAMAGED = "damaged"
+EVIDENCE_GAPS = frozenset({NOT_COLLECTED, DAMAGED})
+# A TVS address the scanner did not contact: outside the profile (scanner.collect only probes the
+# profile's TVS members and its allow-list), or never probed. Unknown, never unreachable.
+NOT_PROBED = frozenset({NOT_COLLECTED, DAMAGED, "skipped"})
+# NODE_NOT_FOUND_RATE: a node answers "not found" for this share of per-phone files more than
+# the cluster's best node, over at least this many answers: a sick node (a full disk, an
+# exhausted server), not a fleet that is only half provisioned (then every node says so alike).
+NOT_FOUND_EXCESS = 0.25
+NOT_FOUND_MIN_ANSWERS = 20
 
 
 # --- Evidence (input) ---------------------------------------------------------------------------
@@ -105,6 +119,8 @@ class ClusterEvidence:
     # Store name -> store; None: configured but missing/unreadable. Absent: not configured.
     trust_stores: Mapping[str, TrustStore | None] = field(default_factory=dict)
     tvs: tuple[TvsEvidence, ...] = ()
+    # node -> (not found, answered) over the per-phone files asked of it (NODE_NOT_FOUND_RATE).
+    file_answers: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +225,7 @@ class ListState:
         return {r.certificate for r in tf.records if r.role in wanted and r.certificate} if tf else set()
 
 
-_NO_LIST = ListState(FileEvidence("", "", "", "not collected"), None)
+_NO_LIST = ListState(FileEvidence("", "", "", NOT_COLLECTED), None)
 
 
 def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
@@ -284,6 +300,7 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
             )
     for t in ev.tvs:
         c.tvs_by_address.setdefault(t.address, []).append(t)
+    c.findings += _not_found_rate(ev)
     # The cluster CTL is one file: every node should serve the same bytes.
     # (Only valid CTLs: a broken one is its own finding, DEST_/SRC_CTL_INVALID.)
     ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis and s.valid}
@@ -296,6 +313,27 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
             )
         )
     return c
+
+
+def _not_found_rate(ev: ClusterEvidence) -> list[Finding]:
+    """Nodes that answer "not found" far more often than the cluster's best node."""
+    rates = {n: nf / total for n, (nf, total) in ev.file_answers.items() if total >= NOT_FOUND_MIN_ANSWERS}
+    if len(rates) < 2:
+        return []
+    best = min(rates.values())
+    out = []
+    for node, rate in sorted(rates.items()):
+        if rate - best >= NOT_FOUND_EXCESS:
+            nf, total = ev.file_answers[node]
+            out.append(Finding(
+                "NODE_NOT_FOUND_RATE", Severity.WARNING,
+                f"{ev.name} node {node} answered \"not found\" for {nf} of {total} phone files ({rate:.0%}); "
+                f"the cluster's best node for {best:.0%}: check that node before trusting its phones' "
+                "missing-file findings",
+                {"cluster": ev.name, "node": node, "not_found": nf, "answered": total,
+                 "rate": round(rate, 4), "best_node_rate": round(best, 4)},
+            ))
+    return out
 
 
 # --- The evaluation -----------------------------------------------------------------------------
@@ -369,7 +407,20 @@ class Evaluator:
         tvs_matters = not (self.src_blank and not src.ev.mixed)
         for t in src.ev.tvs if tvs_matters else ():
             ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
-            if t.outcome != OK or t.cert_der is None:
+            if t.outcome in EVIDENCE_GAPS:
+                src.findings.append(
+                    Finding("EVIDENCE_MISSING", Severity.WARNING,
+                            f"TVS {t.name or t.address}:{t.port} was not probed: {t.detail or t.outcome}",
+                            ev | {"outcome": t.outcome, "unknown": True})
+                )
+            elif t.outcome == "skipped":
+                src.findings.append(
+                    Finding("TVS_OUTSIDE_PROFILE", Severity.WARNING,
+                            f"a source config names TVS {t.address}:{t.port}, which is not a TVS member of the "
+                            f"profile: never contacted ({t.detail or 'not in the profile'})",
+                            ev | {"outcome": t.outcome, "unknown": True})
+                )
+            elif t.outcome != OK or t.cert_der is None:
                 src.findings.append(
                     Finding("TVS_UNREACHABLE", Severity.WARNING,
                             f"TVS {t.name or t.address}:{t.port} {t.outcome}" + (f" ({t.detail})" if t.detail else ""),
@@ -522,12 +573,26 @@ class _PhoneRun:
         return [f for f in self.p.files if f.cluster == cluster and f.name.upper().endswith(suffix.upper())]
 
     def fetch_failed(self, check: str, fetches: Sequence[FileEvidence], what: str) -> None:
-        reasons = sorted({f.outcome for f in fetches}) or ["not collected"]
-        self.add(check, CheckStatus.UNKNOWN, Finding(
-            "FETCH_FAILED", Severity.WARNING,
-            f"{what}: could not be fetched ({', '.join(reasons)})",
-            {"file": what, "reasons": reasons, "nodes": sorted({f.node for f in fetches})},
-        ))
+        """UNKNOWN for ``check``: FETCH_FAILED for what the network refused us, EVIDENCE_MISSING
+        for what the evidence directory lacks (never collected, or its bytes damaged)."""
+        gaps = [f for f in fetches if f.outcome in EVIDENCE_GAPS] or ([] if fetches else [_NO_LIST.fetch])
+        failed = [f for f in fetches if f.outcome not in EVIDENCE_GAPS]
+        if failed:
+            reasons = sorted({f.outcome for f in failed})
+            self.add(check, CheckStatus.UNKNOWN, Finding(
+                "FETCH_FAILED", Severity.WARNING,
+                f"{what}: could not be fetched ({', '.join(reasons)})",
+                {"file": what, "reasons": reasons, "nodes": sorted({f.node for f in failed})},
+            ))
+        if gaps:
+            reasons = sorted({f.outcome for f in gaps})
+            details = sorted({f.detail for f in gaps if f.detail})
+            files = sorted({f"{f.node}/{f.name}" if f.node else f.name or what for f in gaps})
+            self.add(check, CheckStatus.UNKNOWN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"{what}: no usable evidence ({', '.join(reasons)}" + (f": {details[0]}" if details else "") + ")",
+                {"file": what, "reasons": reasons, "files": files, "details": details},
+            ))
 
     def result(self) -> PhoneResult:
         for c in CHECKS:
@@ -579,19 +644,18 @@ class _PhoneRun:
                 ok = next((f for f in fetches if f.ok), None)
                 if ok is not None:
                     by_node[node] = _analyse(ok, ev.cache)
-                elif (
-                    fetches and node in per_node and per_node[node].fetch.ok
-                    and all(f.outcome == "not_found" for f in fetches)
-                ):
-                    by_node[node] = per_node[node]  # the phone falls back to the generic file
-                elif node in per_node and per_node[node].fetch.outcome == "not_found" and fetches and all(
-                    f.outcome == "not_found" for f in fetches
-                ):
-                    continue  # neither exists on this node
+                elif fetches and all(f.outcome == "not_found" for f in fetches):
+                    generic = per_node.get(node, _NO_LIST).fetch
+                    if generic.ok:
+                        by_node[node] = per_node[node]  # the phone falls back to the generic file
+                    elif generic.outcome == "not_found":
+                        continue  # neither exists on this node
+                    else:  # the generic file is the phone's; what it holds is unknown
+                        failures.extend([*fetches, generic])
                 elif fetches:
                     failures.extend(fetches)
                 else:  # never asked for this phone (an interrupted collection): not evidence of absence
-                    failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", "not collected"))
+                    failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", NOT_COLLECTED))
             missing_code = "SRC_ITL_MISSING" if kind == "ITL" else "SRC_CTL_INVALID"
             invalid_code = f"SRC_{kind}_INVALID"
             if not by_node:
@@ -636,7 +700,7 @@ class _PhoneRun:
             ))
         page = p.page
         if page is None or page.itl_installed is None:
-            why = p.page_outcome or "not collected"
+            why = p.page_outcome or NOT_COLLECTED
             if page is not None:
                 why = "its web page shows no trust-list fields"
             self.add("C2", CheckStatus.UNKNOWN, Finding(
@@ -763,9 +827,18 @@ class _PhoneRun:
         ev = self.ev
         fail = CheckStatus.FAIL if needed else CheckStatus.WARN
         sev = Severity.BLOCKER if needed else Severity.WARNING
-        cfg = self._source_config()
+        cfg, refused = self._source_config()
         if cfg is None:
-            if needed:
+            if refused is not None:
+                fe, exc = refused
+                self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                    "CONFIG_REFUSED", Severity.WARNING,
+                    f"the source config {fe.name} from {fe.node} was refused by the parser ({refusal_kind(exc)}): "
+                    f"{exc}; its TVS members are unknown",
+                    {"cluster": "source", "node": fe.node, "file": fe.name, "reason": refusal_kind(exc),
+                     "detail": str(exc)},
+                ))
+            elif needed:
                 fetches = self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml")
                 self.fetch_failed("C4", fetches, f"source config SEP{self.p.name[3:]}.cnf.xml.sgn")
             return
@@ -784,13 +857,16 @@ class _PhoneRun:
         unreachable: list[str] = []
         timeouts: list[str] = []
         untrusted: list[str] = []
+        unprobed: list[str] = []  # the scanner never asked: says nothing of the phone's TVS
         for address, port in members:
             known = ev.src.tvs_by_address.get(address, [])
-            probes = [t for t in known if t.port == port] or known
+            probes = [t for t in known if t.port == port]
             probe = next((t for t in probes if t.outcome == OK), probes[0] if probes else None)
             label = f"{address}:{port}"
             if probe is None:
-                timeouts.append(label + " (not probed)")
+                unprobed.append(label + " (not probed)")
+            elif probe.outcome in NOT_PROBED:
+                unprobed.append(f"{label} ({'outside the profile' if probe.outcome == 'skipped' else probe.outcome})")
             elif probe.outcome != OK or probe.cert_der is None:
                 (timeouts if probe.outcome == "timeout" else unreachable).append(f"{label} ({probe.outcome})")
             elif probe.cert_der in itl_ders:
@@ -798,13 +874,34 @@ class _PhoneRun:
             else:
                 untrusted.append(label)
         if good:
-            if unreachable or timeouts or untrusted:
+            if unreachable or timeouts or untrusted or unprobed:
                 self.add("C4", CheckStatus.WARN, Finding(
-                    "TVS_UNREACHABLE" if unreachable or timeouts else "TVS_CERT_NOT_IN_ITL", Severity.WARNING,
-                    f"TVS {', '.join(good)} usable; not: {', '.join(unreachable + timeouts + untrusted)}",
-                    {"usable": good, "unreachable": unreachable + timeouts, "untrusted": untrusted},
+                    "TVS_UNREACHABLE" if unreachable or timeouts or unprobed else "TVS_CERT_NOT_IN_ITL",
+                    Severity.WARNING,
+                    f"TVS {', '.join(good)} usable; not: {', '.join(unreachable + timeouts + unprobed + untrusted)}",
+                    {"usable": good, "unreachable": unreachable + timeouts, "untrusted": untrusted,
+                     "not_probed": unprobed},
                 ))
             return
+        if unprobed and not (untrusted or unreachable):
+            # Some member was never probed and none seen failed for certain: that member may be
+            # the one that works (the seed: a phone tries its TVS members in order).
+            self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"TVS {', '.join(unprobed)} of the phone's config was not probed"
+                + (f"; {', '.join(timeouts)} did not answer" if timeouts else ""),
+                {"not_probed": unprobed, "unreachable": timeouts},
+            ))
+            return
+        if unprobed:
+            # Every member probed failed, but one was never probed: it may be the one that works.
+            fail = CheckStatus.UNKNOWN if needed else CheckStatus.WARN
+            sev = Severity.WARNING
+            self.add("C4", fail, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"TVS {', '.join(unprobed)} of the phone's config was not probed; the others failed",
+                {"not_probed": unprobed},
+            ))
         if untrusted:
             self.add("C4", fail, Finding(
                 "TVS_CERT_NOT_IN_ITL", sev,
@@ -824,7 +921,9 @@ class _PhoneRun:
                 {"unreachable": timeouts},
             ))
 
-    def _source_config(self) -> DeviceConfig | None:
+    def _source_config(self) -> tuple[DeviceConfig | None, tuple[FileEvidence, ParseError] | None]:
+        """The first source config that parses; else the first refusal (file and reason)."""
+        refused: tuple[FileEvidence, ParseError] | None = None
         for fe in self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml"):
             if not fe.ok or fe.data is None:
                 continue
@@ -832,13 +931,14 @@ class _PhoneRun:
             if fe.name.lower().endswith(".sgn"):
                 a = self.ev.cache.analyse(fe.data, name_hint=fe.name, verify_signature=False)
                 if a.file is None:
+                    refused = refused or (fe, ParseError(f"signed header: {a.error}"))
                     continue
                 payload = a.file.payload
             try:
-                return parse_device_config(payload)
-            except ParseError:
-                continue
-        return None
+                return parse_device_config(payload), None
+            except ParseError as exc:
+                refused = refused or (fe, exc)
+        return None, refused
 
     # C6 -------------------------------------------------------------------------------------
     def c6(self) -> None:
@@ -864,21 +964,35 @@ class _PhoneRun:
                         f"destination {kind} from {node} is not valid: {ls.problem}",
                         {"cluster": "destination", "node": node, "file": ls.fetch.name},
                     ))
-        configs = self.files("destination", ".cnf.xml.sgn")
-        if not configs:
-            configs = self.files("destination", ".cnf.xml")
-        ok = [f for f in configs if f.ok]
+        # Per node, what a phone gets: the signed config, else (not found) the plain one.
+        ok: list[FileEvidence] = []
+        missing: list[str] = []
+        unknown: list[FileEvidence] = []
+        sgn, xml = self.files("destination", ".cnf.xml.sgn"), self.files("destination", ".cnf.xml")
+        for node in dst.ev.nodes:
+            signed = [f for f in sgn if f.node == node]
+            plain = [f for f in xml if f.node == node]
+            good = [f for f in signed if f.ok] or [f for f in plain if f.ok]
+            if good:
+                ok.append(good[0])
+            elif signed and all(f.outcome == "not_found" for f in signed) and all(
+                f.outcome == "not_found" for f in plain
+            ):
+                missing.append(node)
+            else:
+                unknown += [f for f in signed + plain if f.outcome != "not_found"] or [
+                    FileEvidence("destination", node, f"SEP{self.p.name[3:]}.cnf.xml.sgn", NOT_COLLECTED)
+                ]
         if not ok:
-            if configs and all(f.outcome == "not_found" for f in configs):
+            if missing and not unknown:
                 self.add("C6", CheckStatus.FAIL, Finding(
                     "DEST_NOT_PROVISIONED", Severity.BLOCKER,
                     "no destination TFTP node has a config for this phone: it will not register",
                     {"cluster": "destination", "file": f"SEP{self.p.name[3:]}.cnf.xml.sgn"},
                 ))
             else:
-                self.fetch_failed("C6", configs, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
+                self.fetch_failed("C6", unknown, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
             return
-        missing = sorted(f.node for f in configs if f.outcome == "not_found")
         if missing:
             self.add("C6", CheckStatus.WARN, Finding(
                 "DEST_NOT_PROVISIONED", Severity.WARNING,
@@ -977,12 +1091,27 @@ class Summary:
     top_reasons: tuple[tuple[str, int], ...]
     cluster_blockers: tuple[str, ...]
     why: str
+    evidence_issues: tuple[str, ...] = ()
+
+
+def refusal_kind(exc: ParseError) -> str:
+    """Why a config was refused, in one word: dtd, entity, size, malformed (for CONFIG_REFUSED)."""
+    text = str(exc).lower()
+    if "dtd" in text or "document type" in text:
+        return "dtd"
+    if "entity" in text:
+        return "entity"
+    if "too large" in text:
+        return "size"
+    return "malformed"
 
 
 def summarize(
     phones: Sequence[PhoneResult] | Counter[str], clusters: Sequence[ClusterResult], policy: Policy,
-    reasons: Counter[str] | None = None,
+    reasons: Counter[str] | None = None, evidence_issues: Sequence[str] = (),
 ) -> Summary:
+    """The fleet's verdict. ``evidence_issues``: reasons the evidence itself is incomplete (an
+    interrupted run, a truncated manifest, damaged blobs): the fleet is then never GO."""
     if isinstance(phones, Counter):
         counts = phones
         reason_counts = reasons or Counter()
@@ -999,6 +1128,12 @@ def summarize(
         why = (
             f"{counts[Readiness.NOT_READY.value]} phone(s) NOT_READY"
             + (f"; cluster blockers: {', '.join(blockers)}" if blockers else "")
+            + (f"; evidence incomplete: {evidence_issues[0]}" if evidence_issues else "")
+        )
+    elif evidence_issues:
+        verdict = Verdict.INCOMPLETE
+        why = "evidence incomplete: " + evidence_issues[0] + (
+            f" (and {len(evidence_issues) - 1} more issue(s))" if len(evidence_issues) > 1 else ""
         )
     elif total and ready / total >= policy.go_threshold:
         verdict = Verdict.GO
@@ -1009,4 +1144,6 @@ def summarize(
     else:
         verdict = Verdict.INCOMPLETE
         why = f"{counts[Readiness.UNKNOWN.value]} phone(s) UNKNOWN: evidence missing"
-    return Summary(verdict, dict(counts), total, tuple(reason_counts.most_common(10)), blockers, why)
+    return Summary(
+        verdict, dict(counts), total, tuple(reason_counts.most_common(10)), blockers, why, tuple(evidence_issues)
+    )

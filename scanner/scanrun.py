@@ -82,12 +82,14 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
                 stream.device(row)
             if opts.on_device is not None:
                 opts.on_device(row)
-        summary = summarize(results, clusters, opts.policy)
+        evidence_issues = loaded.evidence.fleet_issues()
+        summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
         if "jsonl" in opts.formats:
             stream.summary({"verdict": summary.verdict.value, **summary_dict(summary)})
             paths["jsonl"] = stream.path
     if "jsonl" not in opts.formats:
         stream.path.unlink(missing_ok=True)
+    warnings += [f"evidence: {issue}" for issue in evidence_issues]
     finished = time.time()
     run = {
         "started": dt.datetime.fromtimestamp(opts.run_meta.pop("started", started), dt.UTC).isoformat(),
@@ -96,6 +98,7 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         "profile": str(opts.profile.path) if opts.profile.path else None,
         "profile_sha256": opts.profile.sha256,
         "evidence": str(opts.evidence),
+        "evidence_state": loaded.evidence.state,
         "analysis_seconds": round(finished - started, 3),
         "cache": {"distinct_files": cache.misses, "reused": cache.hits},
         **opts.run_meta,

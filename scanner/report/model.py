@@ -68,6 +68,7 @@ def summary_dict(s: Summary) -> dict[str, Any]:
         "top_reasons": [{"code": c, "count": n} for c, n in s.top_reasons],
         "cluster_blockers": list(s.cluster_blockers),
         "why": s.why,
+        "evidence_issues": list(s.evidence_issues),
     }
 
 

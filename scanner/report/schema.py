@@ -96,6 +96,10 @@ def report_schema() -> dict[str, Any]:
                     },
                     "cluster_blockers": {"type": "array", "items": {"type": "string"}},
                     "why": {"type": "string"},
+                    # Reasons the evidence is incomplete (interrupted run, truncated manifest,
+                    # damaged blobs); non-empty means the verdict is never GO. Absent in reports
+                    # written before it existed.
+                    "evidence_issues": {"type": "array", "items": {"type": "string"}},
                 },
             },
             "clusters": {
