@@ -645,13 +645,13 @@ class _PhoneRun:
                 if ok is not None:
                     by_node[node] = _analyse(ok, ev.cache)
                 elif fetches and all(f.outcome == "not_found" for f in fetches):
-                    generic = per_node.get(node, _NO_LIST).fetch
-                    if generic.ok:
+                    fallback = per_node.get(node, _NO_LIST).fetch
+                    if fallback.ok:
                         by_node[node] = per_node[node]  # the phone falls back to the generic file
-                    elif generic.outcome == "not_found":
+                    elif fallback.outcome == "not_found":
                         continue  # neither exists on this node
                     else:  # the generic file is the phone's; what it holds is unknown
-                        failures.extend([*fetches, generic])
+                        failures.extend([*fetches, fallback])
                 elif fetches:
                     failures.extend(fetches)
                 else:  # never asked for this phone (an interrupted collection): not evidence of absence
