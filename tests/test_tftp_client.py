@@ -402,6 +402,52 @@ def test_ipv6_peer_matches_on_host_and_port() -> None:
     assert result(client).ok
 
 
+def test_a_first_reply_from_another_host_is_a_stray() -> None:
+    """Only the host the request went to can give the first reply (issue 9: a neighbouring
+    node's late DATA was stored under the requested name)."""
+    client = make(blksize=None, windowsize=None, tsize=False, timeout=0.5, server_host="127.0.0.1")
+    sent(client)
+    neighbour = ("127.0.0.2", TID[1])
+    data(client, 1, b"not yours", addr=neighbour)  # a perfect first reply, from the wrong host
+    client.receive_datagram(encode_oack({"tsize": 9}), neighbour, 0.0)
+    client.receive_datagram(encode_error(1), neighbour, 0.0)  # not even a "not found"
+    packets = sent(client)
+    assert [(p.code, a) for p, a in packets if isinstance(p, ErrorPacket)] == [(5, neighbour)] * 2
+    assert client.result is None and not client.peer_locked
+    data(client, 1, b"yours")
+    res = result(client)
+    assert res.ok and res.data == b"yours" and res.peer == TID and res.strays == 3
+
+
+def test_without_server_host_any_host_may_answer_first() -> None:
+    client = make(blksize=None, windowsize=None, tsize=False, timeout=0.5)
+    sent(client)
+    data(client, 1, b"x", addr=("127.0.0.2", 4000))
+    assert result(client).ok
+
+
+@pytest.mark.parametrize("block", [0, 2, 7, 65535])
+def test_a_first_reply_is_data_1_or_nothing(block: int) -> None:
+    """A later block before the lock is a late datagram of an earlier transfer on this port."""
+    client = make(server_host="127.0.0.1")
+    sent(client)
+    data(client, block, b"x" * 10)
+    [(packet, addr)] = sent(client)
+    assert isinstance(packet, ErrorPacket) and packet.code == 5 and addr == TID
+    assert not client.peer_locked and client.strays == 1
+    oack(client, blksize="1428", tsize="3", timeout="1", windowsize="8")
+    data(client, 1, b"abc")
+    res = result(client)
+    assert res.ok and res.data == b"abc" and res.expected_size == 3 and res.strays == 1
+
+
+def test_expected_size_is_none_without_tsize() -> None:
+    client = make(blksize=None, windowsize=None, tsize=False, timeout=0.5)
+    data(client, 1, b"abc")
+    res = result(client)
+    assert res.ok and res.expected_size is None and res.strays == 0
+
+
 def test_garbage_before_the_lock_is_ignored_then_mentioned() -> None:
     client = make(max_retries=0, timeout=0.5)
     sent(client)

@@ -426,8 +426,11 @@ def test_pool_reuses_sockets_and_closes_them_all(run: Runner) -> None:
             assert res.outcome is Outcome.OK and res.data == FILES[name], res
 
 
-def test_pool_closes_sockets_after_unclean_transfers(run: Runner) -> None:
-    async def main() -> tuple[int, int, TftpSocketPool]:
+def test_pool_parks_sockets_after_unclean_transfers(run: Runner) -> None:
+    """A timeout or a cancellation never returns a socket to the idle list: it stays parked
+    (bound, so its port cannot be handed out while the server may still send to it)."""
+
+    async def main() -> tuple[int, int, int, int, TftpSocketPool]:
         before = fd_count()
         async with TftpSocketPool() as pool:
             with black_hole() as hole:
@@ -442,13 +445,63 @@ def test_pool_closes_sockets_after_unclean_transfers(run: Runner) -> None:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
             await settle()
-            during = pool.open_sockets
+            during, parked = pool.open_sockets, pool.parked_sockets
         await settle()
-        assert during == 0  # a timeout or a cancellation never returns a socket to the pool
-        return before, fd_count(), pool
+        return before, fd_count(), during, parked, pool
 
-    before, after, pool = run(main())
-    assert after == before and pool.reused == 0
+    before, after, during, parked, pool = run(main())
+    assert during == parked == 6 and pool.parked == 6 and pool.reused == 0
+    assert after == before  # close() closes parked sockets too
+
+
+def test_parked_sockets_serve_again_after_the_linger(run: Runner) -> None:
+    async def main() -> tuple[TftpResult, TftpResult, TftpSocketPool]:
+        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool(linger=0.05) as pool:
+            with black_hole() as hole:
+                res = await tftp_fetch(HOST, hole.getsockname()[1], "x", timeout=0.02, retries=0, pool=pool)
+            assert res.outcome is Outcome.TIMEOUT and pool.parked_sockets == 1
+            early = await tftp_fetch(HOST, server.port, "one", timeout=0.5, pool=pool)
+            assert pool.created == 2  # the parked socket was not lent
+            await asyncio.sleep(0.06)
+            late = await tftp_fetch(HOST, server.port, "one", timeout=0.5, pool=pool)
+        return early, late, pool
+
+    early, late, pool = run(main())
+    assert early.ok and late.ok and late.data == b"1"
+    assert pool.reused == 1 and pool.created == 2 and pool.parked_sockets == 0
+
+
+def test_a_bind_on_a_dirty_port_is_parked_and_another_taken(run: Runner) -> None:
+    """A port closed while a server may still send to it is dirty: a new socket that the
+    kernel binds to it is held (parked) and another one bound."""
+
+    async def main() -> tuple[TftpResult, int, int, TftpSocketPool]:
+        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool(max_parked=0) as pool:
+            with black_hole() as hole:
+                res = await tftp_fetch(HOST, hole.getsockname()[1], "x", timeout=0.02, retries=0, pool=pool)
+            assert res.outcome is Outcome.TIMEOUT and pool.parked_sockets == 0  # no room: closed
+            (dirty,) = {key[2] for key in pool._dirty}
+            pool._max_parked = 8
+            await settle()  # the transport closes its socket one loop iteration later
+            real_bind = socket.socket.bind
+            forced = []
+
+            def bind(self: socket.socket, address: Any) -> None:
+                if not forced and self.type == socket.SOCK_DGRAM and address == (HOST, 0):
+                    forced.append(1)
+                    address = (HOST, dirty)  # the kernel happens to hand out the dirty port
+                real_bind(self, address)
+
+            socket.socket.bind = bind  # type: ignore[method-assign]
+            try:
+                ok = await tftp_fetch(HOST, server.port, "one", timeout=0.5, pool=pool)
+            finally:
+                socket.socket.bind = real_bind  # type: ignore[method-assign]
+        return ok, dirty, len(forced), pool
+
+    ok, _dirty, forced, pool = run(main())
+    assert forced == 1 and ok.ok and ok.data == b"1"
+    assert pool.dirty_binds == 1 and pool.created == 3
 
 
 async def _recv(sock: socket.socket) -> tuple[bytes, Any]:
@@ -501,16 +554,18 @@ def test_pool_keeps_late_datagrams_of_an_earlier_transfer_away(run: Runner) -> N
     assert reply[:4] == b"\x00\x05\x00\x05"  # ERROR 5 Unknown transfer ID
 
 
-def test_pool_takes_an_oack_from_a_server_port_that_comes_round_again(run: Runner) -> None:
-    """The server's new transfer may get the port an earlier transfer of this socket had: its
-    OACK (which a finished transfer never sends again) is the reply, not a late datagram."""
+def test_pool_refuses_an_oack_from_a_server_port_that_comes_round_again(run: Runner) -> None:
+    """An earlier transfer's server TID is barred for the linger: even an OACK from it (a
+    retransmitted one may arrive late, reordered) is refused with ERROR 5. If it was the
+    server's new transfer on a port that came round again, that costs one retransmission."""
 
-    async def main() -> tuple[TftpResult, TftpResult, TftpSocketPool]:
+    async def main() -> tuple[TftpResult, TftpResult, bytes, TftpSocketPool]:
         with (
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as requests,
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid2,
         ):
-            for s in (requests, tid):
+            for s in (requests, tid, tid2):
                 s.bind((HOST, 0))
                 s.setblocking(False)
             port = requests.getsockname()[1]
@@ -522,16 +577,21 @@ def test_pool_takes_an_oack_from_a_server_port_that_comes_round_again(run: Runne
                 first = await task
                 await _recv(tid)  # its ACK
                 opts: dict[str, Any] = {"blksize": 1024, "windowsize": None, "tsize": False}
-                task = asyncio.create_task(tftp_fetch(HOST, port, "two", timeout=0.5, pool=pool, **opts))
+                task = asyncio.create_task(tftp_fetch(HOST, port, "two", timeout=0.1, pool=pool, **opts))
                 rrq, client2 = await _recv(requests)
                 assert client2 == client and b"blksize\x001024\x00" in rrq
                 tid.sendto(b"\x00\x06blksize\x001024\x00", client)  # the same TID again
-                ack0, _ = await _recv(tid)
+                refusal, _ = await _recv(tid)
+                await _recv(requests)  # the retransmitted request
+                tid2.sendto(b"\x00\x06blksize\x001024\x00", client)
+                ack0, _ = await _recv(tid2)
                 assert ack0 == b"\x00\x04\x00\x00"
-                tid.sendto(b"\x00\x03\x00\x01two", client)
+                tid2.sendto(b"\x00\x03\x00\x01two", client)
                 second = await task
-        return first, second, pool
+        return first, second, refusal, pool
 
-    first, second, pool = run(main())
-    assert first.ok and second.ok and second.data == b"two" and second.retransmissions == 0
+    first, second, refusal, pool = run(main())
+    assert refusal[:4] == b"\x00\x05\x00\x05"
+    assert first.ok and second.ok and second.data == b"two" and second.retransmissions == 1
+    assert second.strays == 1 and pool.strays == 1
     assert pool.created == 1 and pool.reused == 1

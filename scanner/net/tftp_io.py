@@ -34,6 +34,7 @@ import functools
 import ipaddress
 import random
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,16 @@ async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tup
         raise OSError(f"no address for {host!r}")
     family, _, _, _, sockaddr = infos[0]
     return family, tuple(sockaddr)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_host(host: str) -> str:
+    # How recvfrom spells the address (compressed IPv6, scope kept), so that a reply's source
+    # compares equal to the request's destination however the caller wrote it.
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
 
 
 def _local_host(family: int, remote: Address, local_host: str | None) -> str:
@@ -234,6 +245,11 @@ async def tftp_fetch(
     """
     if loop is None:
         loop = asyncio.get_running_loop()
+    family_of_literal = _family_of(host)
+    if family_of_literal is not None:  # an address literal (the usual case): no coroutine
+        family, server = family_of_literal, (host, port)
+    else:
+        family, server = await _resolve(loop, host, port)
     client = TftpReadClient(
         filename,
         blksize=blksize,
@@ -243,12 +259,9 @@ async def tftp_fetch(
         max_retries=retries,
         max_size=max_size,
         rng=rng,
+        # Replies are taken only from the host the request goes to, in the kernel's spelling.
+        server_host=_canonical_host(str(server[0])),
     )
-    family_of_literal = _family_of(host)
-    if family_of_literal is not None:  # an address literal (the usual case): no coroutine
-        family, server = family_of_literal, (host, port)
-    else:
-        family, server = await _resolve(loop, host, port)
     protocol = _FetchProtocol(client, server, loop)
     if pool is not None:
         return await pool._run(loop, family, _local_host(family, server, local_host), protocol, client)
@@ -283,27 +296,46 @@ def _with_socket_error(result: TftpResult, protocol: _FetchProtocol) -> TftpResu
     return result
 
 
-_OACK_OPCODE = b"\x00\x06"
-# Transfer IDs of a pooled socket's earlier transfers that are still filtered (a socket serves one
-# transfer at a time; a late datagram can only come from the last few).
-RETIRED_TIDS = 8
+# How long a server's transfer may still send to a client port after our side of it ended: a
+# server retransmits its last datagram every timeout (the RFC 2349 option we send: 1 s by
+# default) a handful of times (tftp-hpa's and the lab's defaults: 5 retransmissions, about 6 s
+# in all). 15 s leaves room for a slower server and a delayed path. Ports are what separates
+# transfers, so none is handed to a new transfer while its old transfers may still talk to it.
+LINGER = 15.0
 # Idle sockets kept per local address; beyond that a finished transfer's socket is closed.
 POOL_MAX_IDLE = 512
+# Sockets parked at most (each holds a descriptor for up to LINGER seconds); beyond that an
+# unclean transfer's socket is closed and its port remembered as dirty instead (see the class).
+POOL_MAX_PARKED = 4096
+# Binds tried for a socket whose port is not dirty. The kernel picks from ~28,000 ephemeral
+# ports, so even with thousands dirty the chance of needing more than a few is negligible.
+MAX_BIND_TRIES = 32
+# ERROR 5 replies a pooled socket sends between two transfers (as the state machine caps its
+# own, MAX_STRAY_REPLIES): a flood of strays must not make us a reflector.
+POOL_STRAY_REPLIES = 16
+_ERROR_OPCODE = b"\x00\x05"
+
+_PortKey = tuple[int, str, int]  # (family, local host, local port)
 
 
 class _PooledSocket(asyncio.DatagramProtocol):
     """One client socket of a ``TftpSocketPool``: feeds the transfer it currently serves and
     keeps every earlier transfer's datagrams away from it."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: TftpSocketPool, family: int, local: str) -> None:
+        self.pool = pool
+        self.family = family
+        self.local = local
+        self.port = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.current: _FetchProtocol | None = None
         self.client: TftpReadClient | None = None
         self.sources: set[tuple[Any, Any]] = set()  # TIDs heard from by the current transfer
-        # Earlier transfers' server TIDs (see TftpSocketPool): ``retired`` ones may still send a
-        # late DATA or ERROR, never an OACK; from ``suspects`` (strangers) nothing is taken.
-        self.retired: deque[tuple[Any, Any]] = deque(maxlen=RETIRED_TIDS)
-        self.suspects: deque[tuple[Any, Any]] = deque(maxlen=RETIRED_TIDS)
+        # Server TIDs of earlier transfers (and anyone who sent while the socket was idle or
+        # parked), with the time until which nothing from them is taken as a first reply.
+        self.barred: dict[tuple[Any, Any], float] = {}
+        self.refused = 0  # datagrams refused here during the current transfer
+        self.parked_until = 0.0  # > 0 while parked: serves no transfer before then
         self.replies = 0
         self.closed = False
         self.abandoned = False
@@ -319,23 +351,26 @@ class _PooledSocket(asyncio.DatagramProtocol):
         if current is not None:
             client = self.client
             assert client is not None
-            if client.peer_locked or (
-                key not in self.suspects and (key not in self.retired or data[:2] == _OACK_OPCODE)
-            ):
-                # Before the lock, the first reply from any TID but an earlier transfer's is the
-                # server's (RFC 1350); after it the state machine answers strays itself.
+            if client.peer_locked:
+                current.datagram_received(data, addr)  # the state machine answers strays itself
+                return
+            until = self.barred.get(key)
+            if until is None or until <= time.monotonic():
+                # Before the lock, the first reply from the request's host is the server's (RFC
+                # 1350; the state machine checks the host), unless it is an earlier transfer's.
                 self.sources.add(key)
                 current.datagram_received(data, addr)
                 return
-        elif key not in self.retired and key not in self.suspects:
-            # Idle: whoever it is, the next transfer must not take it (or its retransmission)
-            # for its first reply.
-            self.suspects.append(key)
-        # A late datagram of an earlier transfer (its server retransmitting, say): RFC 1350 §4
-        # ERROR 5, as the state machine answers strays; never an ERROR to an ERROR. With a socket
-        # per transfer the closed port would have drawn an ICMP error: the server stops either way.
-        if data[:2] != b"\x00\x05" and self.replies < 16 and self.transport is not None:
+            self.refused += 1
+        # A late datagram of an earlier transfer, or anything while idle or parked: its sender
+        # stays barred for a while (a retransmitting server would otherwise be taken for the next
+        # transfer's reply), and is told RFC 1350 §4 ERROR 5, never an ERROR to an ERROR. With a
+        # socket per transfer the closed port would have drawn an ICMP error: it stops either way.
+        self.barred[key] = time.monotonic() + self.pool.linger
+        self.pool.strays += 1
+        if data[:2] != _ERROR_OPCODE and self.replies < POOL_STRAY_REPLIES and self.transport is not None:
             self.replies += 1
+            self.pool.stray_replies += 1
             self.transport.sendto(encode_error(ErrorCode.UNKNOWN_TID), addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -347,6 +382,21 @@ class _PooledSocket(asyncio.DatagramProtocol):
         current = self.current
         if current is not None:
             current.connection_lost(exc)
+
+    def retire(self, now: float) -> None:
+        """The current transfer ended: bar every TID it heard from, forget expired bars."""
+        self.current = None
+        self.client = None
+        until = now + self.pool.linger
+        barred = self.barred
+        for key in self.sources:
+            barred[key] = until
+        self.sources = set()
+        self.refused = 0
+        self.replies = 0
+        if len(barred) > 64:
+            for key in [k for k, t in barred.items() if t <= now]:
+                del barred[key]
 
     def close(self) -> None:
         self.closed = True
@@ -364,34 +414,62 @@ class TftpSocketPool:
 
     A socket per transfer costs a socket, a bind, a poller registration and a close (a dozen
     system calls and an event-loop transport) for a transfer of a handful of datagrams. A pool
-    keeps the socket of a transfer that ended cleanly and gives it to the next transfer. Only
-    one transfer uses a socket at a time, and what makes a fresh socket safe is kept:
+    keeps the socket of a transfer that ended cleanly and gives it to the next transfer.
 
-    * a socket goes back to the pool only after a *clean* transfer: outcome ``ok`` or
-      ``not_found``, no retransmission (so the server saw one request and started one transfer),
-      no duplicate, no datagram from a stranger, no socket error. Anything else (timeouts,
-      errors, cancellation) closes it, as before;
-    * the TIDs (server address and port) its last transfers heard from are remembered. Until the
-      next transfer has locked onto its own server TID, a datagram from one of them is not taken
-      as its first reply, except an OACK from the server TID of a clean transfer (which had its
-      ACK and never sends one again; this keeps a server port that happens to come round again
-      from costing a retransmission). Anything else from them, and anything arriving while the
-      socket is idle (whose sender is then remembered as a stranger, from whom nothing is
-      taken), is answered with ERROR 5 (Unknown transfer ID), as the state machine answers a
-      stray. With a socket per transfer the closed port would draw an ICMP error: the server
-      stops either way. (A fresh socket is no safer: its random port may be one another
-      transfer closed moments ago, with no memory of who used it.)
+    What tells transfers apart is the client port: the server sends a transfer's datagrams to
+    the port its request came from, and DATA carries no file name. A datagram of an earlier
+    transfer (a server retransmitting, a duplicate, a reordered OACK) reaching the port while a
+    later transfer waits for its first reply would be taken for that reply, and the earlier
+    file stored under the later name. So, per port:
 
-    ``close()`` (or leaving the ``async with``) closes every socket, idle or not.
+    * the first reply is taken only from the host the request went to (the state machine's
+      rule), and after it only from that host and the server's TID port;
+    * the TIDs a socket's transfers heard from are barred for ``linger`` seconds (a server may
+      still retransmit to the port that long): nothing from them is a later transfer's first
+      reply, anything from them is answered ERROR 5 (Unknown transfer ID) and counted. A server
+      port that comes round again within that time costs one retransmitted request;
+    * a socket goes back to the idle list only after a *clean* transfer: outcome ``ok`` or
+      ``not_found``, no retransmission (so the server saw one request and started one
+      transfer, the one we heard from), no duplicate, no stray, no socket error;
+    * after any other transfer (retransmitted request: the server may be running a second
+      transfer we never heard of; timeout; cancellation) the socket is *parked* for ``linger``
+      seconds: bound, so the kernel cannot give its port to anyone, answering every datagram
+      with ERROR 5 (which also frees the straggling transfer's slot at the server sooner), and
+      then idle again. Beyond ``max_parked`` such sockets, or when an idle socket is closed, the
+      port is remembered as *dirty* for ``linger`` seconds: a new socket whose bind lands on a
+      dirty port is parked in turn and another bound.
+
+    Within the process no transfer therefore runs on a port that another transfer used less
+    than ``linger`` seconds ago, except a clean transfer's socket, whose one server transfer is
+    known and barred. (Ports the kernel gives to other processes are beyond our reach.)
+
+    Counters: ``created`` sockets opened, ``reused`` transfers served by a pooled socket,
+    ``parked`` sockets parked, ``dirty_binds`` binds that landed on a dirty port, ``strays``
+    datagrams that belonged to no transfer of theirs and were ignored (refused here, or by a
+    transfer's state machine: wrong host, wrong TID, not a possible first reply),
+    ``stray_replies`` ERROR 5 sent for them by the pool's sockets.
+
+    ``close()`` (or leaving the ``async with``) closes every socket, idle, parked or busy.
     """
 
-    def __init__(self, max_idle: int = POOL_MAX_IDLE) -> None:
+    def __init__(
+        self, max_idle: int = POOL_MAX_IDLE, *, linger: float = LINGER, max_parked: int = POOL_MAX_PARKED
+    ) -> None:
         self._idle: dict[tuple[int, str], list[_PooledSocket]] = {}
         self._open: set[_PooledSocket] = set()
+        self._parked: deque[_PooledSocket] = deque()
+        self._dirty: dict[_PortKey, float] = {}
+        self._dirty_order: deque[tuple[_PortKey, float]] = deque()
         self._max_idle = max_idle
+        self._max_parked = max_parked
+        self.linger = linger
         self._closed = False
-        self.created = 0  # sockets opened (for tests and benchmarks)
-        self.reused = 0  # transfers served by a pooled socket
+        self.created = 0
+        self.reused = 0
+        self.parked = 0
+        self.dirty_binds = 0
+        self.strays = 0
+        self.stray_replies = 0
 
     async def __aenter__(self) -> TftpSocketPool:
         return self
@@ -405,14 +483,21 @@ class TftpSocketPool:
             ps.close()
         self._open.clear()
         self._idle.clear()
+        self._parked.clear()
 
     @property
     def open_sockets(self) -> int:
         return len(self._open)
 
+    @property
+    def parked_sockets(self) -> int:
+        return len(self._parked)
+
     def _take_idle(self, family: int, local: str) -> _PooledSocket | None:
         if self._closed:
             raise RuntimeError("TftpSocketPool used after close()")
+        if self._parked:
+            self._unpark(time.monotonic())
         idle = self._idle.get((family, local))
         while idle:
             ps = idle.pop()  # the most recently used
@@ -422,15 +507,73 @@ class TftpSocketPool:
             self._open.discard(ps)
         return None
 
+    def _unpark(self, now: float) -> None:
+        # In parking order; a socket parked for a dirty port's shorter remainder may wait behind
+        # a later one: at most ``linger`` more, never less than its own time.
+        parked = self._parked
+        while parked and parked[0].parked_until <= now:
+            ps = parked.popleft()
+            ps.parked_until = 0.0
+            if ps.closed:
+                self._open.discard(ps)
+                continue
+            ps.retire(now)
+            self._to_idle(ps, now)
+
+    def _to_idle(self, ps: _PooledSocket, now: float) -> None:
+        idle = self._idle.setdefault((ps.family, ps.local), [])
+        if self._closed or ps.closed or len(idle) >= self._max_idle:
+            self._close(ps, now)
+        else:
+            idle.append(ps)
+
+    def _park(self, ps: _PooledSocket, until: float, now: float) -> None:
+        if self._closed or ps.closed or len(self._parked) >= self._max_parked:
+            self._close(ps, now)
+            return
+        ps.parked_until = until
+        self._parked.append(ps)
+        self.parked += 1
+
+    def _close(self, ps: _PooledSocket, now: float) -> None:
+        """Close a socket whose port may still be sent to: remembered as dirty until then."""
+        ps.close()
+        self._open.discard(ps)
+        if ps.port and not self._closed:
+            key = (ps.family, ps.local, ps.port)
+            until = now + self.linger
+            self._dirty[key] = until
+            self._dirty_order.append((key, until))
+
+    def _is_dirty(self, key: _PortKey, now: float) -> float | None:
+        order, dirty = self._dirty_order, self._dirty
+        while order and order[0][1] <= now:
+            old, expiry = order.popleft()
+            if dirty.get(old) == expiry:
+                del dirty[old]
+        until = dirty.get(key)
+        return until if until is not None and until > now else None
+
     async def _acquire(self, loop: asyncio.AbstractEventLoop, family: int, local: str) -> _PooledSocket:
-        ps = self._take_idle(family, local)
-        if ps is not None:
-            return ps
-        ps = _PooledSocket()
+        for _ in range(MAX_BIND_TRIES):
+            ps = await self._open_socket(loop, family, local)
+            now = time.monotonic()
+            until = self._is_dirty((family, local, ps.port), now)
+            if until is None:
+                return ps
+            # The kernel handed out a port an earlier transfer of ours may still be sent to:
+            # hold it until then, so that the next bind cannot get it either.
+            self.dirty_binds += 1
+            self._park(ps, until, now)
+        raise OSError(f"no clean TFTP client port on {local} after {MAX_BIND_TRIES} binds")
+
+    async def _open_socket(self, loop: asyncio.AbstractEventLoop, family: int, local: str) -> _PooledSocket:
+        ps = _PooledSocket(self, family, local)
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
             sock.bind((local, 0))
+            ps.port = sock.getsockname()[1]
             await loop.create_datagram_endpoint(lambda: ps, sock=sock)
         except asyncio.CancelledError:
             ps.close()  # see tftp_fetch: the transport owns the socket now, or will
@@ -442,26 +585,16 @@ class TftpSocketPool:
         self._open.add(ps)
         return ps
 
-    def _release(
-        self, ps: _PooledSocket, family: int, local: str, clean: bool, peer: tuple[Any, Any] | None
-    ) -> None:
-        ps.current = None
-        ps.client = None
-        sources = ps.sources
-        if clean:
-            # The transfer's own server TID (the ERROR's sender for not_found) may send late
-            # DATA or ERROR, but no OACK after a clean transfer: it had its ACK (or sent none).
-            own = {peer} & sources if peer is not None else (sources if len(sources) == 1 else set())
-            ps.retired.extend(own)
-            ps.suspects.extend(sources - own)
-        ps.sources = set()
-        ps.replies = 0
-        idle = self._idle.setdefault((family, local), [])
-        if not clean or self._closed or ps.closed or len(idle) >= self._max_idle:
-            ps.close()
-            self._open.discard(ps)
+    def _release(self, ps: _PooledSocket, clean: bool) -> None:
+        now = time.monotonic()
+        ps.retire(now)
+        if ps.closed or self._closed:
+            self._close(ps, now)
             return
-        idle.append(ps)
+        if clean:
+            self._to_idle(ps, now)
+        else:
+            self._park(ps, now + self.linger, now)
 
     async def _run(
         self,
@@ -478,22 +611,23 @@ class TftpSocketPool:
         ps.current = protocol
         ps.client = client
         clean = False
-        peer: tuple[Any, Any] | None = None
         try:
             protocol.start()
             result = await protocol.finished
-            if result.peer is not None:
-                peer = (result.peer[0], result.peer[1])
+            refused = ps.refused
+            self.strays += client.strays
+            if refused:
+                result = dataclasses.replace(result, strays=result.strays + refused)
             clean = (
                 (result.outcome is Outcome.OK or result.outcome is Outcome.NOT_FOUND)
                 and result.retransmissions == 0
                 and result.duplicates == 0
-                and client.strays == 0
+                and result.strays == 0
                 and protocol.last_error is None
             )
         finally:
             protocol.close()
-            self._release(ps, family, local, clean, peer)
+            self._release(ps, clean)
         return _with_socket_error(result, protocol)
 
 
@@ -509,7 +643,9 @@ class TftpFaults:
     so a run is repeatable). ``delay``: seconds every outgoing datagram waits before it is sent.
     ``error_reply``: answer every request with this ERROR ``(code, message)`` instead of serving
     it. ``truncate``: serve only the first N bytes of every file while announcing the full size
-    in tsize, as a server whose file changed mid-transfer would.
+    in tsize, as a server whose file changed mid-transfer would. ``duplicate``: probability that a
+    datagram that was sent goes out twice (a network duplicating it). ``jitter``: each copy waits
+    an extra random 0..jitter seconds, so that datagrams overtake one another (reordering).
     """
 
     loss: float = 0.0
@@ -517,12 +653,16 @@ class TftpFaults:
     seed: int = 0
     error_reply: tuple[int, str] | None = None
     truncate: int | None = None
+    duplicate: float = 0.0
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.loss <= 1.0:
             raise ValueError("loss must be a probability in 0..1")
-        if self.delay < 0:
-            raise ValueError("delay must be >= 0")
+        if not 0.0 <= self.duplicate <= 1.0:
+            raise ValueError("duplicate must be a probability in 0..1")
+        if self.delay < 0 or self.jitter < 0:
+            raise ValueError("delay and jitter must be >= 0")
         if self.truncate is not None and self.truncate < 0:
             raise ValueError("truncate must be >= 0")
 
@@ -544,6 +684,7 @@ class ServerStats:
     protocol_errors: int = 0
     sent: int = 0  # datagrams handed to the kernel
     dropped: int = 0  # datagrams dropped by the loss fault
+    duplicated: int = 0  # extra copies sent by the duplicate fault
     send_errors: int = 0  # sendto failures (full buffer, closed socket): the same as loss
 
 
@@ -586,6 +727,8 @@ class TftpServer:
         self._rng = random.Random(self.faults.seed)
         self._loss = self.faults.loss
         self._delay = self.faults.delay
+        self._duplicate = self.faults.duplicate
+        self._jitter = self.faults.jitter
         self.stats = ServerStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: socket.socket | None = None
@@ -739,7 +882,7 @@ class TftpServer:
         if self._loss and self._rng.random() < self._loss:
             self.stats.dropped += 1
             return
-        if self._delay:
+        if self._delay or self._jitter:
             self._later(self._reject_now, packet, addr)
         else:
             self._reject_now(packet, addr)
@@ -785,14 +928,20 @@ class TftpServer:
         for data, addr in machine.datagrams_to_send(loop.time()):
             if self._loss and self._rng.random() < self._loss:
                 stats.dropped += 1
-            elif self._delay:
-                self._later(self._send_now, sock, data, addr)
-            else:
-                try:
-                    sock.sendto(data, addr)
-                    stats.sent += 1
-                except OSError:
-                    stats.send_errors += 1
+                continue
+            copies = 1
+            if self._duplicate and self._rng.random() < self._duplicate:
+                copies = 2
+                stats.duplicated += 1
+            for _ in range(copies):
+                if self._delay or self._jitter:
+                    self._later(self._send_now, sock, data, addr)
+                else:
+                    try:
+                        sock.sendto(data, addr)
+                        stats.sent += 1
+                    except OSError:
+                        stats.send_errors += 1
         if machine.done:
             self._end(transfer)
             return
@@ -856,7 +1005,10 @@ class TftpServer:
             self._delayed.discard(handle)
             callback(*args)
 
-        handle = self._loop.call_later(self._delay, fire)
+        delay = self._delay
+        if self._jitter:
+            delay += self._jitter * self._rng.random()
+        handle = self._loop.call_later(delay, fire)
         self._delayed.add(handle)
 
     def _send_now(self, sock: socket.socket, data: bytes, addr: Address) -> None:

@@ -22,8 +22,12 @@ Behaviour, with the reasons:
   more with no options at all.
 * Transfer ID (RFC 1350 §4): the server answers from a new port. The client locks on to the
   source of the first DATA or OACK; any other source gets ERROR 5 and is otherwise ignored.
-  Datagrams that arrive before the lock and are not a valid first reply are ignored (they
-  come from no peer yet), and mentioned in the message if the transfer later times out.
+  With ``server_host`` (the host the request went to; the adapter always gives it), a first
+  reply is taken only from that host: a datagram from any other address is a stray (ERROR 5),
+  however well it would fit. A DATA block other than 1 cannot be a first reply (it is an
+  earlier transfer's, sent to a port we reuse) and is a stray too. Datagrams that arrive before
+  the lock and cannot be decoded are ignored (they come from no peer yet). Strays and ignored
+  datagrams are counted (``TftpResult.strays``) and mentioned if the transfer times out.
 * Retransmission: before the first reply the RRQ is re-sent, afterwards the last ACK; each wait
   is ``timeout * 2**attempt`` capped at ``BACKOFF_CAP × timeout``, scaled by a random factor in
   ``1 ± JITTER`` so that thousands of concurrent transfers do not retransmit in lockstep. The
@@ -176,10 +180,17 @@ class TftpResult:
     options: NegotiatedOptions = _NO_OPTIONS
     peer: Address | None = None  # the server's transfer address (its TID), once known
     elapsed: float = 0.0  # seconds from start() to the end
+    strays: int = 0  # datagrams that were not this transfer's (ignored; see the module doc)
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def expected_size(self) -> int | None:
+        """The size the server announced (RFC 2349 tsize in its OACK), or None. An ``ok``
+        transfer's ``data`` has exactly this length (a mismatch is ``protocol_error``)."""
+        return self.options.tsize
 
 
 class _State(Enum):
@@ -215,6 +226,7 @@ class TftpReadClient:
         max_retries: int = 5,
         max_size: int = DEFAULT_MAX_SIZE,
         rng: random.Random | None = None,
+        server_host: str | None = None,
     ) -> None:
         if not filename:
             raise ValueError("empty filename")
@@ -233,6 +245,7 @@ class TftpReadClient:
         self._max_retries = max_retries
         self._max_size = max_size
         self._rng = rng if rng is not None else _SHARED_RNG
+        self._server_host = server_host
 
         requested: dict[str, int] = {}
         if blksize is not None and blksize != RFC1350_BLKSIZE:
@@ -299,8 +312,8 @@ class TftpReadClient:
         if self._attempt >= self._max_retries:
             if self._state is _State.REQUESTING:
                 why = f"no reply to the request after {self._attempt + 1} tries"
-                if self._ignored:
-                    why += f" ({self._ignored} stray or undecodable datagrams ignored)"
+                if self._ignored or self._strays:
+                    why += f" ({self._ignored + self._strays} stray or undecodable datagrams ignored)"
             else:
                 why = f"no DATA after block {self._blocks} in {self._attempt + 1} waits"
             self._finish(Outcome.TIMEOUT, now, message=why)
@@ -321,7 +334,12 @@ class TftpReadClient:
         if state is _State.DONE or state is _State.IDLE:
             return
         key = _addr_key(addr)
-        if self._peer_key is not None and key != self._peer_key:
+        if self._peer_key is not None:
+            if key != self._peer_key:
+                self._stray(data, addr)
+                return
+        elif self._server_host is not None and addr[0] != self._server_host:
+            # Not from the host the request went to: never the reply, however well it fits.
             self._stray(data, addr)
             return
         # The two datagrams nearly every transfer consists of, without building packet objects:
@@ -330,6 +348,10 @@ class TftpReadClient:
         if len(data) >= 4 and data[0] == 0:
             if data[1] == 3:
                 if state is _State.REQUESTING:
+                    if data[2] != 0 or data[3] != 1:
+                        # A first reply is DATA 1: a later block is an earlier transfer's.
+                        self._stray(data, addr)
+                        return
                     # DATA instead of OACK: the server ignored every option (RFC 2347).
                     self._lock(addr, key, _NO_OPTIONS)
                 self._on_data((data[2] << 8) | data[3], data[4:], now)
@@ -351,6 +373,9 @@ class TftpReadClient:
 
         if type(packet) is Data:
             if state is _State.REQUESTING:
+                if packet.block != 1:
+                    self._stray(data, addr)
+                    return
                 # DATA instead of OACK: the server ignored every option (RFC 2347 §"Negotiation").
                 self._lock(addr, key, _NO_OPTIONS)
             self._on_data(packet.block, packet.payload, now)
@@ -559,6 +584,7 @@ class TftpReadClient:
             options=self._options,
             peer=self._peer,
             elapsed=now - self._started,
+            strays=self._strays + self._ignored,
         )
 
     @property
@@ -572,8 +598,8 @@ class TftpReadClient:
 
     @property
     def strays(self) -> int:
-        """Datagrams that did not belong to this transfer: from another TID, or (before the
-        lock) undecodable or not a possible first reply."""
+        """Datagrams that did not belong to this transfer: from another TID or host, or (before
+        the lock) undecodable or not a possible first reply."""
         return self._strays + self._ignored
 
 
