@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import pytest
 
 from scanner.tftp.packets import (
     Data,
+    ErrorCode,
     ErrorPacket,
     OptionAck,
     Packet,
@@ -98,6 +101,29 @@ def test_decide_ignores_what_is_not_a_request(datagram: bytes) -> None:
 
 
 # -- negotiation -----------------------------------------------------------------------------
+
+
+def test_decide_read_error_is_error_0_not_file_not_found() -> None:
+    """A file the server has but cannot read now (here: out of descriptors) is ERROR 0 with the
+    reason; a client would take ERROR 1 for a fact about the file (issue 9)."""
+
+    def emfile(name: str) -> bytes | None:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), name)
+
+    decision = decide(encode_rrq("SEP0011.cnf.xml.sgn", "octet", {}), emfile)
+    assert isinstance(decision, Reject)
+    assert decision.code == ErrorCode.NOT_DEFINED
+    assert "SEP0011.cnf.xml.sgn" in decision.message and os.strerror(errno.EMFILE) in decision.message
+    packet = decode(decision.packet())
+    assert isinstance(packet, ErrorPacket) and packet.code == 0
+
+
+def test_decide_file_not_found_error_is_error_1() -> None:
+    def gone(name: str) -> bytes | None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+
+    decision = decide(encode_rrq("gone.xml", "octet", {}), gone)
+    assert isinstance(decision, Reject) and decision.code == ErrorCode.FILE_NOT_FOUND
 
 
 def test_all_options_are_acknowledged() -> None:

@@ -9,6 +9,8 @@ state machine asks it to send; the state machine only has to stay correct under 
   a file that exists becomes ``Serve``, anything refusable becomes ``Reject`` (an ERROR to send
   from a fresh TID, as tftp-hpa does), and a datagram that is not a request is ``None``: RFC 1350
   gives nothing to answer it with, and answering garbage would make the server a reflector.
+  ``lookup`` returns None (or raises ``FileNotFoundError``) for ERROR 1 "File not found"; any
+  other ``OSError`` it raises is ERROR 0 with the reason, never "not found".
 * ``ServerReadTransfer`` negotiates options the way tftp-hpa does: blksize 8..65464 clamped to
   the server's maximum, tsize answered with the size, timeout 1..255 echoed, windowsize clamped
   to 64; options it cannot parse are left out of the OACK (RFC 2347 lets a server ignore them).
@@ -125,7 +127,14 @@ def decide(data: bytes, lookup: Callable[[str], bytes | None]) -> Serve | Reject
     assert isinstance(packet, ReadRequest)
     if packet.mode not in ("octet", "netascii"):
         return Reject(ErrorCode.ILLEGAL_OPERATION, f"Unsupported mode {packet.mode!r}")
-    content = lookup(packet.filename)
+    try:
+        content = lookup(packet.filename)
+    except FileNotFoundError:
+        content = None
+    except OSError as exc:
+        # The server has the file but cannot read it now (EMFILE, EIO, ...): that is not "File
+        # not found", which a client takes as a fact about the file. ERROR 0 with the reason.
+        return Reject(ErrorCode.NOT_DEFINED, f"Cannot read {packet.filename}: {exc.strerror or exc}")
     if content is None:
         return Reject(ErrorCode.FILE_NOT_FOUND, "File not found")
     return Serve(packet, content)
