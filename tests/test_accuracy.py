@@ -18,6 +18,7 @@ import pytest
 
 from scanner.cli import main
 from scanner.demo_cli import serving_subprocess
+from scanner.lab.answer import compare_report
 from scanner.lab.scenario import BUILTIN
 
 PHONES = int(os.environ.get("TRUSTSCAN_ACCURACY_PHONES", "500"))
@@ -25,24 +26,7 @@ SCENARIOS = sorted(BUILTIN)
 
 
 def _compare(lab: Path, report: dict[str, Any]) -> list[str]:
-    key = orjson.loads((lab / "answer-key.json").read_bytes())
-    got = {d["name"]: d for d in report["devices"]}
-    problems = []
-    if report["verdict"] != key["verdict"]:
-        problems.append(f"verdict {report['verdict']} != {key['verdict']}")
-    if set(got) != set(key["devices"]):
-        problems.append(f"phones differ: {sorted(set(got) ^ set(key['devices']))[:5]}")
-    for name, exp in key["devices"].items():
-        d = got.get(name)
-        if d is None:
-            continue
-        if (d["readiness"], sorted(d["codes"])) != (exp["readiness"], sorted(exp["codes"])):
-            problems.append(f"{name}: got {d['readiness']} {d['codes']}, key {exp['readiness']} {exp['codes']}")
-    for cluster, codes in key.get("clusters", {}).items():
-        mine = sorted({f["code"] for f in report["clusters"][cluster]["findings"]})
-        if mine != sorted(codes):
-            problems.append(f"cluster {cluster}: got {mine}, key {sorted(codes)}")
-    return problems
+    return compare_report(orjson.loads((lab / "answer-key.json").read_bytes()), report)
 
 
 @pytest.mark.slow

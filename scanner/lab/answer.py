@@ -212,3 +212,36 @@ def answer_key(scenario: Scenario, seed: str, phones: Sequence[PhoneFacts]) -> d
         "scenario": scenario.name,
         "seed": seed,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing a scan's report with the key (the accuracy test and bench/bench_scan.py share it)
+
+
+def phone_differences(key: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """One line per phone whose readiness or codes (as a set) differ from the key, in key order;
+    a phone missing from either side is a difference too."""
+    got = {d["name"]: d for d in report["devices"]}
+    problems = []
+    for name, exp in key["devices"].items():
+        d = got.get(name)
+        if d is None:
+            problems.append(f"{name}: missing from the report, key {exp['readiness']} {exp['codes']}")
+        elif (d["readiness"], sorted(d["codes"])) != (exp["readiness"], sorted(exp["codes"])):
+            problems.append(f"{name}: got {d['readiness']} {d['codes']}, key {exp['readiness']} {exp['codes']}")
+    problems.extend(f"{name}: in the report, not in the key" for name in got if name not in key["devices"])
+    return problems
+
+
+def compare_report(key: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """Every way ``report`` (a parsed report.json) differs from ``key`` (a parsed answer-key.json):
+    the verdict, each phone (``phone_differences``), and each cluster's set of finding codes."""
+    problems = []
+    if report["verdict"] != key["verdict"]:
+        problems.append(f"verdict {report['verdict']} != {key['verdict']}")
+    problems.extend(phone_differences(key, report))
+    for cluster, codes in key.get("clusters", {}).items():
+        mine = sorted({f["code"] for f in report["clusters"][cluster]["findings"]})
+        if mine != sorted(codes):
+            problems.append(f"cluster {cluster}: got {mine}, key {sorted(codes)}")
+    return problems
