@@ -51,6 +51,10 @@ FILE_TIME = int((LAB_EPOCH + dt.timedelta(days=400)).timestamp())
 STALE_TIME = FILE_TIME - 90 * 86400
 MISMATCH_TIME = FILE_TIME - 7 * 86400
 PHONES_PER_SUBNET = 250
+# Phones fill 127.(base+90).0-255.1-250 (64,000 addresses); a bigger fleet spills into the next
+# second octets, up to 4 of them (256,000 phones), so 100,000-phone labs fit.
+PHONES_PER_OCTET = PHONES_PER_SUBNET * 256
+MAX_PHONES = PHONES_PER_OCTET * 4
 
 # Model mix of a typical fleet (Device Type as CUCM exports it, firmware load).
 MODELS: tuple[tuple[str, float, str], ...] = (
@@ -138,7 +142,8 @@ def _addresses(s: Scenario) -> tuple[list[Node], list[Tvs]]:
 
 
 def phone_address(base: int, index: int) -> str:
-    return f"127.{base + 90}.{index // PHONES_PER_SUBNET}.{index % PHONES_PER_SUBNET + 1}"
+    spill, rest = divmod(index, PHONES_PER_OCTET)
+    return f"127.{base + 90 + spill}.{rest // PHONES_PER_SUBNET}.{rest % PHONES_PER_SUBNET + 1}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,11 +564,13 @@ def build_lab(
     say = progress or (lambda _msg: None)
     validate(scenario)
     count = phones if phones is not None else scenario.phones
-    if not 1 <= count <= PHONES_PER_SUBNET * 256:
-        raise LabError(f"--phones: must be 1..{PHONES_PER_SUBNET * 256} (got {count})")
-    if scenario.base + 90 > 255:
+    if not 1 <= count <= MAX_PHONES:
+        raise LabError(f"--phones: must be 1..{MAX_PHONES} (got {count})")
+    last_octet = scenario.base + 90 + (count - 1) // PHONES_PER_OCTET
+    if last_octet > 255:
         raise LabError(
-            f"network.base: {scenario.base} leaves no room for phones at 127.{scenario.base + 90}.x.x"
+            f"network.base: {scenario.base} leaves no room for {count} phones at 127.{scenario.base + 90}.x.x"
+            f"..127.{last_octet}.x.x"
         )
     keys = keys or KeyFactory(seed)
     if keys.seed != seed:
