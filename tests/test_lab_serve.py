@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
+import os
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +30,16 @@ from scanner.trustlist import parse
 
 
 def _lab(d: Path) -> dict[str, Any]:
-    return json.loads((d / "lab.json").read_text())
+    lab: dict[str, Any] = json.loads((d / "lab.json").read_text())
+    return lab
 
 
 def _node(lab: dict[str, Any], name: str) -> dict[str, Any]:
     for cluster in lab["clusters"].values():
         for n in cluster["tftp"] + cluster["tvs"]:
             if n["name"] == name and ("tftp_port" in n or "cert" in n):
-                return n
+                found: dict[str, Any] = n
+                return found
     raise KeyError(name)
 
 
@@ -249,3 +257,240 @@ def test_bad_lab_directory(tmp_path: Path, what: str) -> None:
         assert "half-built" in message
     else:
         assert str(d) in message
+
+
+# -- I/O errors are never "not found" ------------------------------------------------------------
+
+
+def test_read_error_is_500_and_tftp_error_0_then_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first read of each file fails with EMFILE (as at 20,000 phones in one process): HTTP
+    answers 500 and TFTP ERROR 0, each naming the reason; nothing is cached, so the next request
+    for the same file gets it (issue 9: the failure used to become a cached 404)."""
+    from scanner.lab import serve
+
+    d = built_lab("healthy")
+    lab = _lab(d)
+    node = _tftp_node(lab, "dst-pub")
+    phones = lab["phones"]
+    failed: set[str] = set()
+    original = serve.NodeFiles._read_file
+
+    def flaky(self: serve.NodeFiles, name: str) -> bytes | None:
+        if name not in failed:
+            failed.add(name)
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), name)
+        return original(self, name)
+
+    monkeypatch.setattr(serve.NodeFiles, "_read_file", flaky)
+    http_name, tftp_name = (f"{p['name']}.cnf.xml.sgn" for p in phones[:2])
+
+    async def go() -> None:
+        async with serving(d):
+            url = f"http://{node['address']}:{node['http_port']}/{http_name}"
+            status, body = await _http(url)
+            assert status == 500 and os.strerror(errno.EMFILE).encode() in body
+            status, body = await _http(url)
+            assert (status, body) == (200, (d / "tftp/dst-pub" / http_name).read_bytes())
+            res = await tftp_fetch(node["address"], node["tftp_port"], tftp_name, timeout=0.5, retries=1)
+            assert res.outcome is not Outcome.NOT_FOUND and res.error_code == 0
+            assert os.strerror(errno.EMFILE) in res.message
+            res = await tftp_fetch(node["address"], node["tftp_port"], tftp_name, timeout=0.5)
+            assert res.outcome is Outcome.OK and res.data == (d / "tftp/dst-pub" / tftp_name).read_bytes()
+
+    asyncio.run(go())
+
+
+# -- phones spread over processes ----------------------------------------------------------------
+
+MP_BASE = 41  # its own addresses: these tests start worker processes beside other tests' labs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _every_phone_answers(lab: dict[str, Any]) -> int:
+    web = lab["web_port"]
+    ok = 0
+    async with aiohttp.ClientSession() as s:
+        for phone in lab["phones"]:
+            url = f"http://{phone['ip']}:{web}/CGI/Java/Serviceability?adapter=device.statistics.device"
+            if phone["web"] == "off":
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await s.get(url)
+            elif phone["web"] == "on":
+                async with s.get(url) as r:
+                    assert r.status == 200 and phone["name"] in await r.text()
+                    ok += 1
+    return ok
+
+
+def test_phones_span_three_processes_and_all_answer() -> None:
+    d = built_lab("mixed", phones=60, base=MP_BASE)
+    lab = _lab(d)
+    listening = sum(1 for p in lab["phones"] if p["web"] != "off")
+
+    async def go() -> list[int]:
+        async with serving(d, phones_per_process=20) as server:
+            assert server.processes == 3 and server.phones_listening == listening
+            pids = [w.proc.pid for w in server._workers]
+            assert all(_alive(p) for p in pids)
+            assert await _every_phone_answers(lab) == sum(1 for p in lab["phones"] if p["web"] == "on")
+            # The nodes are still served by this process.
+            node = _tftp_node(lab, "src-pub")
+            status, _ = await _http(f"http://{node['address']}:{node['http_port']}/ITLFile.tlv")
+            assert status == 200
+        return pids
+
+    pids = asyncio.run(go())
+    assert not any(_alive(p) for p in pids)
+
+
+def test_worker_port_in_use_names_it_and_leaves_nothing_open() -> None:
+    d = built_lab("mixed", phones=60, base=MP_BASE)
+    lab = _lab(d)
+    phone = [p for p in lab["phones"] if p["web"] == "on"][-1]  # in the last worker's share
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind((phone["ip"], lab["web_port"]))
+    blocker.listen()
+
+    async def go() -> None:
+        server = LabServer(d, phones_per_process=20)
+        with pytest.raises(LabError, match=rf"{phone['ip']}:{lab['web_port']}/tcp is already in use"):
+            await server.start()
+        assert not server._workers
+        blocker.close()
+        async with serving(d, phones_per_process=20) as again:
+            assert again.processes == 3
+
+    try:
+        asyncio.run(go())
+    finally:
+        blocker.close()
+
+
+def _serve_cli(d: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "lab", "serve", str(d), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("ready"):
+            break
+    return proc, lines
+
+
+def _workers_of(pid: int) -> list[int]:
+    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_cli_serve_stops_every_process(how: str) -> None:
+    """`lab serve` reports ready only once every worker listens; SIGTERM/SIGINT stop them all,
+    and so does the main process's death (SIGKILL): each worker reads EOF on its stdin pipe."""
+    d = built_lab("mixed", phones=60, base=MP_BASE)
+    proc, lines = _serve_cli(d, "--phones-per-process", "20")
+    try:
+        assert lines and "in 3 processes" in lines[-1], "".join(lines)
+        assert sum(1 for ln in lines if ln.startswith("WEB")) == 3
+        workers = _workers_of(proc.pid)
+        assert len(workers) == 2
+        assert asyncio.run(_every_phone_answers(_lab(d))) > 0
+        proc.send_signal(getattr(signal, how))
+        assert proc.wait(10) == (-9 if how == "SIGKILL" else 0)
+        assert _gone_within(workers, 5.0), "a worker outlived lab serve"
+        rest = proc.stdout.read() if proc.stdout else ""
+        if how != "SIGKILL":
+            assert rest.strip().endswith("stopped"), rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_cli_serve_stops_when_its_parent_dies(tmp_path: Path) -> None:
+    d = built_lab("mixed", phones=60, base=MP_BASE)
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT, str(d), str(pid_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        serve_pid = int(pid_file.read_text())
+        pids = [serve_pid, *_workers_of(serve_pid)]
+        assert len(pids) == 3
+        parent.kill()
+        parent.wait()
+        assert _gone_within(pids, 5.0), "lab serve outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+# A parent that starts lab serve, writes its pid once ready, then waits to be killed.
+PARENT_SCRIPT = """
+import subprocess, sys, time
+lab, pid_file = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([sys.executable, "-m", "scanner", "lab", "serve", lab, "--phones-per-process", "20"],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+for line in p.stdout:
+    if line.startswith("ready"):
+        break
+open(pid_file + ".tmp", "w").write(str(p.pid))
+import os; os.rename(pid_file + ".tmp", pid_file)
+time.sleep(120)
+"""
+
+
+# -- the plan: how many phones fit ---------------------------------------------------------------
+
+
+def test_plan_fits_the_limit_per_process() -> None:
+    from scanner.lab.serve import MAIN_RESERVE, WORKER_RESERVE, plan_shares
+
+    web = ["on"] * 50_000 + ["off"] * 10
+    shares = plan_shares(web, 20_000)
+    assert shares[0] == (0, 20_000 - MAIN_RESERVE)
+    per_worker = [sum(1 for w in web[a:b] if w != "off") for a, b in shares[1:]]
+    assert all(n <= 20_000 - WORKER_RESERVE for n in per_worker)
+    assert sum(b - a for a, b in shares) == len(web) and shares[-1][1] == len(web)
+    assert plan_shares(["on"] * 10, 20_000) == [(0, 10)]  # a small lab stays in one process
+    assert plan_shares(["off", "on", "on", "off", "on"], 20_000, phones_per_process=2) == [(0, 4), (4, 5)]
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"limit": 1100, "phones_per_process": None}, r"open-files limit of 1100 .* 1140 phones fit"),
+        # 200,000 phones at 20,000 per process: the main process and 10 workers, each with its reserve.
+        ({"limit": 20_000, "system_free": 100_000}, r"100000 file descriptors free .* about 87712 phones fit"),
+        ({"limit": 20_000, "memory_free": 10**9}, r"953 MiB of memory available .* about 100000 phones fit"),
+    ],
+)
+def test_plan_refuses_naming_how_many_fit(kw: dict[str, Any], words: str) -> None:
+    from scanner.lab.serve import plan_shares
+
+    with pytest.raises(LabError, match=words):
+        plan_shares(["on"] * 200_000, **kw)

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,9 @@ __all__ = ["add_lab_parser", "run_lab"]
 
 EXIT_OK = 0
 EXIT_USAGE = 64
+EXIT_FAILED = 70  # lab serve: a worker process died while serving
+# How often lab serve checks that its parent is alive (a stop within half a second of its death).
+PARENT_POLL = 0.5
 
 
 def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -69,6 +73,13 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "--tls13", action="store_true", help="let TVS servers negotiate TLS 1.3 (default: TLS 1.2 only)"
     )
     s.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    s.add_argument(
+        "--phones-per-process", type=int, default=None, metavar="N",
+        help="at most N phone web listeners per process (default: what the open-files limit allows); "
+        "the phones are spread over worker processes",
+    )
+    # Internal: lab serve starts its worker processes as `lab serve DIR --worker START:STOP`.
+    s.add_argument("--worker", type=_share, default=None, help=argparse.SUPPRESS)
 
 
 def run_lab(args: argparse.Namespace) -> int:
@@ -113,10 +124,24 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _share(text: str) -> tuple[int, int]:
+    start, _, stop = text.partition(":")
+    try:
+        share = int(start), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected START:STOP") from None
+    if not 0 <= share[0] <= share[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= START <= STOP")
+    return share
+
+
 def _serve(args: argparse.Namespace) -> int:
     from scanner.lab.serve import LabServer
 
-    server = LabServer(args.dir, tls13=args.tls13)  # checks the directory before any socket opens
+    # Checks the directory before any socket opens.
+    server = LabServer(
+        args.dir, tls13=args.tls13, phones_per_process=args.phones_per_process, share=args.worker
+    )
     try:
         import uvloop
 
@@ -124,7 +149,32 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Unix
         runner = asyncio.Runner()
     with runner:
+        if args.worker is not None:
+            return runner.run(_worker_until_eof(server))
         return runner.run(_serve_until_signal(server, args.duration))
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _forget_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Set ``stop`` when the process that started us dies (we are re-parented: getppid changes),
+    so a `lab serve` whose demo or test was killed does not hold the lab's addresses forever."""
+    parent = os.getppid()
+    if parent == 1:
+        return  # started by init (a daemon): there is no parent to outlive
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_POLL)
+        if os.getppid() != parent:
+            print(f"trustscan lab: parent process {parent} is gone; stopping", file=sys.stderr, flush=True)
+            stop.set()
 
 
 async def _serve_until_signal(server: object, duration: float | None) -> int:
@@ -133,22 +183,67 @@ async def _serve_until_signal(server: object, duration: float | None) -> int:
     assert isinstance(server, LabServer)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(loop, stop)
+    parent = asyncio.create_task(_watch_parent(stop))
     started = time.perf_counter()
+    code = EXIT_OK
     try:
         await server.start(lambda s: print(s.line(), flush=True))
-        print(f"ready ({time.perf_counter() - started:.1f} s)", flush=True)
-        if duration is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration)
-        else:
-            await stop.wait()
+        print(f"ready ({time.perf_counter() - started:.1f} s, {server.phones_listening} phones listening "
+              f"in {server.processes} process{'es' if server.processes > 1 else ''})", flush=True)
+        failure = asyncio.create_task(server.wait_failure())
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait((failure, stopped), timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        failure.cancel()
+        stopped.cancel()
+        if failure in done and stopped not in done:
+            print(f"trustscan lab: {failure.result()}; stopping", file=sys.stderr, flush=True)
+            code = EXIT_FAILED
     finally:
+        parent.cancel()
         await server.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    print("stopped", flush=True)
+        _forget_signals(loop)
+    with contextlib.suppress(OSError):  # whoever read our stdout may be gone (see _watch_parent)
+        print("stopped", flush=True)
+    return code
+
+
+async def _worker_until_eof(server: object) -> int:
+    """A worker of `lab serve`: serve its share of phones, say `ready N` (or `error MESSAGE`) on
+    stdout, then serve until SIGINT/SIGTERM or until stdin, a pipe from the main process, ends:
+    it ends however the main process dies, even by SIGKILL."""
+    from scanner.lab.serve import LabServer
+
+    assert isinstance(server, LabServer)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    _stop_on_signals(loop, stop)
+
+    def on_stdin() -> None:
+        try:
+            more = os.read(0, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            more = b""
+        if not more:
+            loop.remove_reader(0)
+            stop.set()
+
+    loop.add_reader(0, on_stdin)
+    try:
+        try:
+            await server.start()
+        except LabError as exc:
+            print(f"error {exc}", flush=True)
+            return EXIT_USAGE
+        print(f"ready {server.phones_listening}", flush=True)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(0)
+        await server.stop()
+        _forget_signals(loop)
     return EXIT_OK
 
 

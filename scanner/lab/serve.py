@@ -10,8 +10,21 @@ HTTP is one aiohttp low-level ``web.Server`` (one protocol factory) bound to eve
 ``loop.create_server``: each listener costs one socket, and the handler tells the target by the
 local address the connection came to.
 
-Anything that fails at start (a port in use, too few file descriptors) closes what was opened
-and raises ``LabError`` naming the address and port.
+Every listening phone holds a descriptor for as long as the lab is served, and the open-files
+limit is per process (here 20,000, hard): so the phones are spread over worker processes, each
+holding at most its limit minus a reserve for connections (``plan_shares``). The main process
+serves the nodes, the TVS servers and the first share; it reports ready only when every worker
+listens, and stops them all when it stops (workers also stop when their stdin pipe from it ends,
+however it dies).
+
+A file a node has but cannot read now (EMFILE, EIO, ...) is HTTP 500 / TFTP ERROR 0 with the
+reason and is read again next time; only a file that is not there is 404 / ERROR 1. (A 20,000-phone
+lab once served from one process ran out of descriptors, and its reader cached that as "not
+found": 17,815 phones came out DEST_NOT_PROVISIONED.)
+
+Anything that fails at start (a port in use, too few file descriptors, more phones than the
+processes, descriptors or memory can hold) closes what was opened, workers included, and raises
+``LabError`` naming the address and port, or how many phones fit.
 """
 
 from __future__ import annotations
@@ -24,8 +37,9 @@ import os
 import re
 import resource
 import ssl
+import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +55,34 @@ from scanner.net.tftp_io import TftpFaults, TftpServer
 from scanner.tftp.packets import ErrorCode
 from scanner.trustlist import parse_header
 
-__all__ = ["LabServer", "load_lab", "raise_nofile_limit"]
+__all__ = ["LabServer", "load_lab", "plan_shares", "raise_nofile_limit"]
 
 _PER_PHONE = re.compile(r"(CTL|ITL)SEP([0-9A-Fa-f]{12})\.tlv")
-# File descriptors the lab needs beyond one per listening phone: nodes, TVS, TFTP transfer
-# sockets in flight, HTTP connections, the interpreter's own.
-FD_MARGIN = 512
 _READ_CACHE = 4096
+
+# Each listening phone holds one descriptor (its socket) for as long as the lab is served. These
+# are the descriptors a process keeps for everything else; running short of them is what made a
+# 20,000-phone lab answer "file not found" (issue 9).
+# The main process: per TFTP node its request socket, one socket per transfer in flight (the
+# scanner allows 64 per node) and as many HTTP connections; 4 nodes x (64 + 64) = 512. Then TVS
+# sessions, files being read, two pipes per worker, the interpreter's own (~30): 2,048 leaves
+# room for a second client at the same time.
+MAIN_RESERVE = 2048
+# A worker: the connections accepted on its phones. The scanner opens at most 64 phone
+# connections at once (Limits.web_concurrency); a stalled phone holds one until the client gives up.
+WORKER_RESERVE = 1024
+# Each process is an interpreter with aiohttp and a copy of lab.json (~60 MB before listeners);
+# needing more than this many processes means the open-files limit is far too low for the lab.
+MAX_PROCESSES = 16
+# Memory per phone listener (socket, asyncio server, handler target): about 2 KB measured with
+# uvloop at 18,000 listeners in one process; doubled for margin. A worker before its first
+# listener: the interpreter with aiohttp (~50 MB) and lab.json parsed (about 6 times its size on
+# disk at 20,000 phones; 8 for margin).
+LISTENER_BYTES = 4_000
+INTERPRETER_BYTES = 60_000_000
+LAB_JSON_FACTOR = 8
+# A worker binds ~20,000 listeners in a few seconds; on a loaded 2-core machine give it minutes.
+WORKER_READY_TIMEOUT = 300.0
 
 
 def load_lab(directory: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -96,6 +131,107 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def plan_shares(
+    web: Sequence[str],
+    limit: int,
+    *,
+    phones_per_process: int | None = None,
+    system_free: int | None = None,
+    memory_free: int | None = None,
+    worker_bytes: int = INTERPRETER_BYTES,
+) -> list[tuple[int, int]]:
+    """Split the phones (each phone's ``web``, in lab order) into ``[start, stop)`` ranges, one per
+    process: the first for the main process (at most ``limit - MAIN_RESERVE`` listeners), the
+    others for workers (``limit - WORKER_RESERVE`` each), both lowered to ``phones_per_process``.
+    Phones with web access off need no listener. Raises ``LabError`` naming how many phones fit
+    when the processes, the system's free descriptors or its free memory (each worker costing
+    ``worker_bytes`` before its listeners) cannot hold them all."""
+    listening = sum(1 for w in web if w != "off")
+    main_cap, worker_cap = max(0, limit - MAIN_RESERVE), max(0, limit - WORKER_RESERVE)
+    if phones_per_process is not None:
+        main_cap, worker_cap = min(main_cap, phones_per_process), min(worker_cap, phones_per_process)
+    fits = main_cap + (MAX_PROCESSES - 1) * worker_cap
+    if listening > fits:
+        raise LabError(
+            f"cannot serve {listening} phone web servers: with an open-files limit of {limit} per "
+            f"process (`ulimit -Hn`) and at most {MAX_PROCESSES} processes, {fits} phones fit; "
+            "raise the hard limit or build the lab with fewer --phones"
+        )
+    shares = _split(web, main_cap, worker_cap)
+    workers = len(shares) - 1
+    if system_free is not None:
+        spare = system_free - MAIN_RESERVE - workers * WORKER_RESERVE
+        if listening > spare:
+            raise LabError(
+                f"cannot serve {listening} phone web servers: the system has {system_free} file "
+                f"descriptors free (/proc/sys/fs/file-nr), so about {max(0, spare)} phones fit"
+            )
+    if memory_free is not None:
+        spare = (memory_free - workers * worker_bytes) // LISTENER_BYTES
+        if listening > spare:
+            raise LabError(
+                f"cannot serve {listening} phone web servers: {memory_free // 2**20} MiB of memory "
+                f"available (/proc/meminfo), about {max(0, spare)} phones fit"
+            )
+    return shares
+
+
+def _split(web: Sequence[str], first_cap: int, cap: int) -> list[tuple[int, int]]:
+    shares: list[tuple[int, int]] = []
+    start, held, room = 0, 0, first_cap
+    for i, w in enumerate(web):
+        if w == "off":
+            continue
+        if held == room:
+            shares.append((start, i))
+            start, held, room = i, 0, cap
+        held += 1
+    shares.append((start, len(web)))
+    return shares
+
+
+def _system_free_descriptors() -> int | None:
+    """Descriptors the kernel can still hand out (file-max minus allocated), None if unknown."""
+    try:
+        allocated, _unused, maximum = (int(x) for x in Path("/proc/sys/fs/file-nr").read_text().split())
+    except (OSError, ValueError):
+        return None
+    return maximum - allocated
+
+
+def _memory_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@dataclass(slots=True)
+class _Worker:
+    """A worker process serving the phones ``share`` of the lab; ``listening`` once ready."""
+
+    share: tuple[int, int]
+    proc: asyncio.subprocess.Process
+    listening: int = 0
+
+    @property
+    def what(self) -> str:
+        return f"worker pid {self.proc.pid} (phones {self.share[0]}..{self.share[1] - 1})"
+
+
+async def _reap(w: _Worker) -> None:
+    # The worker stops on stdin EOF or SIGTERM within a second; one that does not is killed.
+    try:
+        await asyncio.wait_for(w.proc.wait(), 10.0)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            w.proc.kill()
+        await w.proc.wait()
+
+
 class NodeFiles:
     """What one TFTP node serves: the files in its directory; per-phone CTLSEP/ITLSEP names fall
     back to the node's CTLFile.tlv / ITLFile.tlv (resolved here, never copied on disk)."""
@@ -109,12 +245,17 @@ class NodeFiles:
         self._read: Callable[[str], bytes | None] = functools.lru_cache(maxsize=_READ_CACHE)(self._read_file)
 
     def _read_file(self, name: str) -> bytes | None:
+        # Only a file that is really gone is "not found" (and may be cached as such). Any other
+        # OSError (EMFILE, EIO, ...) propagates: lru_cache keeps no exception, so the next request
+        # reads again, and the caller answers 500 / TFTP ERROR 0 meanwhile.
         try:
             return (self.directory / name).read_bytes()
-        except OSError:
+        except FileNotFoundError:
             return None
 
     def lookup(self, name: str) -> bytes | None:
+        """The bytes served as ``name``, or None when the node has no such file. Raises ``OSError``
+        when the file exists but cannot be read now."""
         name = name.lstrip("/")
         data = self.generic.get(name)
         if data is not None:
@@ -156,40 +297,103 @@ class Service:
 
 
 class LabServer:
-    """Every service of a lab in one event loop. ``await start()``, then ``await stop()``."""
+    """Every service of a lab. ``await start()``, then ``await stop()``.
 
-    def __init__(self, directory: str | Path, *, tls13: bool = False, host_check: bool = True) -> None:
+    One process's open-files limit caps how many phone listeners it can hold (each is a socket),
+    so the phones are spread over processes: this one serves the TFTP/HTTP nodes, the TVS servers
+    and the first share of phones; each further share goes to a worker process (``lab serve DIR
+    --worker START:STOP``, a ``LabServer`` with ``share`` set, which serves only those phones).
+    The nodes stay here, in one process, because their per-node state (file cache, the seeded
+    loss of ``node-loss``) must be one per node, and a worker then needs no node files at all.
+    ``phones_per_process`` lowers the share of every process (tests use it to span processes).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        tls13: bool = False,
+        host_check: bool = True,
+        phones_per_process: int | None = None,
+        share: tuple[int, int] | None = None,
+    ) -> None:
         self.dir, self.lab = load_lab(directory)
         self.tls13 = tls13
+        if phones_per_process is not None and phones_per_process < 1:
+            raise LabError(f"phones per process: must be at least 1 (got {phones_per_process})")
+        self.phones_per_process = phones_per_process
+        self.share = share
         self.services: list[Service] = []
         self._tftp: list[TftpServer] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._targets: dict[tuple[str, int], _HttpTarget] = {}
         self._stalled: set[asyncio.Future[None]] = set()
         self._http: web.Server | None = None
-        self.phones_listening = 0
+        self._workers: list[_Worker] = []
+        self._watchers: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._failed: asyncio.Event | None = None
+        self.failure: str | None = None
+        self.phones_listening = 0  # in every process of this lab serve, once started
+        self.processes = 1
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, on_service: Callable[[Service], None] | None = None) -> None:
+        """Bind everything; return once every process listens. ``LabError`` names what failed
+        (after closing everything opened, workers included)."""
         emit = on_service or (lambda _s: None)
-        phones_on = sum(1 for p in self.lab["phones"] if p["web"] != "off")
+        self._failed = asyncio.Event()
         limit = raise_nofile_limit()
-        needed = phones_on + FD_MARGIN
-        if limit < needed:
-            raise LabError(
-                f"open-files limit {limit} is too low for {phones_on} phone web servers (+{FD_MARGIN}); "
-                f"about {max(0, limit - FD_MARGIN)} phones fit: raise `ulimit -n` or build with fewer --phones"
-            )
         try:
-            await self._start_all(emit)
+            if self.share is not None:
+                await self._start_worker_share(limit)
+            else:
+                await self._start_main(limit, emit)
         except BaseException:
             await self.stop()
             raise
 
-    async def _start_all(self, emit: Callable[[Service], None]) -> None:
-        loop = asyncio.get_running_loop()
+    async def _start_worker_share(self, limit: int) -> None:
+        assert self.share is not None
+        start, stop = self.share
+        phones = self.lab["phones"][start:stop]
+        listening = sum(1 for p in phones if p["web"] != "off")
+        if listening > limit - WORKER_RESERVE:
+            raise LabError(
+                f"worker for phones {start}..{stop - 1}: open-files limit {limit} holds "
+                f"{max(0, limit - WORKER_RESERVE)} phone listeners, not {listening}"
+            )
         self._http = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        await self._start_phones(asyncio.get_running_loop(), phones)
+
+    async def _start_main(self, limit: int, emit: Callable[[Service], None]) -> None:
+        shares = plan_shares(
+            [p["web"] for p in self.lab["phones"]],
+            limit,
+            phones_per_process=self.phones_per_process,
+            system_free=_system_free_descriptors(),
+            memory_free=_memory_available(),
+            worker_bytes=INTERPRETER_BYTES + LAB_JSON_FACTOR * (self.dir / "lab.json").stat().st_size,
+        )
+        # Workers first: each needs a second or more to import and bind, in parallel with this one.
+        for share in shares[1:]:
+            self._workers.append(await self._spawn(share))
+        self.processes = len(shares)
+        self._http = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        await self._start_nodes(emit)
+        start, stop = shares[0]
+        await self._start_phones(asyncio.get_running_loop(), self.lab["phones"][start:stop])
+        mine = self.phones_listening
+        await self._await_workers()
+        self._emit_web(emit, shares[0], mine, "this process")
+        for w in self._workers:
+            self._emit_web(emit, w.share, w.listening, f"worker pid {w.proc.pid}")
+        for w in self._workers:
+            self._watchers.append(asyncio.create_task(self._watch(w)))
+
+    async def _start_nodes(self, emit: Callable[[Service], None]) -> None:
+        loop = asyncio.get_running_loop()
         seed = zlib.crc32(str(self.lab["seed"]).encode())
         for cname, cluster in self.lab["clusters"].items():
             for node in cluster["tftp"]:
@@ -254,27 +458,99 @@ class LabServer:
                 )
                 self.services.append(s)
                 emit(s)
+
+    async def _start_phones(self, loop: asyncio.AbstractEventLoop, phones: list[dict[str, Any]]) -> None:
         port = int(self.lab["web_port"])
-        off = 0
-        for phone in self.lab["phones"]:
+        for phone in phones:
             if phone["web"] == "off":
-                off += 1
-                continue
+                continue  # web access off: no listener, so connections are refused
             await self._listen(
                 loop, phone["ip"], port, _HttpTarget("phone", phone=phone), f"phone {phone['name']} web"
             )
             self.phones_listening += 1
-        phones = self.lab["phones"]
+
+    def _emit_web(self, emit: Callable[[Service], None], share: tuple[int, int], listening: int, where: str) -> None:
+        phones = self.lab["phones"][share[0] : share[1]]
         first, last = (phones[0]["ip"], phones[-1]["ip"]) if phones else ("-", "-")
+        off = len(phones) - listening
         s = Service(
             "WEB",
-            f"{self.phones_listening} phones",
+            f"{listening} phones",
             f"{first}..{last}",
-            port,
-            f"{off} with web access off: connection refused",
+            int(self.lab["web_port"]),
+            f"{where}; {off} with web access off: connection refused",
         )
         self.services.append(s)
         emit(s)
+
+    # -- worker processes --------------------------------------------------------------------
+
+    async def _spawn(self, share: tuple[int, int]) -> _Worker:
+        # stdin is a pipe only this process writes to: when it goes away, however it dies, the
+        # worker reads EOF and stops. stderr is shared, so a worker's complaints reach the user.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "scanner.lab.cli",
+            "serve",
+            str(self.dir),
+            "--worker",
+            f"{share[0]}:{share[1]}",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,
+        )
+        return _Worker(share, proc)
+
+    async def _await_workers(self) -> None:
+        results = await asyncio.gather(*(self._ready(w) for w in self._workers), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        self.phones_listening += sum(w.listening for w in self._workers)
+
+    async def _ready(self, w: _Worker) -> None:
+        assert w.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(w.proc.stdout.readline(), WORKER_READY_TIMEOUT)
+        except TimeoutError:
+            raise LabError(f"{w.what}: not listening after {WORKER_READY_TIMEOUT:.0f} s") from None
+        text = line.decode(errors="replace").strip()
+        if text.startswith("ready "):
+            w.listening = int(text.split()[1])
+            return
+        if text.startswith("error "):
+            raise LabError(text[len("error ") :])
+        code = await w.proc.wait()
+        raise LabError(f"{w.what}: exited with code {code} before listening (its stderr is above)")
+
+    async def _watch(self, w: _Worker) -> None:
+        code = await w.proc.wait()
+        # A Ctrl-C in a terminal reaches every process of the group: let this process's own
+        # signal handler start the stop before a worker that obeyed it counts as a failure.
+        await asyncio.sleep(0.2)
+        if not self._stopping and self._failed is not None:
+            self.failure = f"{w.what}: exited with code {code} while serving; its phones are gone"
+            self._failed.set()
+
+    async def wait_failure(self) -> str:
+        """Return (with the reason) when a worker process has died while serving."""
+        assert self._failed is not None, "start() first"
+        await self._failed.wait()
+        return self.failure or "a worker process failed"
+
+    async def _stop_workers(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        self._watchers.clear()
+        workers, self._workers = self._workers, []
+        for w in workers:
+            if w.proc.stdin is not None:
+                w.proc.stdin.close()
+            if w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.terminate()
+        await asyncio.gather(*(_reap(w) for w in workers))
 
     async def _listen(
         self, loop: asyncio.AbstractEventLoop, host: str, port: int, target: _HttpTarget, what: str
@@ -288,6 +564,8 @@ class LabServer:
         self._targets[(host, port)] = target
 
     async def stop(self) -> None:
+        self._stopping = True
+        await self._stop_workers()
         for t in self._tftp:
             t.close()
         self._tftp.clear()
@@ -369,7 +647,11 @@ class LabServer:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, text="read-only\n")
         assert target.node is not None
-        data = target.node.lookup(request.path)
+        try:
+            data = target.node.lookup(request.path)
+        except OSError as exc:
+            # Not a 404: the scanner would take it for a fact about the phone (issue 9).
+            return web.Response(status=500, text=f"Cannot read {request.path}: {exc.strerror or exc}\n")
         if data is None:
             return web.Response(status=404, text="File not found\n")
         if "node-truncate" in faults:

@@ -60,8 +60,12 @@ def built_lab(scenario: str | Scenario, *, phones: int = 30, seed: str = "1", ba
 
 
 @contextlib.asynccontextmanager
-async def serving(directory: Path, *, tls13: bool = False) -> AsyncIterator[LabServer]:
-    server = LabServer(directory, tls13=tls13)
+async def serving(
+    directory: Path, *, tls13: bool = False, phones_per_process: int | None = None
+) -> AsyncIterator[LabServer]:
+    """Serve ``directory`` in the running loop (its phones beyond ``phones_per_process`` in
+    worker processes) until the block ends."""
+    server = LabServer(directory, tls13=tls13, phones_per_process=phones_per_process)
     await server.start()
     try:
         yield server
