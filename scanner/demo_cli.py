@@ -10,10 +10,11 @@ import argparse
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 EXIT_USAGE = 64
 # lab serve prints "ready" once every listener is up; 10,000 phones start in about a second.
@@ -76,6 +77,12 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _drain(stream: IO[str]) -> None:
+    with contextlib.suppress(OSError, ValueError):  # closed when the block ends
+        for _line in stream:
+            pass
+
+
 class LabNotReady(RuntimeError):
     """``lab serve`` exited or stayed silent; the message holds its last output."""
 
@@ -87,6 +94,7 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
         [sys.executable, "-m", "scanner", "lab", "serve", str(lab)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    drain: threading.Thread | None = None
     try:
         assert server.stdout is not None
         deadline = time.monotonic() + READY_TIMEOUT
@@ -100,6 +108,10 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
                 break
         if not seen or not seen[-1].startswith("ready"):
             raise LabNotReady("".join(seen[-20:]))
+        # Keep reading what lab serve and its workers print after ready (they share this pipe):
+        # a full pipe would block the server mid-scan.
+        drain = threading.Thread(target=_drain, args=(server.stdout,), daemon=True)
+        drain.start()
         yield server
     finally:
         server.terminate()
@@ -108,5 +120,7 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        if server.stdout is not None:
+        if drain is not None:
+            drain.join(10)  # EOF once lab serve's workers, which share the pipe, have stopped too
+        if server.stdout is not None and (drain is None or not drain.is_alive()):
             server.stdout.close()
