@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -347,10 +348,110 @@ def test_lean_connect_timeout_is_a_timeout_not_a_refusal(monkeypatch: pytest.Mon
         monkeypatch.setattr(loop, "create_connection", never)
         pool = LeanPool(per_host=2, total=4, connect_timeout=0.05)
         try:
-            outcome, _data, _status, error = await pool.get(("127.0.0.1", 9, "/x", b"127.0.0.1:9"), 1000, 5.0, 0.05)
+            outcome, _data, _status, error, _size = await pool.get(
+                ("127.0.0.1", 9, "/x", b"127.0.0.1:9"), 1000, 5.0, 0.05
+            )
         finally:
             pool.close()
         return outcome, error
 
     outcome, error = asyncio.run(main())
     assert outcome is Outcome.TIMEOUT and error == "no answer in time"
+
+
+# -- issue 9: a response head never raises out of the lean parser --------------------------------
+
+ABSURD_HEADS = {
+    "thousands of digits": b"Content-Length: " + b"9" * 5000,
+    "negative": b"Content-Length: -5",
+    "signed": b"Content-Length: +5",
+    "non-numeric": b"Content-Length: five",
+    "empty": b"Content-Length: ",
+    "two numbers": b"Content-Length: 5 5",
+    "a list": b"Content-Length: 5, 6",
+    "duplicated, different": b"Content-Length: 5\r\nContent-Length: 6",
+    "duplicated, thousands of digits": b"Content-Length: 5\r\nContent-Length: " + b"5" * 5000,
+    "non-ASCII digits": "Content-Length: \u0665".encode(),
+}
+ABSURD_CHUNKS = {
+    "0x prefix": b"0x5",
+    "signed": b"+5",
+    "underscore": b"1_0",
+    "thousands of hex digits": b"f" * 5000,
+    "empty": b"",
+}
+
+
+async def _raw_server(answer: bytes) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1000)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _fetch_raw(answer: bytes, lean: bool) -> tuple[Outcome, str | None, int | None]:
+    async def main() -> tuple[Outcome, str | None, int | None]:
+        server = await _raw_server(answer)
+        try:
+            async with HttpFetcher(HttpSettings(timeout=2.0, lean=lean)) as f:
+                r = await f.get(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/ITLFile.tlv")
+                return r.outcome, r.error, r.expected_size
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+@pytest.mark.parametrize("header", list(ABSURD_HEADS.values()), ids=list(ABSURD_HEADS))
+def test_an_absurd_content_length_is_a_protocol_error(header: bytes, lean: bool) -> None:
+    outcome, error, size = _fetch_raw(b"HTTP/1.1 200 OK\r\n" + header + b"\r\n\r\nhello", lean)
+    assert outcome is Outcome.PROTOCOL_ERROR, error
+    assert size is None and error is not None and len(error) <= 250  # no 5 KB error texts
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+@pytest.mark.parametrize("size", list(ABSURD_CHUNKS.values()), ids=list(ABSURD_CHUNKS))
+def test_an_absurd_chunk_size_is_a_protocol_error(size: bytes, lean: bool) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    outcome, error, _ = _fetch_raw(head + size + b"\r\nhello\r\n0\r\n\r\n", lean)
+    assert outcome is Outcome.PROTOCOL_ERROR, error
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["aiohttp", "lean"])
+def test_content_length_is_the_expected_size(lean: bool) -> None:
+    outcome, error, size = _fetch_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", lean)
+    assert (outcome, error, size) == (Outcome.OK, None, 5)
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    assert _fetch_raw(head, lean) == (Outcome.OK, None, None)
+    # The same length twice is one length (RFC 9110 §8.6 lets a recipient accept it).
+    same = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"
+    assert _fetch_raw(same, True) == (Outcome.OK, None, 5)
+
+
+def test_random_heads_never_raise_anything_but_an_outcome() -> None:
+    """Mutated heads (bytes flipped, cut, repeated) give a parsed head or a ``_Failure``."""
+    from scanner.net import http_lean
+
+    base = b"HTTP/1.1 200 OK\r\nContent-Length: 123\r\nTransfer-Encoding: chunked\r\nConnection: close"
+    alphabet = b"0123456789:-+ \r\n\t,;abcxHTTP/\x00\xff"
+    rng = random.Random(9)
+    for _ in range(3000):
+        head = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(head) + 1)
+            op = rng.randrange(3)
+            if op == 0:
+                head[at:at] = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+            elif op == 1:
+                del head[at : at + rng.randint(1, 8)]
+            else:
+                head[at:at] = b"9" * rng.choice((10, 5000))
+        try:
+            http_lean._parse_head_uncached(bytes(head))
+        except http_lean._Failure as f:
+            assert f.outcome is Outcome.PROTOCOL_ERROR

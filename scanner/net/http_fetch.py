@@ -39,6 +39,9 @@ KEEPALIVE_TIMEOUT = 30.0
 DNS_CACHE_SECONDS = 300
 # Read the body in chunks this size when its length is not announced, checking the cap each time.
 CHUNK = 64 * 1024
+# Error texts are kept this short: aiohttp quotes a bad header line whole (a hostile server's
+# 5,000-digit Content-Length would land in every manifest line of the scan).
+MAX_ERROR = 240
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class HttpResult:
     error: str | None
     duration: float
     url: str
+    # The size the server announced (Content-Length), or None (chunked, read to close, or no
+    # answer). An ``ok`` body has exactly this length: a shorter one is ``protocol_error``.
+    expected_size: int | None = None
 
 
 def client_ssl_context(ca_bundle: str | None, verify: bool) -> ssl.SSLContext:
@@ -131,7 +137,7 @@ class HttpFetcher:
                 r = await lean.get(parsed, cap, total, self.settings.connect_timeout)
             except TimeoutError:
                 return _result(Outcome.TIMEOUT, None, None, "no answer in time", start, url)
-            return HttpResult(r[0], r[1], r[2], r[3], time.monotonic() - start, url)
+            return HttpResult(r[0], r[1], r[2], r[3], time.monotonic() - start, url, r[4])
         t = (
             self._timeout
             if timeout is None
@@ -167,7 +173,10 @@ class HttpFetcher:
                     data = bytes(buf)
                 if len(data) > cap:
                     return _result(Outcome.TOO_LARGE, None, status, f"body exceeds cap {cap}", start, url)
-                return _result(Outcome.OK, data, status, None, start, url)
+                if length is not None and len(data) != length:  # aiohttp checks; belt and braces
+                    error = f"body of {len(data)} bytes, Content-Length {length}"
+                    return _result(Outcome.PROTOCOL_ERROR, None, status, error, start, url)
+                return _result(Outcome.OK, data, status, None, start, url, length)
         except TimeoutError:
             return _result(Outcome.TIMEOUT, None, status, "no answer in time", start, url)
         except aiohttp.ClientConnectorDNSError as exc:
@@ -190,7 +199,6 @@ class HttpFetcher:
             return _result(Outcome.PROTOCOL_ERROR, None, status, f"{type(exc).__name__}: {exc}", start, url)
 
 
-
 def _connect_error(
     exc: aiohttp.ClientConnectorError, status: int | None, start: float, url: str
 ) -> HttpResult:
@@ -202,6 +210,14 @@ def _connect_error(
 
 
 def _result(
-    outcome: Outcome, data: bytes | None, status: int | None, error: str | None, start: float, url: str
+    outcome: Outcome,
+    data: bytes | None,
+    status: int | None,
+    error: str | None,
+    start: float,
+    url: str,
+    expected_size: int | None = None,
 ) -> HttpResult:
-    return HttpResult(outcome, data, status, error, time.monotonic() - start, url)
+    if error is not None and len(error) > MAX_ERROR:
+        error = error[:MAX_ERROR] + "..."
+    return HttpResult(outcome, data, status, error, time.monotonic() - start, url, expected_size)

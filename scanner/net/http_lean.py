@@ -158,7 +158,8 @@ class _StaleConnection(Exception):
     """A reused connection closed before any byte of the answer: retry on a new one."""
 
 
-Result = tuple[Outcome, bytes | None, int | None, str | None]
+# (outcome, data, status, error, Content-Length: the size the server announced, or None)
+Result = tuple[Outcome, bytes | None, int | None, str | None, int | None]
 
 
 class LeanPool:
@@ -232,11 +233,11 @@ class LeanPool:
         try:
             conn = await self._connect(key, min(timeout, connect_timeout))
         except _Failure as f:
-            return f.outcome, None, f.status, f.error
+            return f.outcome, None, f.status, f.error, None
         try:
             return await self._exchange(conn, request, cap, reused=False)
         except _StaleConnection:  # not raised for a new connection; for the type checker
-            return Outcome.PROTOCOL_ERROR, None, None, "ServerDisconnectedError: Server disconnected"
+            return Outcome.PROTOCOL_ERROR, None, None, "ServerDisconnectedError: Server disconnected", None
 
     def _reuse(self, key: tuple[str, int]) -> _Protocol | None:
         idle = self._idle.get(key)
@@ -278,10 +279,10 @@ class LeanPool:
             transport = conn.transport
             assert transport is not None
             transport.write(request)
-            outcome, data, status, error, keep = await _read_response(conn, cap, reused)
-            return outcome, data, status, error
+            outcome, data, status, error, keep, length = await _read_response(conn, cap, reused)
+            return outcome, data, status, error, length
         except _Failure as f:
-            return f.outcome, None, f.status, f.error
+            return f.outcome, None, f.status, f.error, None
         finally:
             if keep:
                 conn.idle_since = time.monotonic()
@@ -299,8 +300,8 @@ def _disconnected(conn: _Protocol, status: int | None, what: str) -> _Failure:
 
 async def _read_response(
     conn: _Protocol, cap: int, reused: bool
-) -> tuple[Outcome, bytes | None, int | None, str | None, bool]:
-    """One response: ``(outcome, data, status, error, keep the connection)``."""
+) -> tuple[Outcome, bytes | None, int | None, str | None, bool, int | None]:
+    """One response: ``(outcome, data, status, error, keep the connection, Content-Length)``."""
     buf = conn.buf
     # -- head
     while True:
@@ -329,10 +330,10 @@ async def _read_response(
         else:
             keep = False
         if status in (404, 410):
-            return Outcome.NOT_FOUND, None, status, f"HTTP {status}", keep
-        return Outcome.REFUSED, None, status, f"HTTP {status} {reason}".rstrip(), keep
+            return Outcome.NOT_FOUND, None, status, f"HTTP {status}", keep, None
+        return Outcome.REFUSED, None, status, f"HTTP {status} {reason}".rstrip(), keep, None
     if no_body:
-        return Outcome.OK, b"", status, None, not close
+        return Outcome.OK, b"", status, None, not close, None
     # -- body
     if chunked:
         return await _read_chunked(conn, cap, status, close)
@@ -346,10 +347,10 @@ async def _read_response(
         if len(buf) == length:
             data = bytes(buf)
             buf.clear()
-            return Outcome.OK, data, status, None, not close
+            return Outcome.OK, data, status, None, not close, length
         data = bytes(buf[:length])
         del buf[:length]
-        return Outcome.OK, data, status, None, False  # bytes beyond the response: do not reuse
+        return Outcome.OK, data, status, None, False, length  # bytes beyond it: do not reuse
     # Neither length nor chunked: the body runs to the end of the connection.
     while not conn.closed:
         if len(buf) > cap:
@@ -361,12 +362,12 @@ async def _read_response(
         raise _Failure(Outcome.TOO_LARGE, f"body exceeds cap {cap}", status)
     data = bytes(buf)
     buf.clear()
-    return Outcome.OK, data, status, None, False
+    return Outcome.OK, data, status, None, False, None
 
 
 async def _read_chunked(
     conn: _Protocol, cap: int, status: int, close: bool
-) -> tuple[Outcome, bytes | None, int | None, str | None, bool]:
+) -> tuple[Outcome, bytes | None, int | None, str | None, bool, int | None]:
     buf = conn.buf
     out = bytearray()
     while True:
@@ -377,13 +378,7 @@ async def _read_chunked(
             if conn.closed:
                 raise _disconnected(conn, status, "Response payload is not completed")
             await conn.more()
-        line = bytes(buf[:nl]).split(b";", 1)[0].strip()
-        try:
-            size = int(line, 16)
-        except ValueError:
-            raise _Failure(Outcome.PROTOCOL_ERROR, "ClientPayloadError: bad chunk size", status) from None
-        if size < 0:
-            raise _Failure(Outcome.PROTOCOL_ERROR, "ClientPayloadError: bad chunk size", status)
+        size = _chunk_size(bytes(buf[:nl]), status)
         del buf[: nl + 2]
         if size == 0:
             # trailers, then an empty line
@@ -400,7 +395,7 @@ async def _read_chunked(
                 del buf[: nl + 2]
                 if empty:
                     break
-            return Outcome.OK, bytes(out), status, None, not close and not buf
+            return Outcome.OK, bytes(out), status, None, not close and not buf, None
         if len(out) + size > cap:
             raise _Failure(Outcome.TOO_LARGE, f"body exceeds cap {cap}", status)
         while len(buf) < size + 2:
@@ -434,7 +429,44 @@ def _parse_head(head: bytes) -> tuple[int, str, int | None, bool, bool]:
     return parsed
 
 
+# Digits a Content-Length may have: 18 decimal digits is an exabyte, far past any cap, and
+# keeps int() well inside Python's 4,300-digit conversion limit (which raises ValueError).
+MAX_LENGTH_DIGITS = 18
+# Hex digits a chunk size may have (16 = 2**64 - 1 bytes): past any cap, and bounded work.
+MAX_CHUNK_DIGITS = 16
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _content_length(value: bytes, status: int) -> int:
+    """A Content-Length value: 1 to MAX_LENGTH_DIGITS ASCII digits (RFC 9110 §8.6), nothing
+    else: no sign, no spaces inside, no list. Anything else is a protocol error, not a guess."""
+    if not 0 < len(value) <= MAX_LENGTH_DIGITS or not (value.isascii() and value.isdigit()):
+        shown = value[:40] + (b"..." if len(value) > 40 else b"")
+        raise _Failure(Outcome.PROTOCOL_ERROR, f"ClientResponseError: bad Content-Length {shown!r}", status)
+    return int(value)
+
+
+def _chunk_size(line: bytes, status: int) -> int:
+    """A chunk-size line's size (RFC 9112 §7.1): hex digits only (int() would also take a sign,
+    a 0x prefix, underscores and spaces), extensions after ';' ignored."""
+    digits = line.split(b";", 1)[0].strip()
+    if not 0 < len(digits) <= MAX_CHUNK_DIGITS or not _HEX.issuperset(digits):
+        raise _Failure(Outcome.PROTOCOL_ERROR, "ClientPayloadError: bad chunk size", status)
+    return int(digits, 16)
+
+
 def _parse_head_uncached(head: bytes) -> tuple[int, str, int | None, bool, bool]:
+    try:
+        return _parse_head_lines(head)
+    except _Failure:
+        raise
+    except (ValueError, IndexError, UnicodeError) as exc:
+        # A head this parser did not foresee is the server's fault: an outcome, never a crash
+        # (issue 9: an uncaught ValueError made the job a bug and skipped the TFTP fallback).
+        raise _Failure(Outcome.PROTOCOL_ERROR, f"ClientResponseError: bad response head ({exc})") from None
+
+
+def _parse_head_lines(head: bytes) -> tuple[int, str, int | None, bool, bool]:
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ", 2)
     version = parts[0]
@@ -458,9 +490,12 @@ def _parse_head_uncached(head: bytes) -> tuple[int, str, int | None, bool, bool]
         name = name.lower()
         value = value.strip()
         if name == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                raise _Failure(Outcome.PROTOCOL_ERROR, "ClientResponseError: bad Content-Length", status)
-            length = int(value)
+            n = _content_length(value, status)
+            if length is not None and n != length:
+                raise _Failure(
+                    Outcome.PROTOCOL_ERROR, "ClientResponseError: conflicting Content-Length values", status
+                )
+            length = n
         elif name == b"transfer-encoding":
             codings = [c.strip() for c in value.lower().split(b",")]
             if codings[-1] != b"chunked" or len(codings) > 1:
