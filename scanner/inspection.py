@@ -49,7 +49,28 @@ def inspect_bytes(
     findings = file_findings(tf, v, now)
     base.update(_describe(tf, v))
     base["findings"] = [f.as_dict() for f in findings]
-    return base
+    safe: dict[str, Any] = _json_safe(base)
+    return safe
+
+
+# JSON numbers a reader can take (orjson refuses more; so do many JSON consumers past 2^53,
+# but 64 bits is what a 8-byte field a lenient parse kept can hold).
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _json_safe(value: Any) -> Any:
+    """The report with every integer beyond 64 bits replaced by ``None``. A lenient parse keeps a
+    field of any length (a 9-byte timestamp, a 12-byte role) and reports it as PARSE_TOLERATED;
+    the number itself has no meaning then, and must not make the JSON writer fail."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if _INT_MIN <= value <= _INT_MAX else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:

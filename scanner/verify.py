@@ -13,10 +13,12 @@ caller's job (``scanner.storeio``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +86,7 @@ class CertReading:
     serial: bytes | None = None  # as trust files store it: big-endian magnitude (§1.7)
     record_key: bytes | None = field(default=None, repr=False)  # the key as record tag 7 holds it
     signature: bytes | None = field(default=None, repr=False)
+    warnings: tuple[str, ...] = ()  # what cryptography warned about while reading it
 
     @property
     def ok(self) -> bool:
@@ -129,7 +132,25 @@ def _der_serial_sign(der: bytes) -> int | None:
     return 0 if not any(content) else 1
 
 
+# cryptography also *warns* about oddities it tolerates (a country name that is not 2 letters,
+# a serial that is not positive); under ``-W error`` a warning is an exception. Reading is done
+# with warnings recorded, so the outcome is the same whatever the process's warning filters and
+# nothing is printed for a phone's certificate. ``catch_warnings`` swaps process-global state:
+# the lock keeps two readings from interleaving it (a warning another thread raises meanwhile
+# is recorded here and dropped: a rare loss, never a wrong result).
+_read_lock = threading.Lock()
+
+
 def _read(der: bytes) -> CertReading:
+    with _read_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reading = _read_facts(der)
+    if caught and reading.ok:
+        return dataclasses.replace(reading, warnings=tuple(str(w.message) for w in caught))
+    return reading
+
+
+def _read_facts(der: bytes) -> CertReading:
     sign = _der_serial_sign(der)
     if sign is not None and sign <= 0:
         return CertReading(der, "serial number is negative or zero (RFC 5280 requires a positive serial)")

@@ -250,3 +250,50 @@ def test_trust_store_with_broken_certificate(how: str) -> None:
     sig = signer("tftp1.example.com")
     tf = T.parse(B.build_signed_file(sig, b"<device/>", filename="SEP0011AABBCCDD.cnf.xml.sgn", timestamp=TS))
     assert not V.verify(tf, [store]).valid
+
+
+def test_scan_goes_on_with_a_broken_certificate_in_a_served_itl() -> None:
+    """A served ITL whose signer's certificate cannot be read: the phone is judged (the ITL is
+    invalid, the reason says why), nothing raises out of the evaluation."""
+    from scanner.policy import default_policy
+    from scanner.readiness import Evaluator
+    from tests.fleet import Scenario, base_world
+
+    w = base_world()
+    broken = B.build_trust_list(
+        w.s_pub,
+        [
+            B.RecordSpec(w.s_pub.certificate, T.Role.SAST, der_override=badcerts.bad_version(
+                w.s_pub.certificate.public_bytes(serialization.Encoding.DER))),
+            B.RecordSpec(w.s_pub.certificate, T.Role.CCM_TFTP, der_override=badcerts.not_der(
+                w.s_pub.certificate.public_bytes(serialization.Encoding.DER))),
+            B.RecordSpec(w.capf, T.Role.CAPF),
+        ],
+        timestamp=TS,
+    )
+    scan, phone = Scenario(overrides={("source", "s1", "ITLFile.tlv"): ("ok", broken)}).scan()
+    result = Evaluator(scan, default_policy(), NOW, AnalysisCache()).phone(phone)
+    invalid = [f for f in result.findings if f.code == "SRC_ITL_INVALID"]
+    assert invalid and "malformed certificate" in invalid[0].message, result.findings
+
+
+def test_certificate_warnings_are_recorded_not_raised() -> None:
+    # cryptography warns (UserWarning) on a country name that is not 2 letters; the suite turns
+    # warnings into errors, a scan prints them: the reading records them either way.
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa_key(1024, 2)
+    with pytest.warns(UserWarning, match="length"):
+        name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "USAUSAUS", _validate=False)])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(7).not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    reading = V.read_certificate(cert.public_bytes(serialization.Encoding.DER))
+    assert reading.ok and reading.facts is not None, reading.error
+    assert any("length" in w for w in reading.warnings), reading.warnings
