@@ -216,3 +216,115 @@ async def recv(sock: socket.socket) -> tuple[bytes, Any]:
         except BlockingIOError:
             await asyncio.sleep(0.002)
     raise AssertionError("nothing received")
+
+
+# -- check_fetched: is a stored file the one that was asked for? ---------------------------------
+
+
+def _files() -> dict[str, bytes]:
+    from scanner.builder import RecordSpec, build_signed_file, build_trust_list
+    from scanner.trustlist import Role
+    from tests.pki import signer
+
+    s = signer("CallManager_pub")
+    recs = [RecordSpec(s.certificate, Role.CCM_TFTP, dns_name="pub")]
+    xml = b'<?xml version="1.0" encoding="UTF-8"?>\n<device xsi:type="axl:XIPPhone">\n<a>1</a>\n</device>\n'
+    return {
+        "CTLFile.tlv": build_trust_list(s, recs, filename="CTLFile.tlv", timestamp=1),
+        "ITLFile.tlv": build_trust_list(s, recs, filename="ITLFile.tlv", timestamp=1),
+        "SEP001122334455.cnf.xml.sgn": build_signed_file(
+            s, xml, filename="SEP001122334455.cnf.xml.sgn", timestamp=1
+        ),
+        "SEP001122334455.cnf.xml": xml,
+        "XMLDefault.cnf.xml": b"<?xml version='1.0'?><!-- x --><Default><b/></Default>",
+        "ConfigFileCacheList.txt": b"XMLDefault.cnf.xml\nSEP001122334455.cnf.xml\n",
+    }
+
+
+@pytest.fixture(scope="module")
+def good() -> dict[str, bytes]:
+    return _files()
+
+
+def test_the_right_files_pass(good: dict[str, bytes]) -> None:
+    from scanner.content_check import check_fetched
+
+    g = good
+    cases = {
+        "CTLFile.tlv": g["CTLFile.tlv"],
+        "CTLSEP001122334455.tlv": g["CTLFile.tlv"],  # per-phone names carry the node's list
+        "ITLFile.tlv": g["ITLFile.tlv"],
+        "ITLSEP001122334455.tlv": g["ITLFile.tlv"],
+        "SEP001122334455.cnf.xml.sgn": g["SEP001122334455.cnf.xml.sgn"],
+        "sep001122334455.cnf.xml.sgn": g["SEP001122334455.cnf.xml.sgn"],
+        "SEP001122334455.cnf.xml": g["SEP001122334455.cnf.xml"],
+        "XMLDefault.cnf.xml": g["XMLDefault.cnf.xml"],
+        "ConfigFileCacheList.txt": g["ConfigFileCacheList.txt"],
+        "SEPAABBCCDDEEFF.cnf.xml": b"<device/>",
+        "firmware.loads": b"\x00\x01anything",
+    }
+    for name, data in cases.items():
+        assert check_fetched(name, data, expected_size=None) is None, name
+        assert check_fetched(name, data, expected_size=len(data)) is None, name
+
+
+def test_the_wrong_files_are_named(good: dict[str, bytes]) -> None:
+    from scanner.content_check import check_fetched
+
+    g = good
+    sgn = g["SEP001122334455.cnf.xml.sgn"]
+    cases: dict[tuple[str, bytes], str] = {
+        ("ITLSEP001122334455.tlv", g["CTLFile.tlv"]): "asked for a ITL",
+        ("CTLFile.tlv", g["ITLFile.tlv"]): "asked for a CTL",
+        ("ITLFile.tlv", sgn): "asked for a ITL",
+        ("CTLFile.tlv", b"<device/>"): "not a trust-file header",
+        ("ITLFile.tlv", g["ITLFile.tlv"][:-7] + b"\x01\x00"): "records do not parse",
+        ("SEP001122334455.cnf.xml.sgn", g["CTLFile.tlv"]): "names itself 'CTLFile.tlv'",
+        ("SEPAABBCCDDEEFF.cnf.xml.sgn", sgn): "names itself 'SEP001122334455.cnf.xml.sgn'",
+        ("SEP001122334455.cnf.xml.sgn", b"<device/>"): "not a trust-file header",
+        ("SEP001122334455.cnf.xml", g["ITLFile.tlv"]): "not an XML document",
+        ("SEP001122334455.cnf.xml", g["XMLDefault.cnf.xml"]): "root is <device>",
+        ("SEP001122334455.cnf.xml", b"<device><a>1</a>"): "does not end with </device>",
+        ("XMLDefault.cnf.xml", b"STRAY"): "not an XML document",
+        ("ConfigFileCacheList.txt", g["ITLFile.tlv"]): "not text",
+        ("ConfigFileCacheList.txt", b"\xff\xfe"): "not text",
+    }
+    for (name, data), words in cases.items():
+        reason = check_fetched(name, data, expected_size=None)
+        assert reason is not None and words in reason and "\n" not in reason, (name, reason)
+    reason = check_fetched("ITLFile.tlv", g["ITLFile.tlv"], expected_size=5)
+    assert reason is not None and "announced 5" in reason
+
+
+def test_check_fetched_is_cheap(good: dict[str, bytes]) -> None:
+    """Well under 50 µs per 5 KB file: it runs once per fetched file."""
+    import time
+
+    from scanner.content_check import check_fetched
+
+    itl = good["ITLFile.tlv"]
+    sgn = good["SEP001122334455.cnf.xml.sgn"]
+    padded = sgn + b"<x>" + b"y" * 5000 + b"</x>\n</device>\n"
+    cases = [("ITLSEP001122334455.tlv", itl), ("SEP001122334455.cnf.xml.sgn", padded)]
+    for name, data in cases:
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(200):
+                check_fetched(name, data, expected_size=len(data))
+            best = min(best, (time.perf_counter() - t) / 200)
+        assert best < 50e-6, (name, best)
+
+
+def test_check_fetched_never_raises_on_garbage() -> None:
+    from scanner.content_check import check_fetched
+
+    rng = random.Random(4)
+    names = ["CTLFile.tlv", "ITLSEP1.tlv", "SEP1.cnf.xml.sgn", "SEP1.cnf.xml", "ConfigFileCacheList.txt"]
+    for _ in range(2000):
+        data = rng.randbytes(rng.randrange(64))
+        if rng.random() < 0.5:
+            data = b"\x01\x00\x02\x01\x02\x02\x00\x02" + data
+        for name in names:
+            reason = check_fetched(name, data, expected_size=None)
+            assert reason is None or isinstance(reason, str)
