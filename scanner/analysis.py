@@ -210,6 +210,11 @@ def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] 
             if (t.address, t.port) not in probed:
                 state.not_collected += 1
                 probes.append(TvsEvidence(t.name, t.address, t.port, NOT_COLLECTED, None, why))
+        # Sorted (stably: one job's attempts keep their order): the findings then come out in
+        # the same order whatever order the attempts finished in, so a resumed run's report
+        # equals an uninterrupted one's.
+        files.sort(key=lambda f: (f.node, f.name))
+        probes.sort(key=lambda t: (t.address, t.port))
         clusters[c.name] = ClusterEvidence(
             c.name, c.mixed, tuple(n.name for n in c.tftp), tuple(files), stores, tuple(probes),
             {node: (v[0], v[1]) for (cl, node), v in answers.items() if cl == c.name},
@@ -291,6 +296,7 @@ def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
                             page_outcome, page_detail = "protocol_error", str(exc)
             elif a.cluster in ("source", "destination"):
                 files.append(_file(loaded.reader, a, state))
+        files.sort(key=lambda f: (f.cluster, f.node, f.name))  # stable: see ``load``
         if loaded.profile is not None:
             files += _never_collected(loaded.profile, phone, files, why)
             state.not_collected += sum(1 for f in files if f.outcome == NOT_COLLECTED)

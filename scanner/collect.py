@@ -47,12 +47,22 @@ from pathlib import Path
 from typing import Any
 
 from scanner import __version__
-from scanner.evidence import Attempt, EvidenceWriter, Outcome, TransportKind, prepare_for_storage
+from scanner.errors import ParseError
+from scanner.evidence import (
+    Attempt,
+    EvidenceReader,
+    EvidenceWriter,
+    Outcome,
+    TransportKind,
+    prepare_for_storage,
+)
 from scanner.inventory import Inventory, Phone, merge_discovered, parse_config_cache_list
 from scanner.net.gate import Slots, Watchdog
 from scanner.plan import CACHE_LIST, CLUSTER_FILES, FileSpec, phone_file_specs
 from scanner.profile import Cluster, Profile, TftpNode, Transport
 from scanner.ratelimit import Limits, NodeHealth, TokenBucket
+from scanner.resume import ResumePoint
+from scanner.tvs_targets import Scope, config_signed_by, scope_of
 
 __all__ = [
     "CLUSTER_FILES",
@@ -418,8 +428,13 @@ class _Collector:
         self.pacing_tick = pacing_tick(limits)
         self.gates: dict[tuple[str, str], _NodeGate] = {}
         self.shared: dict[tuple[str, str, str], asyncio.Future[_Shared]] = {}
-        self.tvs_seen: dict[tuple[str, int], TvsJob] = {}
+        self.tvs_seen: dict[tuple[str, int], TvsJob] = {}  # what will be probed
+        self.tvs_candidates: dict[tuple[str, int], tuple[str, bytes, bytes | None]] = {}
+        self.tvs_outside: dict[tuple[str, int], str] = {}  # never contacted, and why
+        self.tvs_done: set[tuple[str, int]] = set()  # probed in the run being resumed
+        self.source_lists: dict[tuple[str, str], bytes] = {}  # source CTL/ITL bytes, for config signatures
         self.tvs_blocks: set[bytes] = set()
+        self.resume: ResumePoint | None = None
         self.cache_lists: list[bytes] = []
         self.outcomes: Counter[str] = Counter()
         self.mismatches = 0
@@ -466,6 +481,60 @@ class _Collector:
                 self.tvs_seen.setdefault(
                     (tvs.address, tvs.port), TvsJob(cluster.name, tvs.name, tvs.address, tvs.port)
                 )
+
+    # -- resume --------------------------------------------------------------------------------
+
+    def adopt(self, point: ResumePoint) -> None:
+        """Take over what an unfinished run already answered (``scanner.resume``): its jobs are
+        not asked again, its cluster-level files are reused by phones falling back to them, and
+        its source configs and lists still decide which TVS addresses may be probed."""
+        self.resume = point
+        self.kept_reader = EvidenceReader(self.writer.root)
+        for (cluster, node, name), a in point.shared.items():
+            fut: asyncio.Future[_Shared] = self.loop.create_future()
+            fut.set_result(_Shared(
+                a.outcome, a.size, a.sha256, a.blob, TransportKind(a.transport), a.address or "", a.error
+            ))
+            self.shared[(cluster, node, name)] = fut
+        self.tvs_done = set(point.done_tvs)
+        self.outcomes.update(a.outcome.value for a in point.kept)
+        clusters = {c.name: c for c in self.profile.clusters}
+        for a in point.kept:
+            if a.outcome is not Outcome.OK or a.blob is None or a.cluster != "source":
+                continue
+            if a.phone is None and a.file in (*CLUSTER_FILES, CACHE_LIST):
+                data = self._kept_blob(a)
+                if data is None:
+                    continue
+                if a.file == CACHE_LIST:
+                    self.cache_lists.append(data)
+                else:
+                    self.source_lists[(a.node or "", a.file)] = data
+            elif a.phone is not None and ".cnf.xml" in a.file:
+                data = self._kept_blob(a)
+                if data is not None:
+                    digest = bytes.fromhex(a.signed_digest.split(":", 1)[1]) if a.signed_digest else None
+                    self._note_tvs(clusters["source"], a.file, data, digest)
+
+    def _kept_blob(self, a: Attempt) -> bytes | None:
+        with contextlib.suppress(OSError, ValueError, ParseError):
+            return self.kept_reader.blob(a.blob or "")
+        return None  # damaged: the analysis will say so for the file; no TVS candidate from it
+
+    def pending(self, job: Job) -> bool:
+        """False for a job the resumed run already answered (counted as done for the progress)."""
+        point = self.resume
+        if point is None:
+            return True
+        if isinstance(job, FileJob):
+            done = (job.phone, job.cluster.name, job.node.name, job.spec.primary) in point.done_files
+        elif isinstance(job, WebJob):
+            done = job.phone.name in point.done_web
+        else:
+            done = (job.address, job.port) in point.done_tvs
+        if done:
+            self.done += 1
+        return not done
 
     # -- progress ------------------------------------------------------------------------------
 
@@ -589,6 +658,10 @@ class _Collector:
                 outcome, data, error = Outcome.TIMEOUT, None, "timed out"
             except OSError as exc:  # local failure: name resolution, socket creation (EMFILE)
                 outcome, data, error = Outcome.REFUSED, None, f"local error: {exc}"
+            except Exception:
+                # A bug in one transport's code is that attempt's answer, on record with its
+                # trace and its own transport; the file's other transport is still tried.
+                outcome, data, error = Outcome.BUG, None, traceback.format_exc()
             finally:
                 wd.disarm(deadline)
             duration = time.monotonic() - t
@@ -666,6 +739,8 @@ class _Collector:
                 sha, blob = self._record_fetch(None, cluster.name, node.name, name, f)
             if f.outcome is Outcome.OK and f.data is not None and name == CACHE_LIST:
                 self.cache_lists.append(f.data)
+            if f.outcome is Outcome.OK and f.data is not None and cluster.name == "source" and name in CLUSTER_FILES:
+                self.source_lists[(node.name, name)] = f.data
             result = _Shared(
                 f.outcome, None if f.data is None else len(f.data), sha, blob, f.transport, f.address, f.error
             )
@@ -723,7 +798,7 @@ class _Collector:
         if cluster.transport is not Transport.BOTH:
             self._record_fetch(job.phone, cluster.name, node.name, spec.primary, f)
         if f.outcome is Outcome.OK and cluster.name == "source" and ".cnf.xml" in spec.primary and f.data:
-            self._note_tvs(f.data)
+            self._note_tvs(cluster, spec.primary, f.data)
         if f.outcome is not Outcome.NOT_FOUND or spec.fallback is None:
             return f.outcome
         if spec.fallback in CLUSTER_FILES:
@@ -753,10 +828,15 @@ class _Collector:
         if cluster.transport is not Transport.BOTH:
             self._record_fetch(job.phone, cluster.name, node.name, spec.fallback, f)
         if f.outcome is Outcome.OK and cluster.name == "source" and f.data:
-            self._note_tvs(f.data)
+            self._note_tvs(cluster, spec.fallback, f.data)
         return f.outcome
 
-    def _note_tvs(self, data: bytes) -> None:
+    def _note_tvs(
+        self, cluster: Cluster, name: str, data: bytes, signed_digest: bytes | None = None
+    ) -> None:
+        """TVS members named by a source config: candidates, never targets by themselves
+        (``scanner.tvs_targets``: only the profile's members and, from correctly signed configs,
+        its allow-list are contacted)."""
         block = _TVS_BLOCK.search(data)
         if block is None:
             return
@@ -765,10 +845,41 @@ class _Collector:
             return
         self.tvs_blocks.add(raw)
         for address, port in tvs_addresses_in_config(raw):
-            if len(self.tvs_seen) >= MAX_TVS_ADDRESSES:
-                return
-            if (address, port) not in self.tvs_seen:
-                self.tvs_seen[(address, port)] = TvsJob("source", address, address, port)
+            key = (address, port)
+            if key in self.tvs_seen or key in self.tvs_candidates or key in self.tvs_outside:
+                continue
+            if len(self.tvs_candidates) + len(self.tvs_outside) >= MAX_TVS_ADDRESSES:
+                return  # a cluster has a few dozen nodes; more is a hostile config
+            scope = scope_of(cluster, address, port)
+            if scope is Scope.ALLOWED:
+                # Kept (one config per address) until the source lists are in, to check its signature.
+                self.tvs_candidates[key] = (name, data, signed_digest)
+            elif scope is Scope.OUTSIDE:
+                self.tvs_outside[key] = f"not a TVS member of the profile nor in tvs_allow; named by {name}"
+            # Scope.MEMBER with another spelling of a profile address: the profile's job probes it.
+
+    def plan_tvs(self) -> list[TvsJob]:
+        """The TVS jobs: the profile's members, then allowed candidates whose config verified.
+        Every address refused is recorded (outcome ``skipped``) and never contacted."""
+        jobs = [j for key, j in self.tvs_seen.items() if key not in self.tvs_done]
+        lists = list(self.source_lists.values())
+        for (address, port), (name, data, digest) in self.tvs_candidates.items():
+            why = config_signed_by(name, data, lists, signed_digest=digest)
+            if why is None:
+                job = TvsJob("source", address, address, port)
+                self.tvs_seen[(address, port)] = job
+                if (address, port) not in self.tvs_done:
+                    jobs.append(job)
+            else:
+                self.tvs_outside[(address, port)] = f"in tvs_allow, but named only by {name}, whose {why}"
+        for (address, port), why in self.tvs_outside.items():
+            if (address, port) in self.tvs_done:
+                continue
+            self._record(Attempt(
+                None, "source", address, TransportKind.TVS.value, "server-certificate", Outcome.SKIPPED,
+                None, None, 0.0, f"never contacted: {why}", f"{_host(address)}:{port}", started=time.time(),
+            ))
+        return jobs
 
     async def _web_job(self, job: WebJob) -> Outcome:
         from scanner.net.phone_web import PAGES, fetch_phone_pages, phone_url
@@ -911,41 +1022,38 @@ async def collect(
     limits: Limits | None = None,
     observer: Observer | None = None,
     ca_bundle: str | None = None,
+    resume: ResumePoint | None = None,
 ) -> CollectionResult:
-    """Collect the evidence into ``out`` (a new or empty directory). Never raises for what the
-    network does; raises ``FileExistsError`` if ``out`` already holds evidence."""
+    """Collect the evidence into ``out`` (a new or empty directory, or with ``resume`` the
+    directory of an unfinished run, whose finished attempts it keeps). Never raises for what the
+    network does; raises ``FileExistsError`` if ``out`` already holds evidence and this is not a
+    resume.
+
+    ``collection.json`` is written at the start (state ``running``), again once the phones are
+    known (with the plan), and at the end: ``complete``, or ``interrupted`` with the reason. A run
+    killed without warning leaves ``running``: the analysis then knows it never finished."""
     lim = limits if limits is not None else profile.limits
     started_wall = time.time()
     t0 = time.monotonic()
-    writer = EvidenceWriter(out)
+    writer = EvidenceWriter(out, resume_keep=None if resume is None else resume.keep)
     c = _Collector(profile, writer, lim, observer, ca_bundle)
+    if resume is not None:
+        c.adopt(resume)
     phones: Sequence[Phone] = ()
-    try:
-        async with c.http, c.web, c.tftp_pool:
-            if inventory is not None:
-                phones = inventory.phones
-            else:
-                # Discovery (no inventory): each source node's ConfigFileCacheList.txt.
-                src = profile.source
-                c.total = len(src.tftp)
-                await c.run_pool(FileJob(None, src, n, FileSpec(CACHE_LIST)) for n in src.tftp)
-                phones = merge_discovered(parse_config_cache_list(d) for d in c.cache_lists)
-            c.total += count_jobs(profile, phones)
-            c._progress()
-            await c.run_pool(plan_jobs(profile, phones))
-            tvs_jobs = list(c.tvs_seen.values())
-            c.total += len(tvs_jobs)
-            await c.run_pool(tvs_jobs)
-            c._progress(finished=True)
-    finally:
-        c.watchdog.close()  # its timer would otherwise outlive the collection on a shared loop
-        duration = time.monotonic() - t0
-        summary = {
+    plan: dict[str, Any] | None = None
+    state = "running"
+    interrupted: str | None = None
+
+    def summary() -> dict[str, Any]:
+        return {
             "tool": "trustscan",
             "tool_version": __version__,
-            "started": started_wall,
-            "finished": time.time(),
-            "duration": round(duration, 3),
+            "state": state,
+            "interrupted": interrupted,
+            "started": started_wall if resume is None else resume.started,
+            "resumed": None if resume is None else [*resume.resumed, started_wall],
+            "finished": None if state == "running" else time.time(),
+            "duration": round(time.monotonic() - t0, 3),
             "profile": profile.snapshot(),
             "inventory": None
             if inventory is None
@@ -957,6 +1065,7 @@ async def collect(
             },
             "discovered": inventory is None,
             "limits": _limits_dict(lim),
+            "plan": plan,
             "counts": {
                 "phones": len(phones),
                 "jobs": c.done,
@@ -966,10 +1075,45 @@ async def collect(
                 "blob_bytes": writer.blob_bytes,
                 "node_mismatches": c.mismatches,
                 "tvs_addresses": len(c.tvs_seen),
+                "tvs_not_contacted": len(c.tvs_outside),
             },
             "dead_nodes": list(c.dead_nodes()),
         }
-        writer.close(summary)
+
+    try:
+        writer.checkpoint(summary())
+        async with c.http, c.web, c.tftp_pool:
+            if inventory is not None:
+                phones = inventory.phones
+            elif resume is not None and resume.phones is not None:
+                phones = [Phone(n) for n in resume.phones]
+            else:
+                # Discovery (no inventory): each source node's ConfigFileCacheList.txt.
+                src = profile.source
+                c.total = len(src.tftp)
+                await c.run_pool(
+                    job for job in (FileJob(None, src, n, FileSpec(CACHE_LIST)) for n in src.tftp)
+                    if c.pending(job)
+                )
+                phones = merge_discovered(parse_config_cache_list(d) for d in c.cache_lists)
+            plan = plan_summary(profile, phones, discovered=inventory is None)
+            writer.checkpoint(summary())
+            c.total += count_jobs(profile, phones)
+            c._progress()
+            await c.run_pool(job for job in plan_jobs(profile, phones) if c.pending(job))
+            tvs_jobs = c.plan_tvs()
+            c.total += len(tvs_jobs)
+            await c.run_pool(tvs_jobs)
+            c._progress(finished=True)
+        state = "complete"
+    except BaseException as exc:
+        state = "interrupted"
+        interrupted = _interruption(exc)
+        raise
+    finally:
+        c.watchdog.close()  # its timer would otherwise outlive the collection on a shared loop
+        writer.close(summary())
+    duration = time.monotonic() - t0
     return CollectionResult(
         Path(out),
         len(phones),
@@ -979,8 +1123,38 @@ async def collect(
         c.dead_nodes(),
         duration,
         0 if inventory is None else len(inventory.issues),
-        summary,
+        summary(),
     )
+
+
+def _interruption(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT (Ctrl-C)"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled (SIGINT, SIGTERM or the caller)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def plan_summary(profile: Profile, phones: Sequence[Phone], *, discovered: bool) -> dict[str, Any]:
+    """What the run is about to ask for, recorded before it asks: the phones in scope (by name
+    when they were discovered, since no inventory will say so later), and the files planned per
+    phone and per node. ``scanner.analysis`` checks the manifest against it."""
+    per_node: dict[str, int] = {}
+    per_phone = 0
+    for cluster in profile.clusters:
+        specs = phone_file_specs(cluster, Phone("SEP000000000000"))
+        per_phone += len(specs) * len(cluster.tftp)
+        for node in cluster.tftp:
+            per_node[f"{cluster.name}/{node.name}"] = len(CLUSTER_FILES) + len(specs) * len(phones)
+    return {
+        "phone_count": len(phones),
+        "phones": [p.name for p in phones] if discovered else None,
+        "files_per_phone": per_phone,
+        "pages_per_phone": 1,
+        "files_per_node": per_node,
+        "tvs_members": [f"{t.address}:{t.port}" for c in profile.clusters for t in c.tvs],
+        "jobs": count_jobs(profile, phones),
+    }
 
 
 def _limits_dict(lim: Limits) -> dict[str, Any]:

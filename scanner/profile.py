@@ -112,6 +112,54 @@ class TvsNode:
 
 
 @dataclass(frozen=True, slots=True)
+class TvsAllow:
+    """One ``tvs_allow`` entry: an address, network or host name, and the one port allowed."""
+
+    text: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    host: str | None  # a host name, matched literally (never resolved)
+    port: int
+
+    def allows(self, address: str, port: int) -> bool:
+        if port != self.port:
+            return False
+        if self.network is not None:
+            try:
+                return ipaddress.ip_address(address) in self.network
+            except ValueError:
+                return False
+        return self.host is not None and address.lower().rstrip(".") == self.host
+
+
+def parse_tvs_allow(text: str) -> TvsAllow | None:
+    """``"10.1.1.0/24"``, ``"10.1.1.5:2446"``, ``"[::1]:2446"``, ``"tvs.example.com"``; None if not one."""
+    t = text.strip()
+    port = DEFAULT_TVS_PORT
+    host = t
+    if t.startswith("["):
+        inner, sep, rest = t[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        host, tail = inner, rest[1:]
+        if rest:
+            if not tail.isdigit() or not 1 <= int(tail) <= 65535:
+                return None
+            port = int(tail)
+    elif t.count(":") == 1:
+        host, tail = t.split(":")
+        if not tail.isdigit() or not 1 <= int(tail) <= 65535:
+            return None
+        port = int(tail)
+    try:
+        return TvsAllow(t, ipaddress.ip_network(host, strict=False), None, port)
+    except ValueError:
+        pass
+    if "/" in host or not is_valid_host(host):
+        return None
+    return TvsAllow(t, None, host.lower().rstrip("."), port)
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     name: str  # "source" or "destination"
     mode: ClusterMode
@@ -120,6 +168,10 @@ class Cluster:
     trust_stores: tuple[tuple[str, Path], ...]  # (store name, absolute directory)
     tftp: tuple[TftpNode, ...]
     tvs: tuple[TvsNode, ...]
+    # TVS addresses that phones' configs may name beyond ``tvs`` and that the scanner may probe
+    # (``scanner.tvs_targets``): IP addresses, networks ("10.1.1.0/24") or host names, each with
+    # an optional port (":2446", "[::1]:2446"; default 2445).
+    tvs_allow: tuple[TvsAllow, ...] = ()
 
     @property
     def mixed(self) -> bool:
@@ -164,6 +216,7 @@ def _cluster_snapshot(c: Cluster) -> dict[str, Any]:
         "trust_stores": {name: str(path) for name, path in c.trust_stores},
         "tftp": [dataclasses.asdict(n) for n in c.tftp],
         "tvs": [dataclasses.asdict(n) for n in c.tvs],
+        "tvs_allow": [a.text for a in c.tvs_allow],
     }
 
 
@@ -328,7 +381,7 @@ def is_valid_host(text: str) -> bool:
 def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) -> Cluster:
     where = f"clusters.{name}"
     table = _table(ctx, clusters, name, required=True, where="clusters")
-    _only_keys(ctx, table, where, {"mode", "version", "transport", "trust_stores", "tftp", "tvs"})
+    _only_keys(ctx, table, where, {"mode", "version", "transport", "trust_stores", "tftp", "tvs", "tvs_allow"})
     mode = _enum(ctx, table, "mode", where, ClusterMode, None)
     version = table.get("version")
     if version is not None and not isinstance(version, str | int | float):
@@ -377,6 +430,18 @@ def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) 
             )
         )
     _unique(ctx, [n.name for n in tvs], f"{where}.tvs")
+    allow_raw = table.get("tvs_allow", [])
+    if not isinstance(allow_raw, list):
+        raise ctx.error(f"{where}.tvs_allow", 'must be an array of strings such as ["10.1.1.0/24"]')
+    allow: list[TvsAllow] = []
+    for i, entry in enumerate(allow_raw):
+        parsed = parse_tvs_allow(entry) if isinstance(entry, str) else None
+        if parsed is None:
+            raise ctx.error(
+                f"{where}.tvs_allow[{i}]",
+                f"not an address, network or host name with an optional port: {entry!r}",
+            )
+        allow.append(parsed)
     return Cluster(
         name,
         mode,
@@ -385,6 +450,7 @@ def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) 
         tuple(stores),
         tuple(tftp),
         tuple(tvs),
+        tuple(allow),
     )
 
 

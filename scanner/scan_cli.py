@@ -52,7 +52,10 @@ def add_scan_arguments(p: argparse.ArgumentParser, *, need_profile: bool = True)
         p.add_argument("--inventory", metavar="CSV", help="CUCM bulk-administration phone export")
         p.add_argument("--from", dest="evidence", metavar="EVIDENCE_DIR",
                        help="analyse archived evidence instead of collecting")
-    p.add_argument("--out", required=need_profile, default=None, metavar="DIR", help="where the reports go")
+        p.add_argument("--resume", metavar="DIR",
+                       help="finish an interrupted or partial scan whose --out was DIR: keep its definite "
+                       "answers, ask the rest again, rewrite its reports")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the reports go (required unless --resume)")
     p.add_argument("--format", type=_formats, default=None, metavar="LIST",
                    help="report formats: json,jsonl,csv,html (the default) and sarif,junit")
     p.add_argument("--policy", metavar="FILE", help="readiness policy (TOML; default: the shipped policy)")
@@ -126,14 +129,41 @@ def run_scan(args: argparse.Namespace) -> int:
     except (ParseError, FileNotFoundError) as exc:
         _err(str(exc))
         return EXIT_USAGE
-    out = Path(args.out)
+    resume = getattr(args, "resume", None)
+    if resume and (args.evidence or (args.out and Path(args.out) != Path(resume))):
+        _err("--resume DIR continues the scan in DIR: give neither --from nor another --out")
+        return EXIT_USAGE
+    if not resume and not args.out:
+        _err("--out DIR is required (or --resume DIR to finish an earlier scan)")
+        return EXIT_USAGE
+    out = Path(resume or args.out)
     evidence = Path(args.evidence) if args.evidence else out / "evidence"
-    if args.evidence:
+    if resume and not (evidence / "manifest.jsonl").is_file() and (out / "manifest.jsonl").is_file():
+        evidence, out = out, out.parent  # pointed at the evidence directory itself
+    point = None
+    if resume:
+        from scanner.resume import NothingToResume, resume_point
+
+        if not (evidence / "manifest.jsonl").is_file():
+            _err(f"{out} holds no scan to resume (no {evidence / 'manifest.jsonl'})")
+            return EXIT_USAGE
+        try:
+            point = resume_point(evidence, profile, inv_sha)
+        except NothingToResume as exc:
+            _err(str(exc))
+            return analyse_and_report(args, profile, policy, evidence, out,
+                                      None if inventory is None else inventory.phones)
+        except ParseError as exc:
+            _err(f"cannot resume: {exc}")
+            return EXIT_USAGE
+        _err(f"resuming {evidence}: {len(point.keep)} attempts kept, {point.redo} to ask again")
+    elif args.evidence:
         if not (evidence / "manifest.jsonl").is_file():
             _err(f"{evidence} is not an evidence directory (no manifest.jsonl)")
             return EXIT_USAGE
     elif (evidence / "manifest.jsonl").exists():
-        _err(f"{evidence} already holds evidence: choose a new --out, or analyse it with --from {evidence}")
+        _err(f"{evidence} already holds evidence: choose a new --out, finish it with --resume {out}, or "
+             f"analyse it with --from {evidence}")
         return EXIT_USAGE
     show = sys.stderr.isatty() and not args.no_progress
     try:
@@ -143,7 +173,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
             def start(observer: Any) -> Any:
                 return collect(profile, evidence, inventory=inventory, inventory_path=args.inventory,
-                               inventory_sha256=inv_sha, observer=observer)
+                               inventory_sha256=inv_sha, observer=observer, resume=point)
 
             result = _run(start, show)
             if result.dead_nodes:
@@ -151,7 +181,7 @@ def run_scan(args: argparse.Namespace) -> int:
         return analyse_and_report(args, profile, policy, evidence, out,
                                   None if inventory is None else inventory.phones)
     except KeyboardInterrupt:
-        _err(f"interrupted; evidence so far is in {evidence} (analyse it with --from)")
+        _err(f"interrupted; evidence so far is in {evidence}: finish it with --resume {out}")
         return 130
     except Exception:  # the one boundary where anything unexpected becomes exit 70
         _err("internal error (please report it with this trace):\n" + traceback.format_exc())

@@ -51,6 +51,11 @@ def add_collect_parser(subparsers: Any) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="evidence directory to create (must not hold evidence)"
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished collection in --out: keep its definite answers, ask the rest again",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the planned requests per node and exit")
     p.add_argument(
         "--concurrency",
@@ -166,8 +171,24 @@ def run_collect(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     out = Path(args.out)
-    if (out / "manifest.jsonl").exists():
-        _err(f"{out} already holds evidence; choose a new directory")
+    point = None
+    if args.resume:
+        from scanner.resume import NothingToResume, resume_point
+
+        if not (out / "manifest.jsonl").is_file():
+            _err(f"{out} holds no collection to resume (no manifest.jsonl)")
+            return EXIT_USAGE
+        try:
+            point = resume_point(out, profile, inv_sha)
+        except NothingToResume as exc:
+            _err(str(exc))
+            return EXIT_OK
+        except ParseError as exc:
+            _err(f"cannot resume: {exc}")
+            return EXIT_USAGE
+        _err(f"resuming {out}: {len(point.keep)} attempts kept, {point.redo} to ask again")
+    elif (out / "manifest.jsonl").exists():
+        _err(f"{out} already holds evidence; choose a new directory or finish it with --resume")
         return EXIT_USAGE
     show = sys.stderr.isatty() and not args.no_progress
 
@@ -181,6 +202,7 @@ def run_collect(args: argparse.Namespace) -> int:
             limits=limits,
             observer=observer,
             ca_bundle=args.ca_bundle,
+            resume=point,
         )
 
     try:
@@ -208,6 +230,7 @@ def run_collect(args: argparse.Namespace) -> int:
 
 def _run(start: Any, show: bool) -> Any:
     _install_uvloop()
+    _sigterm_interrupts()
     if not show:
         return asyncio.run(start(None))
     from rich.console import Console
@@ -242,6 +265,19 @@ def _run(start: Any, show: bool) -> Any:
             bar.update(task, total=p.total, completed=p.done, rate=rate, failures=p.failures)
 
         return asyncio.run(start(observer))
+
+
+def _sigterm_interrupts() -> None:
+    # SIGTERM (a scheduler stopping a nightly job) ends the run like Ctrl-C does: the collector
+    # unwinds, writes collection.json as "interrupted" and the evidence can be resumed. Without
+    # this the default action kills the process with collection.json still saying "running"
+    # (which the analysis also handles, only with less to say).
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _install_uvloop() -> None:
