@@ -25,7 +25,7 @@ from scanner.net.http_lean import _Failure, _parse_head_uncached
 from scanner.net.tvs_probe import CertificateSniffer
 from scanner.phonepage import parse_phone_page
 from scanner.tftp.packets import decode
-from scanner.trustcache import AnalysisCache
+from scanner.trustcache import INTERNAL_ERROR, AnalysisCache
 from scanner.trustlist import parse, serialize
 from scanner.verify import TrustStore, verify
 
@@ -68,6 +68,8 @@ def _inspect(data: bytes) -> None:
     """``trustscan inspect --json`` and its text view, lenient and strict: never raises."""
     for strict in (False, True):
         report = inspect_bytes(data, "ITLFile.tlv", now=NOW, strict=strict, cache=_CACHE)
+        reason = report.get("signature", {}).get("reason", "")
+        assert INTERNAL_ERROR not in reason, reason  # the cache's last guard hid a bug
         orjson.dumps(report)
         render_text(report)
         exit_code([report])

@@ -93,7 +93,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for directory in args.trust_store:
         try:
             store = load_trust_store(directory)
-        except (FileNotFoundError, NotADirectoryError) as exc:
+        except OSError as exc:  # missing, not a directory, unreadable: a usage error, no traceback
             print(f"trustscan: {exc}", file=sys.stderr)
             return EXIT_USAGE
         for err in store.errors:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,8 +103,24 @@ def _analyse(
         tf = parse(data, name_hint=name_hint, strict=strict)
     except ParseError as exc:
         return Analysis(digests, None, exc, None)
-    verification = verify(tf, trust_stores) if verify_signature else None
+    verification = _verify(tf, trust_stores) if verify_signature else None
     return Analysis(digests, tf, None, verification)
+
+
+INTERNAL_ERROR = "internal error while verifying (a bug: please report it)"
+
+
+def _verify(tf: TrustFile, trust_stores: Sequence[TrustStore]) -> Verification:
+    """``verify``, with a last guard: it turns every certificate problem into data itself (and is
+    fuzzed for it), but one broken phone must never stop a scan, so a bug that still escapes
+    becomes an unverified file whose reason names it, for every caller of the cache."""
+    try:
+        return verify(tf, trust_stores)
+    except Exception as exc:  # the boundary of last resort; the fuzz targets fail on this reason
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+        reason = f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}{where}"
+        return Verification(False, reason, None, None, False, False, ())
 
 
 DEFAULT_CACHE = AnalysisCache()

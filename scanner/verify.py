@@ -76,6 +76,8 @@ class CertReading:
     overflows our conversion). :func:`read_certificate` touches every fact the scanner uses
     inside one ``try``; past it nobody calls cryptography on that certificate again, so nothing
     can raise later. ``error`` set means ``cert``, ``facts``, ``key`` and ``record_key`` are None.
+    ``cert`` is kept for identity and for what callers pass on (``StoredCert``); read the facts
+    from here, not from it (its extensions, for one, were never touched and may still raise).
     """
 
     der: bytes = field(repr=False)
@@ -192,7 +194,7 @@ def _reason(exc: BaseException) -> str:
         return f"unsupported algorithm: {text}"
     if isinstance(exc, x509.InvalidVersion):
         return f"invalid X.509 version: {text}"
-    if isinstance(exc, ValueError) and type(exc) is ValueError:
+    if type(exc) is ValueError:  # cryptography's message says it all ("error parsing asn1 value...")
         return text
     return f"{type(exc).__name__}: {text}"
 

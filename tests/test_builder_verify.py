@@ -297,3 +297,16 @@ def test_certificate_warnings_are_recorded_not_raised() -> None:
     reading = V.read_certificate(cert.public_bytes(serialization.Encoding.DER))
     assert reading.ok and reading.facts is not None, reading.error
     assert any("length" in w for w in reading.warnings), reading.warnings
+
+
+def test_cache_turns_an_escaped_bug_into_an_unverified_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scanner.trustcache as TC
+
+    def boom(*args: object, **kwargs: object) -> V.Verification:
+        raise OverflowError("a bug")
+
+    monkeypatch.setattr(TC, "verify", boom)
+    sig = signer()
+    a = AnalysisCache().analyse(B.build_trust_list(sig, _records(sig), timestamp=TS))
+    assert a.file is not None and a.verification is not None and not a.verification.valid
+    assert a.verification.reason.startswith(TC.INTERNAL_ERROR) and "OverflowError: a bug" in a.verification.reason
