@@ -511,7 +511,14 @@ def _malformed_findings(
                 Severity.BLOCKER if blocks else Severity.WARNING,
                 f"record {rc.index} certificate cannot be read: {rc.cert_error}"
                 + ("; it is the signer the header names, so the file cannot be verified" if blocks else ""),
-                {"record": rc.index, "role": rc.role, "reason": rc.cert_error, "signer": rc.index in signer_indexes},
+                {
+                    "record": rc.index,
+                    # A role is 2 bytes (§1.5); a longer value a lenient parse kept is no role,
+                    # and an integer past 64 bits would break the JSON writers.
+                    "role": rc.role if rc.role is not None and rc.role <= 0xFFFF else None,
+                    "reason": rc.cert_error,
+                    "signer": rc.index in signer_indexes,
+                },
             )
         )
     return tuple(out)
