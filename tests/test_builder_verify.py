@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner import builder as B
 from scanner import trustlist as T
@@ -310,3 +312,14 @@ def test_cache_turns_an_escaped_bug_into_an_unverified_file(monkeypatch: pytest.
     a = AnalysisCache().analyse(B.build_trust_list(sig, _records(sig), timestamp=TS))
     assert a.file is not None and a.verification is not None and not a.verification.valid
     assert a.verification.reason.startswith(TC.INTERNAL_ERROR) and "OverflowError: a bug" in a.verification.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_read_certificate_never_raises_on_mutated_der(data: st.DataObject) -> None:
+    der = bytearray(badcerts.victim().public_bytes(serialization.Encoding.DER))
+    for _ in range(data.draw(st.integers(1, 4))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    reading = V.read_certificate(bytes(der))
+    assert reading.ok == (reading.facts is not None) == (reading.key is not None)
+    assert reading.ok or reading.error
