@@ -577,6 +577,8 @@ class _PhoneRun:
         for what the evidence directory lacks (never collected, or its bytes damaged)."""
         gaps = [f for f in fetches if f.outcome in EVIDENCE_GAPS] or ([] if fetches else [_NO_LIST.fetch])
         failed = [f for f in fetches if f.outcome not in EVIDENCE_GAPS]
+        if gaps and all(f.outcome == "not_found" for f in failed):
+            failed = []  # definite answers beside the gap: the gap alone is why this is unknown
         if failed:
             reasons = sorted({f.outcome for f in failed})
             self.add(check, CheckStatus.UNKNOWN, Finding(
@@ -871,6 +873,10 @@ class _PhoneRun:
                 (timeouts if probe.outcome == "timeout" else unreachable).append(f"{label} ({probe.outcome})")
             elif probe.cert_der in itl_ders:
                 good.append(label)
+            elif held.itl is None and not (ev.src.itl and all(ls.fetch.ok for ls in ev.src.itl.values())):
+                # Which ITL the phone holds is unknown and some source ITL was not read: that
+                # one may list this certificate.
+                unprobed.append(f"{label} (certificate not checkable: a source ITL is missing)")
             else:
                 untrusted.append(label)
         if good:
