@@ -126,8 +126,7 @@ def test_refused_source_config_is_its_own_finding() -> None:
 
 
 def test_node_that_says_not_found_far_more_than_its_peers() -> None:
-    sc = Scenario()
-    scan, phone = sc.scan()
+    scan, _ = Scenario().scan()
     d = scan.destination
     dest = ClusterEvidence(d.name, d.mixed, d.nodes, d.files, d.trust_stores, d.tvs,
                            {"d1": (2, 100), "d2": (90, 100)})

@@ -228,10 +228,9 @@ def test_resume_of_a_finished_run_and_with_another_profile(
     main(_scan_args(lab, "--resume", str(out)))
     assert "nothing to resume" in capsys.readouterr().err
     # Another profile: refused, naming what differs.
-    other = tmp_path / "other.toml"
+    other = lab / "other-profile.toml"  # beside the lab's: the same relative trust-store paths
     text = (lab / "profile.toml").read_text().replace("per_node_rate = 80", "per_node_rate = 81")
     other.write_text(text)
-    shutil.copytree(lab / "trust", tmp_path / "trust", dirs_exist_ok=True) if (lab / "trust").exists() else None
     code = main(["scan", "--profile", str(other), "--inventory", str(lab / "inventory.csv"), "--no-history",
                  "--no-progress", "--resume", str(out)])
     err = capsys.readouterr().err
