@@ -16,8 +16,8 @@ from scanner.evidence import EvidenceReader, Outcome
 from scanner.inventory import Inventory, Phone
 from scanner.profile import parse_profile, parse_tvs_allow
 from scanner.tvs_targets import Scope, config_signed_by, scope_of
-from tests.fleet import TS, base_world
 from tests import test_collect
+from tests.fleet import TS, base_world
 from tests.test_collect import Node, free_tcp_port, profile_text, tvs_server
 
 tvs_files = test_collect.tvs_files  # the TVS server's certificate and key (a module fixture)
