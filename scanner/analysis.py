@@ -350,15 +350,5 @@ def _model(device_type: str | None, page: PhonePage | None) -> str | None:
     return page.model if page is not None else None
 
 
-def evidence_profile_sha(reader: EvidenceReader) -> str | None:
-    try:
-        summary = reader.summary()
-    except (OSError, ParseError, ValueError):
-        return None
-    prof = summary.get("profile") if isinstance(summary, dict) else None
-    sha = prof.get("sha256") if isinstance(prof, dict) else None
-    return sha if isinstance(sha, str) else None
-
-
 def is_evidence_dir(path: Path) -> bool:
     return (path / "manifest.jsonl").is_file()

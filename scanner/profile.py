@@ -208,6 +208,29 @@ class Profile:
         }
 
 
+def snapshot_difference(old: Mapping[str, Any], new: Mapping[str, Any], where: str = "") -> list[str]:
+    """What differs between two ``Profile.snapshot()`` documents, one line per dotted key (the
+    file's path and hash aside: the same settings in another file are the same profile)."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if not where and key in ("path", "sha256"):
+            continue
+        a, b = old.get(key), new.get(key)
+        name = f"{where}.{key}" if where else key
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += snapshot_difference(a, b, name)
+        elif a != b:
+            out.append(f"{name}: {_short(a)} in the evidence, {_short(b)} now")
+    return out
+
+
+def _short(v: Any) -> str:
+    import json
+
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _cluster_snapshot(c: Cluster) -> dict[str, Any]:
     return {
         "mode": c.mode.value,

@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from scanner.errors import ParseError
 from scanner.evidence import MANIFEST, Attempt, EvidenceReader, Outcome, TransportKind
 from scanner.inventory import Phone
 from scanner.plan import CACHE_LIST, CLUSTER_FILES, phone_file_specs
-from scanner.profile import Profile
+from scanner.profile import Profile, snapshot_difference
 
 __all__ = ["NothingToResume", "ResumePoint", "ResumeRefused", "resume_point"]
 
@@ -58,31 +56,12 @@ class ResumePoint:
     redo: int = 0  # attempts that will be asked again
 
 
-def _profile_difference(old: Mapping[str, Any], new: Mapping[str, Any], where: str = "") -> list[str]:
-    out: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        if key in ("path", "sha256"):
-            continue
-        a, b = old.get(key), new.get(key)
-        name = f"{where}.{key}" if where else key
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _profile_difference(a, b, name)
-        elif a != b:
-            out.append(f"{name}: {_short(a)} in the evidence, {_short(b)} now")
-    return out
-
-
-def _short(v: Any) -> str:
-    text = orjson.dumps(v).decode()
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def resume_point(root: Path, profile: Profile, inventory_sha256: str | None) -> ResumePoint:
     reader = EvidenceReader(root)  # FileNotFoundError: not an evidence directory
     summary = reader.summary()
     snap = summary.get("profile") if isinstance(summary.get("profile"), dict) else None
     if snap is not None and snap.get("sha256") != profile.sha256:
-        diff = _profile_difference(snap, profile.snapshot())
+        diff = snapshot_difference(snap, profile.snapshot())
         if diff:  # the same settings in another file (a comment changed) may resume
             raise ResumeRefused(
                 "collected with another profile: " + "; ".join(diff[:5])

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanner.analysis import evidence_profile_sha, load, phone_evidence
+from scanner.analysis import load, phone_evidence
+from scanner.errors import ParseError
 from scanner.evidence import EvidenceReader
 from scanner.history import History
 from scanner.inventory import Phone
 from scanner.policy import Policy
-from scanner.profile import Profile
+from scanner.profile import Profile, snapshot_difference
 from scanner.readiness import Evaluator, summarize
 from scanner.report import csv_report, html_report, json_report, junit_report, sarif_report
 from scanner.report.jsonl_report import DeviceStream
@@ -52,17 +53,39 @@ class AnalysisOptions:
     on_device: Callable[[dict[str, Any]], None] | None = None
 
 
+# What the evidence must agree on with the profile it is analysed with: which nodes and TVS
+# servers were asked, and how. (Trust stores, limits and phone access may differ: stores are read
+# at analysis time, and re-analysing with a store added is a normal thing to do.)
+_STRUCTURAL = (".tftp", ".tvs", ".tvs_allow", ".mode", ".transport")
+
+
+def _profile_issues(reader: EvidenceReader, opts: AnalysisOptions) -> tuple[list[str], list[str]]:
+    """(every difference between the evidence's profile and this one, the structural ones)."""
+    try:
+        summary = reader.summary()
+    except (OSError, ParseError):
+        return [], []  # said by the analysis's evidence state
+    snap = summary.get("profile")
+    if not isinstance(snap, dict) or snap.get("sha256") == opts.profile.sha256:
+        return [], []
+    lines = [
+        f"the evidence in {opts.evidence} was collected with another profile: {d}"
+        for d in snapshot_difference(snap, opts.profile.snapshot())
+    ]
+    structural = [
+        line for line in lines
+        if any(f"{key}:" in line.rsplit("another profile: ", 1)[1].split(" ", 1)[0] for key in _STRUCTURAL)
+    ]
+    return lines, structural
+
+
 def analyse(opts: AnalysisOptions) -> ScanOutcome:
     """Evidence directory in, reports out."""
     started = time.time()
     reader = EvidenceReader(opts.evidence)
     warnings: list[str] = []
-    sha = evidence_profile_sha(reader)
-    if sha is not None and sha != opts.profile.sha256:
-        warnings.append(
-            f"the evidence in {opts.evidence} was collected with another profile (sha256 {sha[:12]}…, this one "
-            f"{opts.profile.sha256[:12]}…): nodes or trust stores may not match"
-        )
+    profile_issues, structural = _profile_issues(reader, opts)
+    warnings += [w for w in profile_issues if w not in structural]  # the rest are evidence issues
     loaded = load(reader, opts.profile, opts.inventory)
     warnings += loaded.store_errors
     cache = AnalysisCache()
@@ -82,7 +105,7 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
                 stream.device(row)
             if opts.on_device is not None:
                 opts.on_device(row)
-        evidence_issues = loaded.evidence.fleet_issues()
+        evidence_issues = (*structural, *loaded.evidence.fleet_issues())
         summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
         if "jsonl" in opts.formats:
             stream.summary({"verdict": summary.verdict.value, **summary_dict(summary)})

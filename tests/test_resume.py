@@ -239,3 +239,30 @@ def test_resume_of_a_finished_run_and_with_another_profile(
     assert main(["collect", "--profile", str(other), "--inventory", str(lab / "inventory.csv"),
                  "--out", str(ev), "--resume"]) == 64
     assert os.path.exists(ev / "manifest.jsonl")
+
+
+def test_evidence_from_another_profile(world: tuple[Path, Path, dict[str, Any]], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    lab, ref, reference = world
+    text = (lab / "profile.toml").read_text()
+    # Only politeness changed: the same question, a warning, the same answers.
+    polite = lab / "polite-profile.toml"
+    polite.write_text(text.replace("per_node_rate = 80", "per_node_rate = 40"))
+    main(["scan", "--profile", str(polite), "--inventory", str(lab / "inventory.csv"), "--no-history",
+          "--no-progress", "--from", str(ref / "evidence"), "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert "another profile: limits.per_node_rate" in err
+    doc = _report(tmp_path / "a")
+    assert doc["devices"] == reference["devices"] and doc["verdict"] == reference["verdict"]
+    # Another node: the evidence answers another question; never GO, the difference named.
+    import re
+
+    moved = lab / "moved-profile.toml"
+    moved.write_text(re.sub(r'address = "127\.(\d+)\.0\.2"', r'address = "127.\1.0.99"', text, count=1))
+    main(["scan", "--profile", str(moved), "--inventory", str(lab / "inventory.csv"), "--no-history",
+          "--no-progress", "--from", str(ref / "evidence"), "--out", str(tmp_path / "b")])
+    capsys.readouterr()
+    doc = _report(tmp_path / "b")
+    assert any("tftp" in i for i in doc["summary"]["evidence_issues"]), doc["summary"]
+    assert doc["verdict"] != "GO"
+    assert_no_false_verdict(doc, reference)
