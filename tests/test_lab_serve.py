@@ -483,10 +483,11 @@ def test_plan_fits_the_limit_per_process() -> None:
 @pytest.mark.parametrize(
     ("kw", "words"),
     [
-        ({"limit": 1100, "phones_per_process": None}, r"open-files limit of 1100 .* 1140 phones fit"),
-        # 200,000 phones at 20,000 per process: the main process and 10 workers, each with its reserve.
-        ({"limit": 20_000, "system_free": 100_000}, r"100000 file descriptors free .* about 87712 phones fit"),
-        ({"limit": 20_000, "memory_free": 10**9}, r"953 MiB of memory available .* about 100000 phones fit"),
+        # 52 phones in each of 15 workers, none in the main process (its reserve is larger).
+        ({"limit": 2100, "phones_per_process": None}, r"open-files limit of 2100 .* 780 phones fit"),
+        # 200,000 phones at 20,000 per process: the main process and 11 workers, each with its reserve.
+        ({"limit": 20_000, "system_free": 100_000}, r"100000 file descriptors free .* about 74400 phones fit"),
+        ({"limit": 20_000, "memory_free": 10**9}, r"953 MiB of memory available .* about 85000 phones fit"),
     ],
 )
 def test_plan_refuses_naming_how_many_fit(kw: dict[str, Any], words: str) -> None:
@@ -494,3 +495,24 @@ def test_plan_refuses_naming_how_many_fit(kw: dict[str, Any], words: str) -> Non
 
     with pytest.raises(LabError, match=words):
         plan_shares(["on"] * 200_000, **kw)
+
+
+def test_cli_serve_stops_when_a_worker_dies() -> None:
+    """A worker gone mid-serve takes its phones with it: lab serve says so and stops (exit 70)
+    rather than go on serving a lab that answers wrong."""
+    d = built_lab("mixed", phones=60, base=MP_BASE)
+    proc, lines = _serve_cli(d, "--phones-per-process", "20")
+    try:
+        assert lines and lines[-1].startswith("ready"), "".join(lines)
+        workers = _workers_of(proc.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        assert proc.wait(10) == 70
+        rest = proc.stdout.read() if proc.stdout else ""
+        assert f"worker pid {workers[0]}" in rest and "exited with code -9 while serving" in rest, rest
+        assert _gone_within(workers, 5.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -67,10 +67,17 @@ _READ_CACHE = 4096
 # scanner allows 64 per node) and as many HTTP connections; 4 nodes x (64 + 64) = 512. Then TVS
 # sessions, files being read, two pipes per worker, the interpreter's own (~30): 2,048 leaves
 # room for a second client at the same time.
-MAIN_RESERVE = 2048
-# A worker: the connections accepted on its phones. The scanner opens at most 64 phone
-# connections at once (Limits.web_concurrency); a stalled phone holds one until the client gives up.
-WORKER_RESERVE = 1024
+# Phone connections (below) come on top: the main process also serves the first share of phones.
+MAIN_RESERVE = 3072
+# A worker: the connections accepted on its phones. The scanner has at most 64 phone requests in
+# flight (Limits.web_concurrency), but a client keeps a finished phone's connection idle in its
+# pool; the server closes it after PHONE_KEEPALIVE, so about (phones/s) x PHONE_KEEPALIVE stay
+# open: 500 phones/s x 2 s = 1,000. A stalled phone holds one until the client gives up.
+WORKER_RESERVE = 2048
+# Idle keep-alive: aiohttp's low-level server default is 3,630 s, which let a 20,000-phone scan
+# keep ~1,800 finished phones' connections open in one process and run it out of descriptors.
+PHONE_KEEPALIVE = 2.0
+NODE_KEEPALIVE = 75.0  # what aiohttp's web.AppRunner uses; a node's clients are few and busy
 # Each process is an interpreter with aiohttp and a copy of lab.json (~60 MB before listeners);
 # needing more than this many processes means the open-files limit is far too low for the lab.
 MAX_PROCESSES = 16
@@ -329,6 +336,7 @@ class LabServer:
         self._targets: dict[tuple[str, int], _HttpTarget] = {}
         self._stalled: set[asyncio.Future[None]] = set()
         self._http: web.Server | None = None
+        self._phone_http: web.Server | None = None
         self._workers: list[_Worker] = []
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -364,7 +372,7 @@ class LabServer:
                 f"worker for phones {start}..{stop - 1}: open-files limit {limit} holds "
                 f"{max(0, limit - WORKER_RESERVE)} phone listeners, not {listening}"
             )
-        self._http = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        self._make_http()
         await self._start_phones(asyncio.get_running_loop(), phones)
 
     async def _start_main(self, limit: int, emit: Callable[[Service], None]) -> None:
@@ -380,7 +388,7 @@ class LabServer:
         for share in shares[1:]:
             self._workers.append(await self._spawn(share))
         self.processes = len(shares)
-        self._http = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        self._make_http()
         await self._start_nodes(emit)
         start, stop = shares[0]
         await self._start_phones(asyncio.get_running_loop(), self.lab["phones"][start:stop])
@@ -391,6 +399,17 @@ class LabServer:
             self._emit_web(emit, w.share, w.listening, f"worker pid {w.proc.pid}")
         for w in self._workers:
             self._watchers.append(asyncio.create_task(self._watch(w)))
+
+    def _make_http(self) -> None:
+        # Two protocol factories because idle keep-alive connections hold descriptors: aiohttp's
+        # low-level server keeps one for an hour by default. Nodes get what web.AppRunner uses;
+        # a phone's few pages come back to back, so its connection may go after PHONE_KEEPALIVE.
+        self._http = web.Server(
+            self._handle, handler_cancellation=True, access_log=None, keepalive_timeout=NODE_KEEPALIVE
+        )
+        self._phone_http = web.Server(
+            self._handle, handler_cancellation=True, access_log=None, keepalive_timeout=PHONE_KEEPALIVE
+        )
 
     async def _start_nodes(self, emit: Callable[[Service], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -465,7 +484,7 @@ class LabServer:
             if phone["web"] == "off":
                 continue  # web access off: no listener, so connections are refused
             await self._listen(
-                loop, phone["ip"], port, _HttpTarget("phone", phone=phone), f"phone {phone['name']} web"
+                loop, phone["ip"], port, _HttpTarget("phone", phone=phone), f"phone {phone['name']} web", phone=True
             )
             self.phones_listening += 1
 
@@ -553,11 +572,19 @@ class LabServer:
         await asyncio.gather(*(_reap(w) for w in workers))
 
     async def _listen(
-        self, loop: asyncio.AbstractEventLoop, host: str, port: int, target: _HttpTarget, what: str
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        target: _HttpTarget,
+        what: str,
+        *,
+        phone: bool = False,
     ) -> None:
-        assert self._http is not None
+        factory = self._phone_http if phone else self._http
+        assert factory is not None
         try:
-            srv = await loop.create_server(self._http, host, port, reuse_address=True, backlog=128)
+            srv = await loop.create_server(factory, host, port, reuse_address=True, backlog=128)
         except OSError as exc:
             raise _bind_error(exc, what, host, port, "tcp") from None
         self._servers.append(srv)
@@ -574,9 +601,10 @@ class LabServer:
         servers, self._servers = self._servers, []
         for srv in servers:
             srv.close()
-        if self._http is not None:
-            with contextlib.suppress(Exception):
-                await self._http.shutdown(0.5)
+        for factory in (self._http, self._phone_http):
+            if factory is not None:
+                with contextlib.suppress(Exception):
+                    await factory.shutdown(0.5)
         for srv in servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
