@@ -1,0 +1,276 @@
+"""Benchmark: the whole scan against served labs, checked phone by phone against the answer key
+(issue 9, item 6).
+
+For each size: ``trustscan lab build`` a ``mixed`` lab, ``trustscan lab serve`` it in a second
+process (which spreads its phones over worker processes when one process's open-files limit
+cannot hold them), run the whole ``trustscan scan`` as a third process, and compare every phone of
+its ``report.json`` with ``answer-key.json`` (``scanner.lab.answer``, the accuracy test's
+comparison). Per size it prints the phones whose readiness or codes differ (must be 0, the first
+few listed), the other differences (verdict, cluster codes), and the scan's wall time, phones/s,
+CPU seconds (user + system of the scan process, from ``os.wait4``) and peak RSS; the lab build's
+time and the server's CPU seconds beside them.
+
+    python bench/bench_scan.py [--sizes 2000 20000 100000] [--work DIR] [--labs DIR] [--base 33]
+                               [--keep] [--json]
+
+``--json`` prints one JSON object as the last line. Labs and scans go to a temporary directory
+under ``--work`` (default /tmp: a 100,000-phone lab is ~3 GB) that is removed at the end unless
+``--keep``. Exit code 0 when every size matched its key, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scanner.lab.answer import compare_report, phone_differences
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOWN = 5  # differences listed per size
+READY_TIMEOUT = 600.0  # a 100,000-phone lab binds in well under a minute; a busy machine is slower
+
+
+def log(msg: str) -> None:
+    print(f"[bench_scan] {msg}", file=sys.stderr, flush=True)
+
+
+def build(lab: Path, phones: int, base: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "scanner", "lab", "build", "--out", str(lab), "--phones", str(phones),
+         "--scenario", "mixed", "--base", str(base), "--quiet"],
+        check=True, cwd=ROOT,
+    )
+    return time.perf_counter() - started
+
+
+class Served:
+    """``trustscan lab serve LAB`` in its own process group until the block ends. Its output is
+    drained by a thread after ``ready`` so that nothing it prints later can block it."""
+
+    def __init__(self, lab: Path, log_path: Path) -> None:
+        self.lab = lab
+        self.log_path = log_path
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self.startup_s = 0.0
+        self.peak_fds = 0
+
+    def __enter__(self) -> Served:
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scanner", "lab", "serve", str(self.lab)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("ready"):
+                self.startup_s = time.perf_counter() - started
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self
+            if time.monotonic() > deadline:
+                break
+        self.__exit__()
+        raise RuntimeError(f"lab serve {self.lab} did not get ready:\n{''.join(self.lines[-20:])}")
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def sample_fds(self, stop: threading.Event) -> None:
+        """Record, once a second until ``stop``, the most descriptors any lab serve process held
+        (a check of the reserves in scanner.lab.serve: the limit here is 20,000 per process)."""
+        assert self.proc is not None
+        while not stop.wait(1.0):
+            for pid in [self.proc.pid, *_children(self.proc.pid)]:
+                with contextlib.suppress(OSError):
+                    self.peak_fds = max(self.peak_fds, len(os.listdir(f"/proc/{pid}/fd")))
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by lab serve and its worker processes (Linux /proc)."""
+        assert self.proc is not None
+        total = 0.0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            total += _proc_cpu(pid)
+        return total
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_path.write_text("".join(self.lines))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scan(lab: Path, out: Path) -> dict[str, Any]:
+    """The whole ``trustscan scan`` as a child process: wall time, and its own CPU and peak RSS
+    from ``os.wait4`` (the rusage of that one child, not of every child of this process)."""
+    argv = [sys.executable, "-m", "scanner", "scan", "--profile", str(lab / "profile.toml"),
+            "--inventory", str(lab / "inventory.csv"), "--out", str(out),
+            "--no-progress", "--no-history", "--json"]
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.stdout", "wb") as so, open(out.parent / f"{out.name}.stderr", "wb") as se:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=so, stderr=se, cwd=ROOT)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C): the scan goes too
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
+    return {
+        "exit_code": proc.returncode,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: KiB
+        "stderr_tail": (out.parent / f"{out.name}.stderr").read_text(errors="replace")[-2000:],
+    }
+
+
+def run_size(work: Path, phones: int, base: int, labs: Path | None) -> dict[str, Any]:
+    lab, out = (labs or work) / f"lab-{phones}", work / f"scan-{phones}"
+    build_s = None
+    if labs is not None and (lab / "lab.json").is_file():
+        log(f"{phones} phones: reusing the lab in {lab}")
+    else:
+        log(f"{phones} phones: building the lab in {lab}")
+        build_s = round(build(lab, phones, base), 1)
+        log(f"{phones} phones: built in {build_s} s; serving")
+    with Served(lab, work / f"serve-{phones}.log") as server:
+        serve_lines = [ln.rstrip() for ln in server.lines if ln.startswith(("WEB", "ready"))]
+        log(f"{phones} phones: {serve_lines[-1]}; scanning")
+        cpu0 = server.cpu()
+        done = threading.Event()
+        sampler = threading.Thread(target=server.sample_fds, args=(done,), daemon=True)
+        sampler.start()
+        try:
+            s = scan(lab, out)
+        finally:
+            done.set()
+            sampler.join()
+        serve_cpu = server.cpu() - cpu0
+    result: dict[str, Any] = {
+        "phones": phones,
+        "build_s": build_s,
+        "serve_startup_s": round(server.startup_s, 1),
+        "serve_processes": sum(1 for ln in serve_lines if ln.startswith("WEB")),
+        "scan_exit_code": s["exit_code"],
+        "wall_s": round(s["wall_s"], 1),
+        "phones_per_s": round(phones / s["wall_s"], 1),
+        "cpu_s": round(s["cpu_s"], 1),
+        "peak_rss_mb": round(s["peak_rss_mb"], 1),
+        "serve_cpu_s": round(serve_cpu, 1),
+        "serve_peak_fds": server.peak_fds,
+    }
+    report_path = out / "report.json"
+    if not report_path.is_file():
+        result.update(differences=None, error=f"no report.json (exit {s['exit_code']}): {s['stderr_tail']}")
+        return result
+    key = orjson.loads((lab / "answer-key.json").read_bytes())
+    report = orjson.loads(report_path.read_bytes())
+    phone_diffs = phone_differences(key, report)
+    others = [p for p in compare_report(key, report) if p not in set(phone_diffs)]
+    result.update(
+        verdict=report["verdict"],
+        key_verdict=key["verdict"],
+        differences=len(phone_diffs),
+        first_differences=phone_diffs[:SHOWN],
+        other_differences=others,
+    )
+    return result
+
+
+def show(r: dict[str, Any]) -> None:
+    built = "reused" if r["build_s"] is None else f"{r['build_s']} s"
+    print(f"== {r['phones']} phones (lab build {built}, lab serve ready in {r['serve_startup_s']} s "
+          f"over {r['serve_processes']} process(es))")
+    if r.get("differences") is None:
+        print(f"   ERROR: {r.get('error')}")
+        return
+    print(f"   phones differing from the answer key (readiness, codes): {r['differences']}")
+    for line in r["first_differences"]:
+        print(f"     {line}")
+    for line in r["other_differences"]:
+        print(f"   other difference: {line}")
+    print(f"   verdict {r['verdict']} (key {r['key_verdict']}), scan exit code {r['scan_exit_code']}")
+    print(f"   wall {r['wall_s']} s, {r['phones_per_s']} phones/s, CPU {r['cpu_s']} s, "
+          f"peak RSS {r['peak_rss_mb']} MB; lab serve CPU {r['serve_cpu_s']} s, "
+          f"at most {r['serve_peak_fds']} descriptors in one of its processes")
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # run the finally blocks: servers and temporary labs go too
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000], metavar="N")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()), help="parent of the work directory")
+    ap.add_argument("--base", type=int, default=33, help="lab network base (127.BASE.x.x ...; default 33)")
+    ap.add_argument("--keep", action="store_true", help="keep the labs and scans")
+    ap.add_argument("--labs", type=Path, default=None, metavar="DIR",
+                    help="reuse the labs DIR/lab-N (built there when missing, never removed)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _sigterm)
+    work = Path(tempfile.mkdtemp(prefix="bench-scan-", dir=args.work))
+    results = []
+    try:
+        for n in args.sizes:
+            r = run_size(work, n, args.base, args.labs)
+            show(r)
+            results.append(r)
+            if not args.keep:  # a 100,000-phone lab and its evidence are gigabytes: free them now
+                for p in work.glob(f"*-{n}"):
+                    shutil.rmtree(p, ignore_errors=True)
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    ok = all(r.get("differences") == 0 and not r.get("other_differences") for r in results)
+    if args.json:
+        print(json.dumps({"sizes": results, "all_match": ok}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
