@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner import __version__
+from scanner.content_check import check_fetched
 from scanner.errors import ParseError
 from scanner.evidence import (
     Attempt,
@@ -643,9 +644,15 @@ class _Collector:
             try:
                 if transport is TransportKind.HTTP:
                     r = await self.http.get(address)
-                    outcome, data, error = r.outcome, r.data, r.error
+                    outcome, data, error, announced = r.outcome, r.data, r.error, r.expected_size
                 else:
-                    outcome, data, error = await self._tftp(node, name)
+                    outcome, data, error, announced = await self._tftp(node, name)
+                if outcome is Outcome.OK and data is not None:
+                    # A file is ok only if it is the file that was asked for (scanner.content_check):
+                    # the announced size, the kind its name says, a signed file naming itself.
+                    wrong = check_fetched(name, data, expected_size=announced)
+                    if wrong is not None:
+                        outcome, data, error = Outcome.PROTOCOL_ERROR, None, f"not the file asked for: {wrong}"
             except asyncio.CancelledError:
                 if not wd.disarm(deadline):
                     raise
@@ -670,7 +677,7 @@ class _Collector:
         health.record(outcome is Outcome.TIMEOUT, loop.time())
         return _Fetched(transport, outcome, data, error, duration, address, started)
 
-    async def _tftp(self, node: TftpNode, name: str) -> tuple[Outcome, bytes | None, str | None]:
+    async def _tftp(self, node: TftpNode, name: str) -> tuple[Outcome, bytes | None, str | None, int | None]:
         from scanner.net.tftp_io import tftp_fetch
 
         lim = self.limits
@@ -686,7 +693,7 @@ class _Collector:
             pool=self.tftp_pool,
         )
         outcome = _TFTP_OUTCOMES[r.outcome]
-        return outcome, (r.data if outcome is Outcome.OK else None), (r.message or None)
+        return outcome, (r.data if outcome is Outcome.OK else None), (r.message or None), r.expected_size
 
     async def _fetch(self, phone: str | None, cluster: Cluster, node: TftpNode, name: str) -> _Fetched:
         """One file by the cluster's transport policy; every attempt recorded; the final answer."""
@@ -1076,6 +1083,8 @@ async def collect(
                 "node_mismatches": c.mismatches,
                 "tvs_addresses": len(c.tvs_seen),
                 "tvs_not_contacted": len(c.tvs_outside),
+                # Datagrams from a host or port no transfer of ours was talking to (ignored).
+                "tftp_strays": c.tftp_pool.strays,
             },
             "dead_nodes": list(c.dead_nodes()),
         }

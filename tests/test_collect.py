@@ -15,17 +15,26 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from scanner import builder as B
 from scanner.collect import Progress, collect, dry_run, tvs_addresses_in_config
 from scanner.evidence import EvidenceReader, Outcome
 from scanner.inventory import Inventory, Phone
 from scanner.net.tftp_io import TftpFaults, TftpServer
 from scanner.profile import Profile, parse_profile
 from scanner.ratelimit import Limits
+from scanner.trustlist import Role
+from tests.fleet import TS, base_world
 from tests.pki import make_cert, rsa_key
 
 PHONES = [f"SEP0000000000{i:02X}" for i in range(6)]
-ITL_SRC = b"\x01\x00\x02\x01\x00" + b"S" * 3000  # the same bytes for every phone: stored once
-CTL_SRC = b"\x01\x00\x02\x01\x00" + b"C" * 2000
+# Real trust lists and signed configs: the collector stores a file as ok only if it is the file
+# asked for (scanner.content_check), so placeholders would be refused.
+_W = base_world()
+ITL_SRC = _W.files[("source", "s1", "ITLFile.tlv")]  # the same bytes for every phone: stored once
+CTL_SRC = _W.files[("source", "s1", "CTLFile.tlv")]
+ITL_DST = _W.files[("destination", "d1", "ITLFile.tlv")]
+ITL_DST_OTHER = _W.files[("destination", "d2", "ITLFile.tlv")]
+CTL_DST = _W.files[("destination", "d1", "CTLFile.tlv")]
 
 
 def config(name: str, tvs_port: int) -> bytes:
@@ -34,6 +43,11 @@ def config(name: str, tvs_port: int) -> bytes:
         f'<TVS><members><member priority="0"><port>{tvs_port}</port><address>127.0.0.1</address>'
         f"</member></members></TVS></device>"
     ).encode()
+
+
+def signed(name: str, xml: bytes, signer: B.Signer = _W.s_pub) -> bytes:
+    """``xml`` as the node serves ``<name>.cnf.xml.sgn``."""
+    return B.build_signed_file(signer, xml, filename=f"{name}.cnf.xml.sgn", timestamp=TS)
 
 
 def free_udp_port() -> int:
@@ -178,14 +192,14 @@ def test_collect_end_to_end(tmp_path: Path, tvs_files: tuple[Path, Path, bytes])
                     src_files[f"CTL{name}.tlv"] = CTL_SRC
                 src_files[f"ITL{name}.tlv"] = ITL_SRC
                 if i != 3:
-                    src_files[f"{name}.cnf.xml.sgn"] = config(name, tvs_port)
+                    src_files[f"{name}.cnf.xml.sgn"] = signed(name, config(name, tvs_port))
                 else:  # phone 3: only the unsigned config
                     src_files[f"{name}.cnf.xml"] = config(name, tvs_port)
-            dst_files = {"CTLFile.tlv": b"dCTL", "ITLFile.tlv": b"dITL"}
+            dst_files = {"CTLFile.tlv": CTL_DST, "ITLFile.tlv": ITL_DST}
             for i, name in enumerate(PHONES):
                 if i != 2:  # phone 2 is not provisioned on the destination
-                    dst_files[f"{name}.cnf.xml.sgn"] = b"<device>dst</device>"
-            dst_http = dict(dst_files, **{"ITLFile.tlv": b"dITL-different"})
+                    dst_files[f"{name}.cnf.xml.sgn"] = signed(name, b"<device>dst</device>", _W.d_cm[0])
+            dst_http = dict(dst_files, **{"ITLFile.tlv": ITL_DST_OTHER})
             src_a, src_b = Node(src_files), Node(src_files)
             dst = Node(dst_files, http_files=dst_http)
             runner, web_port = await phone_web()
@@ -265,8 +279,8 @@ def test_dead_node_and_discovery(tmp_path: Path) -> None:
         for name in PHONES:
             files[f"CTL{name}.tlv"] = CTL_SRC
             files[f"ITL{name}.tlv"] = ITL_SRC
-            files[f"{name}.cnf.xml.sgn"] = b"<device/>"
-        good, dst = Node(files), Node({"ITLFile.tlv": b"d"})
+            files[f"{name}.cnf.xml.sgn"] = signed(name, b"<device/>")
+        good, dst = Node(files), Node({"ITLFile.tlv": ITL_DST})
         for n in (good, dst):
             await n.start()
         dead_tftp, dead_http = free_udp_port(), free_tcp_port()
@@ -306,12 +320,16 @@ def test_dead_node_and_discovery(tmp_path: Path) -> None:
 
 def test_packet_loss_files_arrive_intact(tmp_path: Path) -> None:
     async def main() -> None:
-        big = bytes(range(256)) * 40  # 10 KB: several blocks and windows
-        files: dict[str, bytes] = {"CTLFile.tlv": big, "ITLFile.tlv": big[::-1]}
+        # About 10 KB each: several blocks and windows.
+        certs = [_W.s_pub.certificate, _W.s_sub.certificate, *_W.tvs, _W.capf] * 3
+        big_ctl = B.build_trust_list(_W.s_pub, [B.RecordSpec(c, Role.CCM_TFTP) for c in certs],
+                                     filename="CTLFile.tlv", timestamp=TS)
+        big_itl = B.build_trust_list(_W.s_pub, [B.RecordSpec(c, Role.TVS) for c in certs], timestamp=TS)
+        files: dict[str, bytes] = {"CTLFile.tlv": big_ctl, "ITLFile.tlv": big_itl}
         for name in PHONES:
-            files[f"CTL{name}.tlv"] = big
-            files[f"ITL{name}.tlv"] = big[::-1]
-            files[f"{name}.cnf.xml.sgn"] = big[:5000]
+            files[f"CTL{name}.tlv"] = big_ctl
+            files[f"ITL{name}.tlv"] = big_itl
+            files[f"{name}.cnf.xml.sgn"] = signed(name, b"<device>" + b"<x>%d</x>" % len(name) * 500 + b"</device>")
         lossy = Node(files, faults=TftpFaults(loss=0.1, seed=7))
         dst = Node({})
         for n in (lossy, dst):

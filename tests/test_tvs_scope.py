@@ -91,9 +91,9 @@ def test_collection_contacts_only_what_the_profile_names(tmp_path: Path, tvs_fil
             Counter("127.0.9.3") as outside,
         ):
             def signed(name: str, members: list[tuple[str, int]], *, forge: bool = False) -> bytes:
-                data = B.build_signed_file(w.s_pub, _config(name, members), filename=f"{name}.cnf.xml.sgn",
-                                           timestamp=TS)
-                return data[:-1] + bytes([data[-1] ^ 1]) if forge else data
+                # Forged: signed by a key the source's lists do not name as TFTP.
+                return B.build_signed_file(w.d_cm[0] if forge else w.s_pub, _config(name, members),
+                                           filename=f"{name}.cnf.xml.sgn", timestamp=TS)
 
             member = ("127.0.0.1", member_port)
             src = {
