@@ -57,7 +57,7 @@ from scanner.evidence import (
     TransportKind,
     prepare_for_storage,
 )
-from scanner.inventory import Inventory, Phone, merge_discovered, parse_config_cache_list
+from scanner.inventory import Inventory, Phone, merge_discovered, read_config_cache_list
 from scanner.net.gate import Slots, Watchdog
 from scanner.plan import CACHE_LIST, CLUSTER_FILES, FileSpec, phone_file_specs
 from scanner.profile import Cluster, Profile, TftpNode, Transport
@@ -436,7 +436,7 @@ class _Collector:
         self.source_lists: dict[tuple[str, str], bytes] = {}  # source CTL/ITL bytes, for config signatures
         self.tvs_blocks: set[bytes] = set()
         self.resume: ResumePoint | None = None
-        self.cache_lists: list[bytes] = []
+        self.cache_lists: list[tuple[str, bytes]] = []  # (node, ConfigFileCacheList.txt)
         self.outcomes: Counter[str] = Counter()
         self.mismatches = 0
         self.total = 0
@@ -508,7 +508,7 @@ class _Collector:
                 if data is None:
                     continue
                 if a.file == CACHE_LIST:
-                    self.cache_lists.append(data)
+                    self.cache_lists.append((a.node or "", data))
                 else:
                     self.source_lists[(a.node or "", a.file)] = data
             elif a.phone is not None and ".cnf.xml" in a.file:
@@ -745,7 +745,7 @@ class _Collector:
             else:
                 sha, blob = self._record_fetch(None, cluster.name, node.name, name, f)
             if f.outcome is Outcome.OK and f.data is not None and name == CACHE_LIST:
-                self.cache_lists.append(f.data)
+                self.cache_lists.append((node.name, f.data))
             if f.outcome is Outcome.OK and f.data is not None and cluster.name == "source" and name in CLUSTER_FILES:
                 self.source_lists[(node.name, name)] = f.data
             result = _Shared(
@@ -1048,6 +1048,7 @@ async def collect(
         c.adopt(resume)
     phones: Sequence[Phone] = ()
     plan: dict[str, Any] | None = None
+    discovery_issues: list[str] = []
     state = "running"
     interrupted: str | None = None
 
@@ -1071,6 +1072,7 @@ async def collect(
                 "issues": [str(e) for e in inventory.issues],
             },
             "discovered": inventory is None,
+            "discovery_issues": discovery_issues,
             "limits": _limits_dict(lim),
             "plan": plan,
             "counts": {
@@ -1104,7 +1106,9 @@ async def collect(
                     job for job in (FileJob(None, src, n, FileSpec(CACHE_LIST)) for n in src.tftp)
                     if c.pending(job)
                 )
-                phones = merge_discovered(parse_config_cache_list(d) for d in c.cache_lists)
+                lists = [read_config_cache_list(d, path=f"{node}:{CACHE_LIST}") for node, d in c.cache_lists]
+                phones = merge_discovered(found.names for found in lists)
+                discovery_issues = [str(issue) for found in lists for issue in found.issues]
             plan = plan_summary(profile, phones, discovered=inventory is None)
             writer.checkpoint(summary())
             c.total += count_jobs(profile, phones)

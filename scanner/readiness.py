@@ -287,7 +287,16 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
     for (node, name), fetches in by_node_file.items():
         best = next((f for f in fetches if f.ok), fetches[0])
         target = c.ctl if name.upper().startswith("CTL") else c.itl
-        target[node] = _analyse(best, cache)
+        target[node] = state = _analyse(best, cache)
+        v = state.analysis.verification if state.analysis is not None else None
+        for f in v.findings if v is not None else ():
+            # CERT_MALFORMED of a record other than the signer (the signer's makes the list
+            # invalid, which SRC_/DEST_*_INVALID reports per phone): a cluster warning.
+            if f.severity is not Severity.BLOCKER:
+                c.findings.append(Finding(
+                    f.code, f.severity, f"{ev.name} {name} of node {node}: {f.message}",
+                    {**f.evidence, "cluster": ev.name, "node": node, "file": name},
+                ))
         good = [f for f in fetches if f.ok and f.data is not None]
         if len({f.data for f in good}) > 1:
             c.findings.append(

@@ -176,6 +176,8 @@ def run_scan(args: argparse.Namespace) -> int:
                                inventory_sha256=inv_sha, observer=observer, resume=point)
 
             result = _run(start, show)
+            for issue in result.summary.get("discovery_issues", []):
+                _err(f"warning: discovery: {issue}")
             if result.dead_nodes:
                 _err(f"warning: nodes that stopped answering: {', '.join(result.dead_nodes)}")
         return analyse_and_report(args, profile, policy, evidence, out,

@@ -275,7 +275,9 @@ def test_collect_end_to_end(tmp_path: Path, tvs_files: tuple[Path, Path, bytes])
 def test_dead_node_and_discovery(tmp_path: Path) -> None:
     async def main() -> None:
         files: dict[str, bytes] = {"CTLFile.tlv": CTL_SRC, "ITLFile.tlv": ITL_SRC}
-        files["ConfigFileCacheList.txt"] = b"".join(f"{n}.cnf.xml.sgn 100\n".encode() for n in PHONES)
+        files["ConfigFileCacheList.txt"] = b"".join(f"{n}.cnf.xml.sgn 100\n".encode() for n in PHONES) + (
+            b"/tmp/SEPAAAAAAAAAAAA.cnf.xml 100\n"  # path-like: no phantom phone, a warning
+        )
         for name in PHONES:
             files[f"CTL{name}.tlv"] = CTL_SRC
             files[f"ITL{name}.tlv"] = ITL_SRC
@@ -314,6 +316,9 @@ def test_dead_node_and_discovery(tmp_path: Path) -> None:
         nf = [r for r in rows if r.node == "dst-a" and r.phone is not None]
         assert nf and all(r.outcome is Outcome.NOT_FOUND for r in nf)
         assert "source/src-dead/tftp" in result.dead_nodes
+        issues = result.summary["discovery_issues"]
+        assert len(issues) == 1 and "line 7" in issues[0] and "/tmp/SEPAAAAAAAAAAAA" in issues[0]
+        assert "SEPAAAAAAAAAAAA" not in {r.phone for r in rows}
 
     run(main)
 
