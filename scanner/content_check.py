@@ -31,6 +31,15 @@ The rules, in order; the first that fails gives the reason:
 5. **ConfigFileCacheList.txt** (any ``.txt``): text, i.e. UTF-8 with no NUL byte.
 
 Any other name is judged by rule 1 alone.
+
+**Wrong versus broken.** Rules 2-5 fail in two ways. A file that *positively is another file*
+(its header names another kind or another phone's config, a phone config whose root is not
+``device``) is always refused. A file that merely does not parse (no readable header, records
+that do not split, no XML) is refused only when the server announced no size: then it could be a
+mixed-up transfer. When the server announced a size and the bytes match it, the server has said
+"this is the file, this long": it is the node's own broken file, stored as ``ok`` so that the
+analysis reports it as what it is (``DEST_CTL_INVALID``, ``SRC_ITL_INVALID``), the truth about
+what a phone would download, rather than an UNKNOWN that hides a real blocker.
 """
 
 from __future__ import annotations
@@ -61,25 +70,35 @@ def check_fetched(name: str, data: bytes, *, expected_size: int | None) -> str |
         return f"{len(data)} bytes, but the server announced {expected_size}"
     base = name.rsplit("/", 1)[-1]
     lower = base.lower()
+    found: str | _Broken | None = None
     if lower.endswith(".tlv"):
-        return _trust_list(lower, data)
-    if lower.endswith(".cnf.xml.sgn"):
-        return _signed_config(base, data)
-    if lower.endswith(".cnf.xml"):
-        return _config(lower, data)
-    if lower.endswith(".txt"):
-        return _text(data)
-    return None
+        found = _trust_list(lower, data)
+    elif lower.endswith(".cnf.xml.sgn"):
+        found = _signed_config(base, data)
+    elif lower.endswith(".cnf.xml"):
+        found = _config(lower, data)
+    elif lower.endswith(".txt"):
+        found = _text(data)
+    if isinstance(found, _Broken):
+        # Broken, not wrong: the node's own file when the size it announced is the size we got.
+        return None if expected_size is not None else f"{found} (and no size announced to confirm it)"
+    return found
 
 
-def _header(data: bytes) -> Header | str:
+class _Broken(str):
+    """A reason meaning "does not parse" rather than "is another file" (see the module doc)."""
+
+    __slots__ = ()
+
+
+def _header(data: bytes) -> Header | _Broken:
     try:
         return parse_header(data)
     except ParseError as exc:
-        return f"not a trust-file header: {exc}"
+        return _Broken(f"not a trust-file header: {exc}")
 
 
-def _trust_list(lower: str, data: bytes) -> str | None:
+def _trust_list(lower: str, data: bytes) -> str | _Broken | None:
     wanted = Kind.CTL if lower.startswith("ctl") else Kind.ITL if lower.startswith("itl") else None
     header = _header(data)
     if isinstance(header, str):
@@ -96,11 +115,11 @@ def _trust_list(lower: str, data: bytes) -> str | None:
         # Boundaries only (the C kernel): the records must tile the rest of the file.
         tlv.split(data, header.length, -1, False)
     except ParseError as exc:
-        return f"trust-list records do not parse: {exc}"
+        return _Broken(f"trust-list records do not parse: {exc}")
     return None
 
 
-def _signed_config(base: str, data: bytes) -> str | None:
+def _signed_config(base: str, data: bytes) -> str | _Broken | None:
     header = _header(data)
     if isinstance(header, str):
         return header
@@ -112,15 +131,15 @@ def _signed_config(base: str, data: bytes) -> str | None:
     return _config(base[: -len(".sgn")].lower(), data[header.length :])
 
 
-def _config(lower: str, data: bytes) -> str | None:
+def _config(lower: str, data: bytes) -> str | _Broken | None:
     m = _ROOT.match(data)
     if m is None:
-        return "not an XML document"
+        return _Broken("not an XML document")
     root = m.group(1)
     if lower.startswith("sep") and root.lower() != b"device":
         return f"a phone config's root is <device>, this one's is <{root.decode('ascii', 'replace')}>"
     if not (data.rstrip().endswith(b"</" + root + b">") or _EMPTY_ROOT_REST.match(data, m.end())):
-        return f"the XML document does not end with </{root.decode('ascii', 'replace')}>"
+        return _Broken(f"the XML document does not end with </{root.decode('ascii', 'replace')}>")
     return None
 
 
