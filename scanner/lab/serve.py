@@ -6,7 +6,8 @@ access is off: connection refused). Per TVS node: a TLS server that presents the
 certificate and demands a client certificate (TLS 1.2 by default, 1.3 as an option); a TVS that
 is down does not listen.
 
-HTTP is one aiohttp low-level ``web.Server`` (one protocol factory) bound to every address with
+HTTP is two aiohttp low-level ``web.Server`` protocol factories per process (nodes and phones,
+which differ only in how long an idle keep-alive connection may stay), bound to every address with
 ``loop.create_server``: each listener costs one socket, and the handler tells the target by the
 local address the connection came to.
 
