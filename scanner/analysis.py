@@ -180,7 +180,7 @@ def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] 
                     outcome = Outcome.PROTOCOL_ERROR.value
             host, _, port = (a.address or "").rpartition(":")
             tvs.setdefault(a.cluster or "source", []).append(
-                TvsEvidence(a.node, host.strip("[]"), int(port) if port.isdigit() else 2445, outcome, cert, detail)
+                TvsEvidence(a.node, host.strip("[]"), int(port) if port.isascii() and port.isdigit() else 2445, outcome, cert, detail)
             )
         elif a.cluster in cluster_files and a.file in CLUSTER_FILES:
             cluster_files[a.cluster].append(_file(reader, a, state))

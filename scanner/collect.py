@@ -94,6 +94,9 @@ _TVS_MEMBER = re.compile(rb"<member\b[^>]*>(.*?)</member>", re.DOTALL | re.IGNOR
 _ADDRESS = re.compile(rb"<address>\s*([^<\s]+)\s*</address>", re.IGNORECASE)
 _PORT = re.compile(rb"<port>\s*(\d{1,5})\s*</port>", re.IGNORECASE)
 MAX_TVS_ADDRESSES = 256  # a cluster has at most a few dozen nodes; more is a hostile config
+# Configs kept per allow-listed TVS address until their signatures can be checked: any one that
+# verifies admits the address (a few, so memory stays bounded whatever the fleet).
+CONFIGS_PER_CANDIDATE = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,11 +433,12 @@ class _Collector:
         self.gates: dict[tuple[str, str], _NodeGate] = {}
         self.shared: dict[tuple[str, str, str], asyncio.Future[_Shared]] = {}
         self.tvs_seen: dict[tuple[str, int], TvsJob] = {}  # what will be probed
-        self.tvs_candidates: dict[tuple[str, int], tuple[str, bytes, bytes | None]] = {}
+        self.tvs_candidates: dict[tuple[str, int], list[tuple[str, bytes, bytes | None]]] = {}
+        self.tvs_over_cap = 0  # addresses not considered: past MAX_TVS_ADDRESSES
         self.tvs_outside: dict[tuple[str, int], str] = {}  # never contacted, and why
         self.tvs_done: set[tuple[str, int]] = set()  # probed in the run being resumed
         self.source_lists: dict[tuple[str, str], bytes] = {}  # source CTL/ITL bytes, for config signatures
-        self.tvs_blocks: set[bytes] = set()
+        self.tvs_blocks: dict[bytes, int] = {}  # <TVS> block -> configs kept for it (-1: none needed)
         self.resume: ResumePoint | None = None
         self.cache_lists: list[tuple[str, bytes]] = []  # (node, ConfigFileCacheList.txt)
         self.outcomes: Counter[str] = Counter()
@@ -848,37 +852,55 @@ class _Collector:
         if block is None:
             return
         raw = block.group(0)
-        if raw in self.tvs_blocks:  # phones of one device pool share the list: parse it once
+        # Phones of one device pool share the list: parse it once. A list naming an allowed
+        # address is looked at for a few more configs, so that one unsigned or badly signed config
+        # that happened to come first does not decide for every phone that names it.
+        seen = self.tvs_blocks.get(raw)
+        if seen is not None and (seen < 0 or seen >= CONFIGS_PER_CANDIDATE):
             return
-        self.tvs_blocks.add(raw)
+        allowed = False
         for address, port in tvs_addresses_in_config(raw):
             key = (address, port)
-            if key in self.tvs_seen or key in self.tvs_candidates or key in self.tvs_outside:
+            if key in self.tvs_seen:
                 continue
-            if len(self.tvs_candidates) + len(self.tvs_outside) >= MAX_TVS_ADDRESSES:
-                return  # a cluster has a few dozen nodes; more is a hostile config
+            if key not in self.tvs_candidates and key not in self.tvs_outside and (
+                len(self.tvs_candidates) + len(self.tvs_outside) >= MAX_TVS_ADDRESSES
+            ):
+                self.tvs_over_cap += 1  # a cluster has a few dozen nodes; more is a hostile config
+                continue
             scope = scope_of(cluster, address, port)
             if scope is Scope.ALLOWED:
-                # Kept (one config per address) until the source lists are in, to check its signature.
-                self.tvs_candidates[key] = (name, data, signed_digest)
+                # Kept until the source lists are in, to check the configs' signatures.
+                allowed = True
+                configs = self.tvs_candidates.setdefault(key, [])
+                if len(configs) < CONFIGS_PER_CANDIDATE:
+                    configs.append((name, data, signed_digest))
             elif scope is Scope.OUTSIDE:
-                self.tvs_outside[key] = f"not a TVS member of the profile nor in tvs_allow; named by {name}"
+                self.tvs_outside.setdefault(key, f"not a TVS member of the profile nor in tvs_allow; named by {name}")
             # Scope.MEMBER with another spelling of a profile address: the profile's job probes it.
+        self.tvs_blocks[raw] = (0 if seen is None else seen) + 1 if allowed else -1
 
     def plan_tvs(self) -> list[TvsJob]:
         """The TVS jobs: the profile's members, then allowed candidates whose config verified.
         Every address refused is recorded (outcome ``skipped``) and never contacted."""
         jobs = [j for key, j in self.tvs_seen.items() if key not in self.tvs_done]
         lists = list(self.source_lists.values())
-        for (address, port), (name, data, digest) in self.tvs_candidates.items():
-            why = config_signed_by(name, data, lists, signed_digest=digest)
+        for (address, port), configs in self.tvs_candidates.items():
+            why: str | None = "no config"
+            for name, data, digest in configs:
+                reason = config_signed_by(name, data, lists, signed_digest=digest)
+                if reason is None:
+                    why = None
+                    break
+                if why == "no config":
+                    why = f"in tvs_allow, but named only by configs such as {name}, whose {reason}"
             if why is None:
                 job = TvsJob("source", address, address, port)
                 self.tvs_seen[(address, port)] = job
                 if (address, port) not in self.tvs_done:
                     jobs.append(job)
             else:
-                self.tvs_outside[(address, port)] = f"in tvs_allow, but named only by {name}, whose {why}"
+                self.tvs_outside[(address, port)] = why
         for (address, port), why in self.tvs_outside.items():
             if (address, port) in self.tvs_done:
                 continue
@@ -1044,8 +1066,6 @@ async def collect(
     t0 = time.monotonic()
     writer = EvidenceWriter(out, resume_keep=None if resume is None else resume.keep)
     c = _Collector(profile, writer, lim, observer, ca_bundle)
-    if resume is not None:
-        c.adopt(resume)
     phones: Sequence[Phone] = ()
     plan: dict[str, Any] | None = None
     discovery_issues: list[str] = []
@@ -1085,6 +1105,7 @@ async def collect(
                 "node_mismatches": c.mismatches,
                 "tvs_addresses": len(c.tvs_seen),
                 "tvs_not_contacted": len(c.tvs_outside),
+                "tvs_over_cap": c.tvs_over_cap,
                 # Datagrams from a host or port no transfer of ours was talking to (ignored).
                 "tftp_strays": c.tftp_pool.strays,
             },
@@ -1093,6 +1114,8 @@ async def collect(
 
     try:
         writer.checkpoint(summary())
+        if resume is not None:
+            c.adopt(resume)
         async with c.http, c.web, c.tftp_pool:
             if inventory is not None:
                 phones = inventory.phones

@@ -144,8 +144,33 @@ class Attempt:
         args: dict[str, Any] = {_FIELD_NAMES.get(str(k), str(k)): v for k, v in obj.items()}
         args = {k: v for k, v in args.items() if k in known}
         args["outcome"] = Outcome(args["outcome"])
+        # Every field of the type its readers assume: a line that is JSON but not a manifest line
+        # (a number for a name, a list for a cluster) is refused here, as one bad line, instead of
+        # raising deep in the analysis and ending the scan.
+        for name, types in _FIELD_TYPES.items():
+            value = args.get(name)
+            if value is None and name not in _REQUIRED:
+                continue
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ValueError(f"field {_JSON_NAMES.get(name, name)!r} is {type(value).__name__}, not "
+                                 + " or ".join(t.__name__ for t in types))
+        blob = args.get("blob")
+        if blob is not None and (len(blob) != 64 or blob.strip("0123456789abcdef")):
+            raise ValueError(f"field 'blob' is not a SHA-256 hex digest: {blob[:80]!r}")
+        digest = args.get("signed_digest")
+        if digest is not None and not _SIGNED_DIGEST.fullmatch(digest):
+            raise ValueError(f"field 'signed_digest' is not '<algorithm>:<hex>': {digest[:80]!r}")
         return cls(**args)
 
+
+_STR = (str,)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "phone": _STR, "cluster": _STR, "node": _STR, "transport": _STR, "file": _STR, "size": (int,),
+    "sha256": _STR, "duration": (int, float), "error": _STR, "address": _STR, "blob": _STR,
+    "redacted": (bool,), "signed_digest": _STR, "started": (int, float),
+}
+_REQUIRED = frozenset({"transport", "file", "duration"})
+_SIGNED_DIGEST = re.compile(r"[a-z0-9_]{1,16}:(?:[0-9a-f]{2}){16,64}")
 
 # The manifest says "bytes" (the name); the attribute cannot shadow the builtin type.
 _JSON_NAMES = {"size": "bytes"}
@@ -407,6 +432,15 @@ class EvidenceWriter:
         n = 1
         while (self.root / f"manifest.prev-{n}.jsonl").exists():
             n += 1
+        summary = self.root / SUMMARY
+        if summary.is_file():
+            # First say the run is running again: a crash from here on must not leave
+            # "complete" beside a manifest that is being rewritten.
+            with contextlib.suppress(ValueError):
+                doc = orjson.loads(summary.read_bytes())
+                if isinstance(doc, dict):
+                    doc.update(state="running", interrupted=None)
+                    write_atomic(summary, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         if manifest.exists():
             os.link(manifest, self.root / f"manifest.prev-{n}.jsonl")
         body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in keep)

@@ -216,6 +216,8 @@ def snapshot_difference(old: Mapping[str, Any], new: Mapping[str, Any], where: s
         if not where and key in ("path", "sha256"):
             continue
         a, b = old.get(key), new.get(key)
+        if {type(a), type(b)} <= {type(None), list} and not a and not b:
+            continue  # a key written before it existed (None) and its empty default are the same
         name = f"{where}.{key}" if where else key
         if isinstance(a, dict) and isinstance(b, dict):
             out += snapshot_difference(a, b, name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -228,6 +229,13 @@ class ListState:
 _NO_LIST = ListState(FileEvidence("", "", "", NOT_COLLECTED), None)
 
 
+def final_answer(fetches: Sequence[FileEvidence]) -> FileEvidence:
+    """The answer of one file from one node, from its attempts in the order they were made: an
+    ok one if any (``both`` fetches HTTP and TFTP; either may have the bytes), else the last
+    (``http-first`` records a failed HTTP attempt before the TFTP one that decided)."""
+    return next((f for f in fetches if f.ok), fetches[-1])
+
+
 def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
     if not fe.ok or fe.data is None:
         return ListState(fe, None)
@@ -285,7 +293,7 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
     for fe in ev.files:
         by_node_file.setdefault((fe.node, fe.name), []).append(fe)
     for (node, name), fetches in by_node_file.items():
-        best = next((f for f in fetches if f.ok), fetches[0])
+        best = final_answer(fetches)
         target = c.ctl if name.upper().startswith("CTL") else c.itl
         target[node] = state = _analyse(best, cache)
         v = state.analysis.verification if state.analysis is not None else None
@@ -308,7 +316,7 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
                 )
             )
     for t in ev.tvs:
-        c.tvs_by_address.setdefault(t.address, []).append(t)
+        c.tvs_by_address.setdefault(address_key(t.address), []).append(t)
     c.findings += _not_found_rate(ev)
     # The cluster CTL is one file: every node should serve the same bytes.
     # (Only valid CTLs: a broken one is its own finding, DEST_/SRC_CTL_INVALID.)
@@ -322,6 +330,14 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
             )
         )
     return c
+
+
+def address_key(address: str) -> str:
+    """One spelling per address (``FE80::1`` and ``fe80::1`` are one TVS)."""
+    try:
+        return ipaddress.ip_address(address).compressed
+    except ValueError:
+        return address.lower().rstrip(".")
 
 
 def _not_found_rate(ev: ClusterEvidence) -> list[Finding]:
@@ -622,6 +638,12 @@ class _PhoneRun:
             for f in state.findings:
                 if f.code == "NODE_MISMATCH":
                     self.add(check, CheckStatus.WARN, f)
+        # C5 and C7 judge the destination's lists: a list that is an evidence gap leaves them
+        # unknown (C6 carries the finding that says which list and why).
+        dst = self.ev.dst
+        if any(ls.fetch.outcome in EVIDENCE_GAPS for ls in [*dst.itl.values(), *dst.ctl.values()]):
+            self.set("C5", CheckStatus.UNKNOWN)
+            self.set("C7", CheckStatus.UNKNOWN)
         self.checks["C8"] = self.ev.c8_status
         for f in self.ev.dst.findings:
             if f.code == "NO_ROLLBACK_PATH":
@@ -651,7 +673,9 @@ class _PhoneRun:
             by_node: dict[str, ListState] = {}
             failures: list[FileEvidence] = []
             for node in src.ev.nodes:
-                fetches = [f for f in mine if f.node == node]
+                tried = [f for f in mine if f.node == node]
+                # One answer per file name (the per-phone CTL/ITL has one name per kind).
+                fetches = [final_answer([f for f in tried if f.name == n]) for n in dict.fromkeys(f.name for f in tried)]
                 ok = next((f for f in fetches if f.ok), None)
                 if ok is not None:
                     by_node[node] = _analyse(ok, ev.cache)
@@ -759,8 +783,16 @@ class _PhoneRun:
             return None  # C1 said why (missing, or not fetched)
         # Only what the source serves *this* phone (its per-phone file, or the node's generic file
         # when there is none): a phone holding the generic ITL while its ITLSEP differs is stale.
+        if shown is None:
+            self.add("C2", CheckStatus.UNKNOWN, Finding(
+                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                f"the phone's web page says a {kind} is installed but shows no hash of it",
+                {"outcome": "no hash shown", "file": kind},
+            ))
+            self.partial_failures.pop(kind, None)
+            return None
         for ls in served.values():
-            if ls.fetch.data is None or shown is None:
+            if ls.fetch.data is None:
                 continue
             sha1, md5 = _hashes(ls.fetch.data, self.ev.cache)
             if shown.lower() in (sha1, md5):
@@ -784,6 +816,15 @@ class _PhoneRun:
                     self.add("C3", CheckStatus.PASS, f)
                 else:
                     self.add("C3", CheckStatus.WARN, f)
+        gaps = sorted(n for n, ls in src.itl.items() if ls.fetch.outcome in EVIDENCE_GAPS)
+        if src.ev.mixed and gaps and not self.ev.src_blank:
+            # In mixed mode a blank ITL on any node is a blocker; a node's ITL we never saw may be it.
+            self.add("C3", CheckStatus.UNKNOWN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"source ITLFile.tlv of node(s) {', '.join(gaps)} not in the evidence: whether a source node "
+                "serves the blank rollback ITL is unknown",
+                {"cluster": "source", "nodes": gaps, "file": "ITLFile.tlv"},
+            ))
 
     # C4 + C5 ----------------------------------------------------------------------------------
     def c5_c4(self, held: _Held) -> None:
@@ -870,7 +911,7 @@ class _PhoneRun:
         untrusted: list[str] = []
         unprobed: list[str] = []  # the scanner never asked: says nothing of the phone's TVS
         for address, port in members:
-            known = ev.src.tvs_by_address.get(address, [])
+            known = ev.src.tvs_by_address.get(address_key(address), [])
             probes = [t for t in known if t.port == port]
             probe = next((t for t in probes if t.outcome == OK), probes[0] if probes else None)
             label = f"{address}:{port}"
@@ -985,8 +1026,8 @@ class _PhoneRun:
         unknown: list[FileEvidence] = []
         sgn, xml = self.files("destination", ".cnf.xml.sgn"), self.files("destination", ".cnf.xml")
         for node in dst.ev.nodes:
-            signed = [f for f in sgn if f.node == node]
-            plain = [f for f in xml if f.node == node]
+            signed = [final_answer(x) for x in [[f for f in sgn if f.node == node]] if x]
+            plain = [final_answer(x) for x in [[f for f in xml if f.node == node]] if x]
             good = [f for f in signed if f.ok] or [f for f in plain if f.ok]
             if good:
                 ok.append(good[0])
@@ -998,6 +1039,12 @@ class _PhoneRun:
                 unknown += [f for f in signed + plain if f.outcome != "not_found"] or [
                     FileEvidence("destination", node, f"SEP{self.p.name[3:]}.cnf.xml.sgn", NOT_COLLECTED)
                 ]
+        gaps = [f for f in unknown if f.outcome in EVIDENCE_GAPS]
+        if ok and gaps:
+            # A node whose config we never saw may be the one the phone gets (option 150 lists
+            # the nodes; it takes the first that answers). A node that did not answer is a real
+            # observation and is tolerated as before; absent evidence is not.
+            self.fetch_failed("C6", gaps, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
         if not ok:
             if missing and not unknown:
                 self.add("C6", CheckStatus.FAIL, Finding(
@@ -1021,9 +1068,14 @@ class _PhoneRun:
     def _check_dest_config(self, fe: FileEvidence) -> None:
         dst = self.ev.dst
         trusted: set[bytes] = set()
-        for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)):
-            if ls is not None:
-                trusted |= ls.role_ders(TFTP_ROLES)
+        lists = [ls for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)) if ls is not None]
+        if not any(ls.analysis is not None and ls.file is not None for ls in lists):
+            # Neither of the node's lists was read: who may sign its configs is unknown (C6
+            # already says why the lists are missing).
+            self.set("C6", CheckStatus.UNKNOWN)
+            return
+        for ls in lists:
+            trusted |= ls.role_ders(TFTP_ROLES)
         try:
             tf = parse(fe.data or b"", name_hint=fe.name)
         except ParseError as exc:

@@ -123,7 +123,12 @@ def _aligned(lines: list[bytes]) -> tuple[list[bytes], list[Attempt]]:
 def _decide(
     profile: Profile, lines: list[bytes], attempts: list[Attempt], phones: Iterable[str] | None
 ) -> ResumePoint:
+    from scanner.net.phone_web import PAGES  # the page names only; nothing is fetched here
+
+    web_pages = PAGES
     clusters = {c.name: c for c in profile.clusters}
+    # Per (phone, cluster, node, file): ok if any attempt was (``both`` fetches two transports),
+    # else the last attempt's outcome (``http-first`` records HTTP's failure before TFTP's answer).
     last: dict[tuple[str | None, str, str, str], Outcome] = {}
     key_of: list[tuple[str, Any]] = []  # per line: ("file", FileKey) / ("web", phone) / ("tvs", addr)
     web: dict[str, list[Outcome]] = {}
@@ -131,7 +136,7 @@ def _decide(
     for a in attempts:
         if a.transport == TransportKind.TVS.value:
             host, _, port = (a.address or "").rpartition(":")
-            addr = (host.strip("[]"), int(port) if port.isdigit() else 2445)
+            addr = (host.strip("[]"), int(port) if port.isascii() and port.isdigit() else 2445)
             if a.outcome is Outcome.OK:
                 tvs_ok.add(addr)
             key_of.append(("tvs", addr))
@@ -139,7 +144,9 @@ def _decide(
             web.setdefault(a.phone, []).append(a.outcome)
             key_of.append(("web", a.phone))
         elif a.cluster in clusters and a.node is not None:
-            last[(a.phone, a.cluster, a.node, a.file)] = a.outcome
+            k = (a.phone, a.cluster, a.node, a.file)
+            if last.get(k) is not Outcome.OK:
+                last[k] = a.outcome
             if a.phone is None:
                 key_of.append(("file", (None, a.cluster, a.node, a.file)))
             else:
@@ -170,7 +177,11 @@ def _decide(
         return answer in DEFINITE
 
     done_files = {k for kind, k in key_of if kind == "file" and file_done(k)}
-    done_web = {p for p, outs in web.items() if all(o in DEFINITE_WEB for o in outs)}
+    # A phone's pages are done when every page has a line and each is a definite answer (a run
+    # cut off between two pages' lines leaves the phone to be asked again).
+    done_web = {
+        p for p, outs in web.items() if len(outs) >= len(web_pages) and all(o in DEFINITE_WEB for o in outs)
+    }
     keep: list[bytes] = []
     kept: list[Attempt] = []
     redo = 0
@@ -182,7 +193,8 @@ def _decide(
         ):
             keep.append(line)
             kept.append(a)
-        else:
+        elif not (kind == "tvs" and a.outcome is Outcome.SKIPPED):
+            # (An address refused by the TVS scope is decided again from the configs, never asked.)
             redo += 1
     # Planned jobs with no line at all are "redo" too (the run stopped before them).
     planned = _planned_count(profile, phones)

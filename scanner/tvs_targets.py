@@ -65,6 +65,8 @@ def config_signed_by(
             tf = parse(data)
         except ParseError:
             continue
+        if not verify(tf, []).valid:
+            continue  # a list that does not verify vouches for nobody
         ders |= {r.certificate for r in tf.records if r.role in TFTP_ROLES and r.certificate}
     if not ders:
         return "no source CTL/ITL with TFTP records to check its signature against"

@@ -107,7 +107,7 @@ def test_round_trip_of_every_field() -> None:
         address="127.0.0.1:69",
         started=1.5,
         redacted=True,
-        signed_digest="sha1:00",
+        signed_digest="sha1:" + "00" * 20,
     )
     assert Attempt.from_json(a.to_json()) == a
 
@@ -267,7 +267,29 @@ def test_fast_redaction_matches_the_reference_on_generated_documents(pieces: lis
 def test_manifest_line_names_every_field_once() -> None:
     from dataclasses import fields
 
-    a = attempt("SEP001122334455", "ITLFile.tlv", size=3, sha256="ab", blob="cd", started=1.5)
+    a = attempt("SEP001122334455", "ITLFile.tlv", size=3, sha256="ab", blob="cd" * 32, started=1.5)
     line = orjson.loads(a.to_json())
     assert set(line) == {"bytes" if f.name == "size" else f.name for f in fields(Attempt)}
     assert Attempt.from_json(a.to_json()) == a
+
+
+@pytest.mark.parametrize("field,value", [
+    ("phone", 5), ("file", 9), ("cluster", ["source"]), ("blob", 12), ("blob", "../../etc/passwd"),
+    ("address", 5), ("bytes", "3"), ("redacted", "yes"), ("duration", None), ("started", "now"),
+])
+def test_a_manifest_line_of_the_wrong_types_is_one_bad_line(tmp_path: Path, field: str, value: object) -> None:
+    good = attempt("SEP001122334455", "ITLFile.tlv", size=3, sha256="ab", blob="cd" * 32, started=1.5)
+    doc = orjson.loads(good.to_json())
+    doc[field] = value
+    with pytest.raises(ValueError):
+        Attempt.from_json(orjson.dumps(doc))
+    # In a manifest: skipped and named, the other lines read.
+    ev = tmp_path / "ev"
+    with EvidenceWriter(ev) as w:
+        w.record(good)
+    with (ev / "manifest.jsonl").open("ab") as fh:
+        fh.write(orjson.dumps(doc) + b"\n")
+        fh.write(good.to_json() + b"\n")
+    reader = EvidenceReader(ev)
+    assert len(list(reader.attempts())) == 2
+    assert len(reader.issues) == 1 and "manifest.jsonl:2" in reader.issues[0]

@@ -147,3 +147,67 @@ def test_evidence_issues_keep_the_fleet_from_go() -> None:
     assert s.verdict is Verdict.INCOMPLETE and "interrupted" in s.why
     counts = Counter({"READY": 1})
     assert summarize(counts, ev.cluster_results(), default_policy()).verdict is Verdict.GO
+
+
+# --- Found in review: each of these gave PASS or FAIL from evidence that was not there ---------
+
+
+def test_http_first_with_6970_down_judges_the_tftp_answer() -> None:
+    # HTTP refused, then TFTP "not found" for every per-phone list: the final answer is "not
+    # found" (the phone falls back to the generic list), not an unknown.
+    import dataclasses
+
+    scan, phone = Scenario().scan()
+    files = []
+    for f in phone.files:
+        if f.name.startswith(("ITLSEP", "CTLSEP")):
+            files.append(dataclasses.replace(f, outcome="refused", transport="http"))
+            files.append(dataclasses.replace(f, outcome="not_found", transport="tftp"))
+        else:
+            files.append(f)
+    ev = Evaluator(scan, default_policy(), NOW, AnalysisCache())
+    assert ev.phone(dataclasses.replace(phone, files=tuple(files))).readiness is Readiness.READY
+
+
+def test_both_transports_not_found_and_damaged_is_unknown() -> None:
+    import dataclasses
+
+    scan, phone = Scenario().scan()
+    dfiles = []
+    for f in scan.destination.files:
+        if f.node == "d1" and f.name == "ITLFile.tlv":
+            dfiles.append(dataclasses.replace(f, outcome="not_found", data=None, transport="http"))
+            dfiles.append(dataclasses.replace(f, outcome=DAMAGED, data=None, transport="tftp"))
+        else:
+            dfiles.append(f)
+    dst = dataclasses.replace(scan.destination, files=tuple(dfiles))
+    r = Evaluator(scan.__class__(scan.source, dst), default_policy(), NOW, AnalysisCache()).phone(phone)
+    assert r.readiness is Readiness.UNKNOWN and "DEST_ITL_INVALID" not in r.codes
+
+
+def test_one_source_itl_never_collected_leaves_c3_unknown_in_mixed_mode() -> None:
+    r, _ = run(Scenario(overrides={("source", "s2", "ITLFile.tlv"): (NOT_COLLECTED, None)}))
+    assert r.checks["C3"] is CheckStatus.UNKNOWN and r.readiness is Readiness.UNKNOWN
+
+
+def test_page_with_an_itl_but_no_hash_is_not_stale() -> None:
+    from tests.fleet import page
+
+    w = base_world()
+    itl = w.files[("source", "s1", "ITLFile.tlv")]
+    r, _ = run(Scenario(phone_page=page(itl, w.files[("source", "s1", "CTLFile.tlv")], itl_signature=None)))
+    assert "PHONE_TRUST_STALE" not in r.codes and r.readiness is Readiness.UNKNOWN
+
+
+def test_one_destination_config_never_collected_is_unknown() -> None:
+    r, _ = run(Scenario(overrides={("destination", "d2", f"{NAME}.cnf.xml.sgn"): (NOT_COLLECTED, None)}))
+    assert r.readiness is Readiness.UNKNOWN and r.checks["C6"] is CheckStatus.UNKNOWN
+
+
+def test_destination_lists_never_collected_leave_c5_and_c7_unknown() -> None:
+    over: dict[tuple[str, str, str], tuple[str, bytes | None]] = {
+        ("destination", n, f): (NOT_COLLECTED, None) for n in ("d1", "d2") for f in ("ITLFile.tlv", "CTLFile.tlv")
+    }
+    r, _ = run(Scenario(overrides=over))
+    assert r.checks["C5"] is CheckStatus.UNKNOWN and r.checks["C7"] is CheckStatus.UNKNOWN
+    assert r.checks["C6"] is CheckStatus.UNKNOWN and "DEST_CONFIG_SIGNER_UNKNOWN" not in r.codes

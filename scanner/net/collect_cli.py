@@ -224,9 +224,9 @@ def run_collect(args: argparse.Namespace) -> int:
             print(f"NODE_MISMATCH: {result.mismatches} files differ between HTTP 6970 and TFTP")
         for node in result.dead_nodes:
             print(f"node considered down at the end: {node}")
+        print(f"evidence: {out}")
     for issue in result.summary.get("discovery_issues", []):
         _err(f"warning: discovery: {issue}")
-        print(f"evidence: {out}")
     return EXIT_OK
 
 
