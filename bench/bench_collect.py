@@ -200,8 +200,8 @@ def worker_scanner(lab: Path, transport: str, phones: int, unlimited_rate: bool)
     import scanner.net.tftp_io
     import scanner.trustlist  # noqa: F401
     from scanner.collect import FileJob, _Collector
-    from scanner.plan import FileSpec
     from scanner.evidence import EvidenceWriter
+    from scanner.plan import FileSpec
     from scanner.profile import Transport, load_profile
     from scanner.ratelimit import Limits
 
