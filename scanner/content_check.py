@@ -48,14 +48,15 @@ import re
 
 from scanner import tlv
 from scanner.errors import ParseError
-from scanner.trustlist import Header, Kind, detect_kind, parse_header
+from scanner.trustlist import Header, Kind, detect_kind, kind_from_name, parse_header
 
 __all__ = ["check_fetched"]
 
 # An XML prolog (BOM, whitespace, declaration, comments, processing instructions), then the
 # root element's name. Anchored at the start; bounded, so a hostile file costs no more than this.
 _ROOT = re.compile(
-    rb"(?:\xef\xbb\xbf)?\s*(?:<\?[^>]{0,512}\?>\s*|<!--.{0,4096}?-->\s*)*<([A-Za-z_][\w.:-]{0,255})",
+    rb"(?:\xef\xbb\xbf)?\s*(?:<\?[^>]{0,512}\?>\s*|<!--.{0,4096}?-->\s*|<!DOCTYPE[^>]{0,512}>\s*)*"
+    rb"<([A-Za-z_][\w.:-]{0,255})",
     re.DOTALL,
 )
 # The rest of a root element that closes itself: <device/> or <Default attr="x" />.
@@ -99,7 +100,7 @@ def _header(data: bytes) -> Header | _Broken:
 
 
 def _trust_list(lower: str, data: bytes) -> str | _Broken | None:
-    wanted = Kind.CTL if lower.startswith("ctl") else Kind.ITL if lower.startswith("itl") else None
+    wanted = kind_from_name(lower)  # CTL*, ITL*, ext_ITL*: what trustlist reads from a name
     header = _header(data)
     if isinstance(header, str):
         return header

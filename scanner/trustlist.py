@@ -609,6 +609,9 @@ def _kind_from_name(name: str | None) -> Kind | None:
     return None
 
 
+kind_from_name = _kind_from_name  # what a file name says it is (public: content_check uses it)
+
+
 def detect_kind(header: Header, name_hint: str | None = None) -> Kind:
     """Decide what a file is: the encryption tags, then the header filename, then the caller's
     file name, and finally the header version (certutils: 1.x trust lists, 2.0 .enc.sgn)."""

@@ -404,7 +404,7 @@ def test_a_failing_lookup_is_reported_and_answered(run: Runner) -> None:
 def test_pool_reuses_sockets_and_closes_them_all(run: Runner) -> None:
     async def main() -> tuple[int, int, int, list[TftpResult], TftpSocketPool]:
         before = fd_count()
-        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool() as pool:
+        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool(quiet=0) as pool:
             results: list[TftpResult] = []
             for _ in range(3):  # waves: the second and third reuse the first's sockets
                 jobs = [tftp_fetch(HOST, server.port, name, timeout=0.5, pool=pool) for name in FILES]
@@ -456,7 +456,7 @@ def test_pool_parks_sockets_after_unclean_transfers(run: Runner) -> None:
 
 def test_parked_sockets_serve_again_after_the_linger(run: Runner) -> None:
     async def main() -> tuple[TftpResult, TftpResult, TftpSocketPool]:
-        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool(linger=0.05) as pool:
+        async with TftpServer(FILES.get, settings=FAST) as server, TftpSocketPool(linger=0.05, quiet=0) as pool:
             with black_hole() as hole:
                 res = await tftp_fetch(HOST, hole.getsockname()[1], "x", timeout=0.02, retries=0, pool=pool)
             assert res.outcome is Outcome.TIMEOUT and pool.parked_sockets == 1
@@ -527,7 +527,7 @@ def test_pool_keeps_late_datagrams_of_an_earlier_transfer_away(run: Runner) -> N
             for s in (requests, tid):
                 s.bind((HOST, 0))
                 s.setblocking(False)
-            async with TftpSocketPool() as pool:
+            async with TftpSocketPool(quiet=0) as pool:
                 # A hand-played server: the request port, and a transfer from TID ``tid``.
                 task = asyncio.create_task(
                     tftp_fetch(HOST, requests.getsockname()[1], "one", pool=pool, **plain)
@@ -569,7 +569,7 @@ def test_pool_refuses_an_oack_from_a_server_port_that_comes_round_again(run: Run
                 s.bind((HOST, 0))
                 s.setblocking(False)
             port = requests.getsockname()[1]
-            async with TftpSocketPool() as pool:
+            async with TftpSocketPool(quiet=0) as pool:
                 plain: dict[str, Any] = {"blksize": None, "windowsize": None, "tsize": False}
                 task = asyncio.create_task(tftp_fetch(HOST, port, "one", timeout=0.5, pool=pool, **plain))
                 _, client = await _recv(requests)
@@ -595,3 +595,48 @@ def test_pool_refuses_an_oack_from_a_server_port_that_comes_round_again(run: Run
     assert first.ok and second.ok and second.data == b"two" and second.retransmissions == 1
     assert second.strays == 1 and pool.strays == 1
     assert pool.created == 1 and pool.reused == 1
+
+
+def test_a_duplicated_request_cannot_feed_the_next_transfer(run: Runner) -> None:
+    """The network duplicates our request: the server runs a second transfer we never hear of,
+    whose DATA 1 arrives 30 ms after the first transfer ended cleanly. With a socket reused at
+    once it was taken for the next transfer's first reply, and phone A's config stored as phone
+    B's (found in review; check_fetched cannot tell two phones' plain configs apart). The quiet
+    time keeps the socket away from new transfers until such a late reply has come and been
+    barred."""
+
+    async def main() -> tuple[TftpResult, TftpResult, TftpSocketPool, bool, bytes]:
+        plain: dict[str, Any] = {"blksize": None, "windowsize": None, "tsize": False}
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as requests,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tid2,
+        ):
+            for s in (requests, tid, tid2):
+                s.bind((HOST, 0))
+                s.setblocking(False)
+            port = requests.getsockname()[1]
+            async with TftpSocketPool() as pool:
+                task = asyncio.create_task(tftp_fetch(HOST, port, "A", timeout=0.3, pool=pool, **plain))
+                _, client = await _recv(requests)
+                tid.sendto(b"\x00\x03\x00\x01<device>A</device>", client)
+                first = await task
+                await _recv(tid)  # its ACK
+                # The next transfer starts at once; the duplicate's DATA 1 comes 30 ms later.
+                task = asyncio.create_task(tftp_fetch(HOST, port, "B", timeout=0.3, pool=pool, **plain))
+                _, client_b = await _recv(requests)
+                await asyncio.sleep(0.03)
+                # To the first transfer's port: the old code had given it to B, which took this
+                # for B's reply. Now the port is idle and quiet: refused, barred, answered ERROR 5.
+                tid.sendto(b"\x00\x03\x00\x01<device>A</device>", client)
+                refusal, _ = await _recv(tid)
+                tid2.sendto(b"\x00\x03\x00\x01<device>B</device>", client_b)
+                second = await task
+        return first, second, pool, client != client_b, refusal
+
+    first, second, pool, fresh_port, refusal = run(main())
+    assert fresh_port, "a socket whose transfer just ended is not handed to the next one"
+    assert refusal[:4] == b"\x00\x05\x00\x05" and pool.strays >= 1
+    assert first.ok and first.data == b"<device>A</device>"
+    assert second.ok and second.data == b"<device>B</device>", second
+    assert pool.created == 2 and pool.reused == 0

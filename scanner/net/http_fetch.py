@@ -137,7 +137,10 @@ class HttpFetcher:
                 r = await lean.get(parsed, cap, total, self.settings.connect_timeout)
             except TimeoutError:
                 return _result(Outcome.TIMEOUT, None, None, "no answer in time", start, url)
-            return HttpResult(r[0], r[1], r[2], r[3], time.monotonic() - start, url, r[4])
+            error = r[3]
+            if error is not None and len(error) > MAX_ERROR:  # a hostile reason phrase: capped
+                error = error[:MAX_ERROR] + "..."
+            return HttpResult(r[0], r[1], r[2], error, time.monotonic() - start, url, r[4])
         t = (
             self._timeout
             if timeout is None

@@ -110,6 +110,13 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.idle_since:
+            # Bytes on a connection with no request outstanding: never a reply of ours, and
+            # buffering them would grow without bound. The connection is not reused.
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            return
         self.buf += data
         self._wake()
 
@@ -249,6 +256,7 @@ class LeanPool:
             if conn.closed or conn.buf or now - conn.idle_since > KEEPALIVE_TIMEOUT:
                 self._discard(conn)
                 continue
+            conn.idle_since = 0.0  # busy again
             return conn
         return None
 

@@ -100,9 +100,13 @@ def _canonical_host(host: str) -> str:
     # How recvfrom spells the address (compressed IPv6, scope kept), so that a reply's source
     # compares equal to the request's destination however the caller wrote it.
     try:
-        return str(ipaddress.ip_address(host))
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        # Python < 3.13 writes '::ffff:7f00:1'; recvfrom reports '::ffff:127.0.0.1'.
+        return f"::ffff:{ip.ipv4_mapped}"
+    return str(ip)
 
 
 def _local_host(family: int, remote: Address, local_host: str | None) -> str:
@@ -182,6 +186,11 @@ class _FetchProtocol(asyncio.DatagramProtocol):
         client = self._client
         transport = self._transport
         assert transport is not None
+        if transport.is_closing():
+            # The pool closed the socket under a running transfer: it ends here, not later in
+            # a timer callback that cannot send.
+            self.connection_lost(None)
+            return
         for data, addr in client.datagrams_to_send(self._loop.time()):
             transport.sendto(data, self._server if addr is None else addr)
         result = client.result
@@ -302,8 +311,18 @@ def _with_socket_error(result: TftpResult, protocol: _FetchProtocol) -> TftpResu
 # in all). 15 s leaves room for a slower server and a delayed path. Ports are what separates
 # transfers, so none is handed to a new transfer while its old transfers may still talk to it.
 LINGER = 15.0
+# A clean transfer's socket waits this long before serving another transfer. A request the
+# network duplicated makes the server run a second transfer we never hear of; its first datagram
+# follows the first transfer's within the path's delay (milliseconds), and while the socket waits
+# it is refused and its sender barred, instead of being taken for the next transfer's first reply
+# (found in review: a config stored under another phone's name). Later retransmissions of that
+# transfer are barred once heard. Costs sockets: about (transfers per second) x QUIET of them.
+QUIET = 0.5
 # Idle sockets kept per local address; beyond that a finished transfer's socket is closed.
 POOL_MAX_IDLE = 512
+# Senders remembered per socket as barred; beyond that (a flood of spoofed sources) strays are
+# dropped silently.
+MAX_BARRED = 4096
 # Sockets parked at most (each holds a descriptor for up to LINGER seconds); beyond that an
 # unclean transfer's socket is closed and its port remembered as dirty instead (see the class).
 POOL_MAX_PARKED = 4096
@@ -316,6 +335,24 @@ POOL_STRAY_REPLIES = 16
 _ERROR_OPCODE = b"\x00\x05"
 
 _PortKey = tuple[int, str, int]  # (family, local host, local port)
+
+
+def _descriptor_caps() -> tuple[int, int]:
+    """(idle, parked) socket caps within the process's open-files limit: a quarter of the soft
+    limit for each at most, so that the pool never starves the rest of the scan (HTTP
+    connections, evidence files) of descriptors, whatever ``ulimit -n`` says."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 16
+    except (ImportError, OSError, ValueError):
+        soft = 1024
+    if soft <= 0:
+        soft = 1024
+    share = max(16, soft // 4)
+    return min(POOL_MAX_IDLE, share), min(POOL_MAX_PARKED, share)
 
 
 class _PooledSocket(asyncio.DatagramProtocol):
@@ -337,6 +374,7 @@ class _PooledSocket(asyncio.DatagramProtocol):
         self.refused = 0  # datagrams refused here during the current transfer
         self.parked_until = 0.0  # > 0 while parked: serves no transfer before then
         self.replies = 0
+        self.released_at = 0.0  # when its last transfer ended (monotonic)
         self.closed = False
         self.abandoned = False
 
@@ -348,6 +386,8 @@ class _PooledSocket(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Address) -> None:
         current = self.current
         key = (addr[0], addr[1])
+        if current is not None and current.finished.done():
+            current = None  # the transfer has its answer; what comes now is a stray (barred below)
         if current is not None:
             client = self.client
             assert client is not None
@@ -366,7 +406,14 @@ class _PooledSocket(asyncio.DatagramProtocol):
         # stays barred for a while (a retransmitting server would otherwise be taken for the next
         # transfer's reply), and is told RFC 1350 §4 ERROR 5, never an ERROR to an ERROR. With a
         # socket per transfer the closed port would have drawn an ICMP error: it stops either way.
-        self.barred[key] = time.monotonic() + self.pool.linger
+        now = time.monotonic()
+        barred = self.barred
+        if len(barred) > MAX_BARRED:  # a flood of spoofed senders: forget the expired first
+            for k in [k for k, t in barred.items() if t <= now]:
+                del barred[k]
+            if len(barred) > MAX_BARRED:
+                return  # still flooded: drop silently, and send nothing back
+        barred[key] = now + self.pool.linger
         self.pool.strays += 1
         if data[:2] != _ERROR_OPCODE and self.replies < POOL_STRAY_REPLIES and self.transport is not None:
             self.replies += 1
@@ -384,24 +431,32 @@ class _PooledSocket(asyncio.DatagramProtocol):
             current.connection_lost(exc)
 
     def retire(self, now: float) -> None:
-        """The current transfer ended: bar every TID it heard from, forget expired bars."""
+        """The current transfer ended: bar every TID it heard from, forget expired bars. A server
+        that answered from its request port itself (behind some NATs) is not barred: the next
+        transfer's request goes to that very port (its transfer is then not clean, see _run)."""
+        request = self.current._server if self.current is not None else None
         self.current = None
         self.client = None
         until = now + self.pool.linger
         barred = self.barred
         for key in self.sources:
-            barred[key] = until
+            if request is None or (key[0], key[1]) != (request[0], request[1]):
+                barred[key] = until
         self.sources = set()
         self.refused = 0
         self.replies = 0
+        self.released_at = now
         if len(barred) > 64:
             for key in [k for k, t in barred.items() if t <= now]:
                 del barred[key]
 
     def close(self) -> None:
         self.closed = True
+        current = self.current
         self.current = None
         self.client = None
+        if current is not None:
+            current.connection_lost(None)  # a running transfer ends now, as a closed socket
         if self.transport is not None:
             self.transport.close()
         else:
@@ -453,9 +508,17 @@ class TftpSocketPool:
     """
 
     def __init__(
-        self, max_idle: int = POOL_MAX_IDLE, *, linger: float = LINGER, max_parked: int = POOL_MAX_PARKED
+        self,
+        max_idle: int | None = None,
+        *,
+        linger: float = LINGER,
+        max_parked: int | None = None,
+        quiet: float = QUIET,
     ) -> None:
-        self._idle: dict[tuple[int, str], list[_PooledSocket]] = {}
+        idle_cap, parked_cap = _descriptor_caps()
+        max_idle = idle_cap if max_idle is None else max_idle
+        max_parked = parked_cap if max_parked is None else max_parked
+        self._idle: dict[tuple[int, str], deque[_PooledSocket]] = {}
         self._open: set[_PooledSocket] = set()
         self._parked: deque[_PooledSocket] = deque()
         self._dirty: dict[_PortKey, float] = {}
@@ -463,6 +526,7 @@ class TftpSocketPool:
         self._max_idle = max_idle
         self._max_parked = max_parked
         self.linger = linger
+        self.quiet = quiet
         self._closed = False
         self.created = 0
         self.reused = 0
@@ -499,12 +563,18 @@ class TftpSocketPool:
         if self._parked:
             self._unpark(time.monotonic())
         idle = self._idle.get((family, local))
+        now = time.monotonic()
         while idle:
-            ps = idle.pop()  # the most recently used
-            if not ps.closed:
-                self.reused += 1
-                return ps
-            self._open.discard(ps)
+            ps = idle[0]  # the longest idle
+            if ps.closed:
+                idle.popleft()
+                self._open.discard(ps)
+                continue
+            if now - ps.released_at < self.quiet:
+                return None  # none is quiet yet (the rest are younger): a new socket
+            idle.popleft()
+            self.reused += 1
+            return ps
         return None
 
     def _unpark(self, now: float) -> None:
@@ -521,7 +591,7 @@ class TftpSocketPool:
             self._to_idle(ps, now)
 
     def _to_idle(self, ps: _PooledSocket, now: float) -> None:
-        idle = self._idle.setdefault((ps.family, ps.local), [])
+        idle = self._idle.setdefault((ps.family, ps.local), deque())
         if self._closed or ps.closed or len(idle) >= self._max_idle:
             self._close(ps, now)
         else:
@@ -624,6 +694,9 @@ class TftpSocketPool:
                 and result.duplicates == 0
                 and result.strays == 0
                 and protocol.last_error is None
+                # A server that answered from its request port cannot be barred (the next request
+                # goes there): its socket is parked instead of reused.
+                and (result.peer is None or tuple(result.peer[:2]) != tuple(protocol._server[:2]))
             )
         finally:
             protocol.close()
