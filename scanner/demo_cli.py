@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import queue
 import subprocess
 import sys
 import threading
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 
 EXIT_USAGE = 64
-# lab serve prints "ready" once every listener is up; 10,000 phones start in about a second.
-READY_TIMEOUT = 120.0
+# lab serve prints "ready" once every listener of every process is up: a second for 10,000 phones
+# in one process, about 20 s for 100,000 in six; it gives its workers 300 s
+# (scanner.lab.serve.WORKER_READY_TIMEOUT), so we wait a little longer than that.
+READY_TIMEOUT = 330.0
 
 
 def add_parser(sub: Any) -> None:
@@ -77,10 +80,14 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _drain(stream: IO[str]) -> None:
-    with contextlib.suppress(OSError, ValueError):  # closed when the block ends
-        for _line in stream:
-            pass
+def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Every line of ``stream`` into ``lines`` (None at EOF); bounded in what it keeps: once
+    nobody reads (after ready) the queue is not fed any more, only the pipe is emptied."""
+    with contextlib.suppress(OSError, ValueError):  # the pipe is closed when the block ends
+        for line in stream:
+            if lines.qsize() < 10_000:
+                lines.put(line)
+    lines.put(None)
 
 
 class LabNotReady(RuntimeError):
@@ -97,21 +104,25 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
     drain: threading.Thread | None = None
     try:
         assert server.stdout is not None
+        # One reader thread for the whole life of the pipe: it hands lines to us until "ready"
+        # (so the deadline holds even while lab serve is silent), then only drains (lab serve and
+        # its workers share the pipe; a full pipe would block the server mid-scan).
+        lines: queue.Queue[str | None] = queue.Queue()
+        drain = threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True)
+        drain.start()
         deadline = time.monotonic() + READY_TIMEOUT
         seen: list[str] = []
-        while time.monotonic() < deadline:
-            line = server.stdout.readline()
-            if not line:
-                break
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = lines.get(timeout=max(0.0, left)) if left > 0 else None
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise LabNotReady("".join(seen[-20:]) or f"no 'ready' from lab serve in {READY_TIMEOUT:g} s")
             seen.append(line)
             if line.startswith("ready"):
                 break
-        if not seen or not seen[-1].startswith("ready"):
-            raise LabNotReady("".join(seen[-20:]))
-        # Keep reading what lab serve and its workers print after ready (they share this pipe):
-        # a full pipe would block the server mid-scan.
-        drain = threading.Thread(target=_drain, args=(server.stdout,), daemon=True)
-        drain.start()
         yield server
     finally:
         server.terminate()

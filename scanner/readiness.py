@@ -34,7 +34,7 @@ from scanner.filechecks import PHONE_MAX_TRUST_LIST_BYTES, PHONE_MAX_TRUST_LIST_
 from scanner.findings import Finding, Severity
 from scanner.phonepage import PhonePage, StatusMessages
 from scanner.policy import CHECKS, Policy
-from scanner.trustcache import DEFAULT_CACHE, Analysis, AnalysisCache
+from scanner.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, Analysis, AnalysisCache
 from scanner.trustlist import Digest, Role, TrustFile, parse
 from scanner.verify import StoredCert, TrustStore, cert_facts, load_certificate, verify
 
@@ -194,6 +194,13 @@ class ListState:
     def valid(self) -> bool:
         a = self.analysis
         return bool(a and a.file and a.verification and a.verification.valid and a.verification.signer_has_sast_role)
+
+    @property
+    def internal_error(self) -> bool:
+        """The scanner failed to analyse the file (a bug, caught by trustcache): says nothing of
+        the file, so it decides nothing (ANALYSIS_ERROR, unknown)."""
+        v = self.analysis.verification if self.analysis is not None else None
+        return v is not None and v.reason.startswith(INTERNAL_ERROR)
 
     @property
     def problem(self) -> str:
@@ -621,6 +628,15 @@ class _PhoneRun:
                 {"file": what, "reasons": reasons, "files": files, "details": details},
             ))
 
+    def _analysis_error(self, check: str, ls: ListState) -> None:
+        v = ls.analysis.verification if ls.analysis is not None else None
+        self.add(check, CheckStatus.UNKNOWN, Finding(
+            "ANALYSIS_ERROR", Severity.WARNING,
+            f"{ls.fetch.cluster} {ls.fetch.name} from {ls.fetch.node} could not be analysed: "
+            f"{v.reason if v else INTERNAL_ERROR}",
+            {"cluster": ls.fetch.cluster, "node": ls.fetch.node, "file": ls.fetch.name},
+        ))
+
     def result(self) -> PhoneResult:
         for c in CHECKS:
             self.checks[c] = CheckStatus.PASS
@@ -641,7 +657,7 @@ class _PhoneRun:
         # C5 and C7 judge the destination's lists: a list that is an evidence gap leaves them
         # unknown (C6 carries the finding that says which list and why).
         dst = self.ev.dst
-        if any(ls.fetch.outcome in EVIDENCE_GAPS for ls in [*dst.itl.values(), *dst.ctl.values()]):
+        if any(ls.fetch.outcome in EVIDENCE_GAPS or ls.internal_error for ls in [*dst.itl.values(), *dst.ctl.values()]):
             self.set("C5", CheckStatus.UNKNOWN)
             self.set("C7", CheckStatus.UNKNOWN)
         self.checks["C8"] = self.ev.c8_status
@@ -706,7 +722,9 @@ class _PhoneRun:
             for node, ls in sorted(by_node.items()):
                 if kind == "ITL" and ls.file is not None and is_blank_itl(ls.file):
                     continue  # the rollback ITL lists no signer to check: C3 judges it
-                if not ls.valid:
+                if ls.internal_error:
+                    self._analysis_error("C1", ls)
+                elif not ls.valid:
                     self.add("C1", CheckStatus.FAIL, Finding(
                         invalid_code, Severity.BLOCKER,
                         f"source {kind} from {node} is not valid: {ls.problem}",
@@ -1014,6 +1032,8 @@ class _PhoneRun:
                         ))
                     else:
                         self.fetch_failed("C6", [ls.fetch], f"destination {ls.fetch.name} from {node}")
+                elif ls.internal_error:
+                    self._analysis_error("C6", ls)
                 elif not ls.valid:
                     self.add("C6", CheckStatus.FAIL, Finding(
                         f"DEST_{kind}_INVALID", Severity.BLOCKER,
@@ -1092,7 +1112,16 @@ class _PhoneRun:
         store = TrustStore(name, tuple(
             StoredCert(name, fe.node, der, cert) for der in sorted(trusted) if (cert := load_certificate(der))
         ))
-        v = verify(tf, [store], signed_digest=digest)
+        try:
+            v = verify(tf, [store], signed_digest=digest)
+        except Exception as exc:  # a bug in verify: the config says nothing yet (ANALYSIS_ERROR)
+            self.add("C6", CheckStatus.UNKNOWN, Finding(
+                "ANALYSIS_ERROR", Severity.WARNING,
+                f"destination config from {fe.node} could not be analysed: {INTERNAL_ERROR}: "
+                f"{type(exc).__name__}: {exc}",
+                {"node": fe.node, "file": fe.name},
+            ))
+            return
         if not v.valid:
             self.add("C6", CheckStatus.FAIL, Finding(
                 "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,

@@ -294,11 +294,13 @@ class TrustStore:
         certs: list[StoredCert] = []
         errors: list[ParseError] = []
         for path, data in files:
+            found: list[ParseError] = []
             try:
-                loaded = _load_cert_file(data)
+                loaded = _load_cert_file(data, found)
             except ParseError as exc:
                 errors.append(exc.with_path(path))
                 continue
+            errors += [e.with_path(path) for e in found]
             for reading in loaded:
                 assert reading.cert is not None  # _load_cert_file keeps readable ones only
                 certs.append(StoredCert(name, path, reading.der, reading.cert))
@@ -340,21 +342,34 @@ def _names_match(key: frozenset[tuple[str, str]], rfc4514: str) -> bool:
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.*?)-----END CERTIFICATE-----", re.S)
 
 
-def _load_cert_file(data: bytes) -> list[CertReading]:
+def _load_cert_file(data: bytes, errors: list[ParseError] | None = None) -> list[CertReading]:
+    """The readable certificates of a PEM bundle or a DER file. A bad PEM block is one error in
+    ``errors`` (when given; else it raises) and the bundle's other certificates are kept: one odd
+    certificate beside a destination signer must not hide the signer."""
+
+    def bad(message: str, offset: int) -> None:
+        if errors is None:
+            raise ParseError(message, offset)
+        errors.append(ParseError(message, offset))
+
     if b"-----BEGIN" in data:
         out = []
+        blocks = 0
         for m in _PEM_BLOCK.finditer(data):
+            blocks += 1
             # Base64 decoded here, not by cryptography's PEM loader: the DER then goes through
             # the one certificate boundary (read_certificate) like a record's certificate.
             try:
                 der = base64.b64decode(b"".join(m.group(1).split()), validate=True)
             except ValueError as exc:
-                raise ParseError(f"bad PEM certificate: {exc}", m.start()) from None
+                bad(f"bad PEM certificate: {exc}", m.start())
+                continue
             reading = read_certificate(der)
             if reading.error is not None:
-                raise ParseError(f"bad PEM certificate: {reading.error}", m.start())
+                bad(f"bad PEM certificate: {reading.error}", m.start())
+                continue
             out.append(reading)
-        if not out:
+        if not blocks:
             raise ParseError("no PEM certificate block in the file", 0)
         return out
     reading = read_certificate(data)
@@ -416,7 +431,7 @@ def _record_key(rec: Record) -> tuple[PublicKeyTypes | None, bytes | None]:
     all) its bare public key. A certificate that is present but unreadable offers nothing: a
     phone verifies with certificates, and the bare key of such a record vouches for nothing."""
     der = rec.certificate
-    if der:
+    if der is not None:  # an empty tag 9 too: present, and unreadable
         reading = read_certificate(der)
         return reading.key, der
     pk = rec.public_key
@@ -464,7 +479,7 @@ def check_records(tf: TrustFile) -> tuple[RecordCheck, ...]:
     for i, rec in enumerate(tf.records):
         problems: list[str] = []
         der = rec.certificate
-        reading = read_certificate(der) if der else None
+        reading = read_certificate(der) if der is not None else None
         facts = reading.facts if reading else None
         if reading is not None and facts is not None:
             if rec.serial is not None and rec.serial != reading.serial:
@@ -476,7 +491,7 @@ def check_records(tf: TrustFile) -> tuple[RecordCheck, ...]:
                 problems.append("record public key (tag 7) differs from the certificate's key")
             if rec.subject and not _names_agree(rec.subject, facts.subject):
                 problems.append(f"record subject {rec.subject!r} differs from the certificate's {facts.subject!r}")
-        elif not der:
+        elif der is None:
             problems.append("record has no certificate (tag 9)")
         cert_error = reading.error if reading is not None else None
         out.append(RecordCheck(i, rec.role, facts, tuple(problems), cert_error))

@@ -323,3 +323,35 @@ def test_read_certificate_never_raises_on_mutated_der(data: st.DataObject) -> No
     reading = V.read_certificate(bytes(der))
     assert reading.ok == (reading.facts is not None) == (reading.key is not None)
     assert reading.ok or reading.error
+
+
+def test_an_empty_certificate_tag_offers_no_key() -> None:
+    # Found in review: an empty tag 9 counted as "no certificate", so the record's bare tag-7 key
+    # verified the file with no finding. Present and unreadable offers nothing.
+    from tests.fleet import base_world
+
+    w = base_world()
+    data = B.build_trust_list(
+        w.s_pub,
+        [B.RecordSpec(w.s_pub.certificate, T.Role.SAST, der_override=b""), B.RecordSpec(w.capf, T.Role.CAPF)],
+        timestamp=TS,
+    )
+    v = V.verify(T.parse(data), [])
+    assert not v.valid
+    assert any(f.code == "CERT_MALFORMED" for f in v.findings), v.findings
+
+
+def test_one_bad_pem_block_keeps_the_bundles_other_certificates() -> None:
+    # Found in review: one unreadable block dropped the whole file, so a good destination signer
+    # beside it went missing from the store (a false DEST_SIGNER_UNTRUSTED).
+    import base64
+
+    from tests.fleet import base_world
+
+    w = base_world()
+    good = w.d_rec.certificate.public_bytes(serialization.Encoding.PEM)
+    broken = badcerts.bad_version(w.s_pub.certificate.public_bytes(serialization.Encoding.DER))
+    bad = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(broken) + b"-----END CERTIFICATE-----\n"
+    store = V.TrustStore.from_files("Phone-SAST-trust", [("bundle.pem", bad + good)])
+    assert [c.der for c in store.certs] == [w.d_rec.certificate.public_bytes(serialization.Encoding.DER)]
+    assert len(store.errors) == 1 and store.errors[0].path == "bundle.pem"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from scanner.findings import Severity
 from scanner.policy import default_policy
 from scanner.readiness import (
@@ -211,3 +213,18 @@ def test_destination_lists_never_collected_leave_c5_and_c7_unknown() -> None:
     r, _ = run(Scenario(overrides=over))
     assert r.checks["C5"] is CheckStatus.UNKNOWN and r.checks["C7"] is CheckStatus.UNKNOWN
     assert r.checks["C6"] is CheckStatus.UNKNOWN and "DEST_CONFIG_SIGNER_UNKNOWN" not in r.codes
+
+
+def test_a_bug_in_verify_is_unknown_never_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # trustcache turns an exception escaping verify into an unverified file; that used to read
+    # as SRC_/DEST_*_INVALID (a blocker: NO_GO) for every phone. It is ANALYSIS_ERROR, unknown.
+    import scanner.trustcache as tc
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tc, "verify", broken)
+    r, _ = run(Scenario())
+    assert r.readiness is Readiness.UNKNOWN, r.findings
+    assert "ANALYSIS_ERROR" in r.codes
+    assert not any(f.severity is Severity.BLOCKER for f in r.findings)

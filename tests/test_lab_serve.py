@@ -477,14 +477,17 @@ def test_plan_fits_the_limit_per_process() -> None:
     assert all(n <= 20_000 - WORKER_RESERVE for n in per_worker)
     assert sum(b - a for a, b in shares) == len(web) and shares[-1][1] == len(web)
     assert plan_shares(["on"] * 10, 20_000) == [(0, 10)]  # a small lab stays in one process
+    # A machine with 1,024 descriptors per process still serves a small lab (found in review:
+    # the fixed reserves left it none).
+    assert plan_shares(["on"] * 300, 1024) == [(0, 300)]
     assert plan_shares(["off", "on", "on", "off", "on"], 20_000, phones_per_process=2) == [(0, 4), (4, 5)]
 
 
 @pytest.mark.parametrize(
     ("kw", "words"),
     [
-        # 52 phones in each of 15 workers, none in the main process (its reserve is larger).
-        ({"limit": 2100, "phones_per_process": None}, r"open-files limit of 2100 .* 780 phones fit"),
+        # A low limit keeps half for connections in every process: 1,050 phones in each of 16.
+        ({"limit": 2100, "phones_per_process": None}, r"open-files limit of 2100 .* 16800 phones fit"),
         # 200,000 phones at 20,000 per process: the main process and 11 workers, each with its reserve.
         ({"limit": 20_000, "system_free": 100_000}, r"100000 file descriptors free .* about 74400 phones fit"),
         ({"limit": 20_000, "memory_free": 10**9}, r"953 MiB of memory available .* about 85000 phones fit"),

@@ -173,8 +173,9 @@ async def _watch_parent(stop: asyncio.Event) -> None:
     while not stop.is_set():
         await asyncio.sleep(PARENT_POLL)
         if os.getppid() != parent:
-            print(f"trustscan lab: parent process {parent} is gone; stopping", file=sys.stderr, flush=True)
-            stop.set()
+            stop.set()  # first: the parent held our stderr pipe, so the print below may fail
+            with contextlib.suppress(OSError):
+                print(f"trustscan lab: parent process {parent} is gone; stopping", file=sys.stderr, flush=True)
 
 
 async def _serve_until_signal(server: object, duration: float | None) -> int:

@@ -139,6 +139,16 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def main_reserve(limit: int) -> int:
+    """Descriptors the main process keeps free for connections: MAIN_RESERVE, or half a low
+    limit (a 1,024-descriptor machine still serves a few hundred phones, as before the split)."""
+    return min(MAIN_RESERVE, max(256, limit // 2))
+
+
+def worker_reserve(limit: int) -> int:
+    return min(WORKER_RESERVE, max(256, limit // 2))
+
+
 def plan_shares(
     web: Sequence[str],
     limit: int,
@@ -155,7 +165,7 @@ def plan_shares(
     when the processes, the system's free descriptors or its free memory (each worker costing
     ``worker_bytes`` before its listeners) cannot hold them all."""
     listening = sum(1 for w in web if w != "off")
-    main_cap, worker_cap = max(0, limit - MAIN_RESERVE), max(0, limit - WORKER_RESERVE)
+    main_cap, worker_cap = max(0, limit - main_reserve(limit)), max(0, limit - worker_reserve(limit))
     if phones_per_process is not None:
         main_cap, worker_cap = min(main_cap, phones_per_process), min(worker_cap, phones_per_process)
     fits = main_cap + (MAX_PROCESSES - 1) * worker_cap
@@ -168,7 +178,7 @@ def plan_shares(
     shares = _split(web, main_cap, worker_cap)
     workers = len(shares) - 1
     if system_free is not None:
-        spare = system_free - MAIN_RESERVE - workers * WORKER_RESERVE
+        spare = system_free - main_reserve(limit) - workers * worker_reserve(limit)
         if listening > spare:
             raise LabError(
                 f"cannot serve {listening} phone web servers: the system has {system_free} file "
@@ -368,10 +378,10 @@ class LabServer:
         start, stop = self.share
         phones = self.lab["phones"][start:stop]
         listening = sum(1 for p in phones if p["web"] != "off")
-        if listening > limit - WORKER_RESERVE:
+        if listening > limit - worker_reserve(limit):
             raise LabError(
                 f"worker for phones {start}..{stop - 1}: open-files limit {limit} holds "
-                f"{max(0, limit - WORKER_RESERVE)} phone listeners, not {listening}"
+                f"{max(0, limit - worker_reserve(limit))} phone listeners, not {listening}"
             )
         self._make_http()
         await self._start_phones(asyncio.get_running_loop(), phones)
