@@ -35,6 +35,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scenario", default="mixed", metavar="NAME", help="lab scenario (default mixed)")
     p.add_argument("--seed", default="1", help="lab seed (same seed, same fleet)")
     p.add_argument("--out", default="demo-out", metavar="DIR", help="where the lab and reports go")
+    p.add_argument(
+        "--base", type=int, default=None, metavar="OCTET",
+        help="second octet of the lab's loopback addresses (default: the scenario's, 10), to run two demos at once",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -56,6 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
     build = parser.parse_args(
         ["lab", "build", "--out", str(lab), "--phones", str(args.phones), "--scenario", args.scenario,
          "--seed", str(args.seed)]
+        + ([] if getattr(args, "base", None) is None else ["--base", str(args.base)])
     )
     print(f"trustscan demo: building a lab of {args.phones} phones, scenario {args.scenario!r} …", file=sys.stderr)
     code = run_lab(build)

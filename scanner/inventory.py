@@ -116,7 +116,8 @@ class _NotMacBased(ValueError):
 
 def parse_inventory(data: bytes, *, path: str | None = None) -> Inventory:
     """Parse a CUCM phone export. Raises ``ParseError`` only when no row can be used at all
-    (not text, no header, no device name column); row problems become ``Inventory.issues``."""
+    (not text, no header, no device name column — with a hint when the file is separated by
+    semicolons or tabs — or a header and no row); row problems become ``Inventory.issues``."""
     if len(data) > MAX_INVENTORY_BYTES:
         raise ParseError(f"inventory larger than {MAX_INVENTORY_BYTES} bytes", path=path)
     try:
@@ -138,7 +139,8 @@ def parse_inventory(data: bytes, *, path: str | None = None) -> Inventory:
             columns[key] = index
     if "name" not in columns:
         raise ParseError(
-            "no 'Device Name' column in the header (a CUCM phone export names it 'Device Name')",
+            "no 'Device Name' column in the header (a CUCM phone export names it 'Device Name')"
+            + _delimiter_hint(header),
             line=1,
             path=path,
         )
@@ -175,7 +177,25 @@ def parse_inventory(data: bytes, *, path: str | None = None) -> Inventory:
             continue
         first_line[phone.name] = this_line
         phones.append(phone)
+    if not phones and not issues:
+        raise ParseError("the inventory lists no phone: only a header row", line=1, path=path)
     return Inventory(tuple(phones), tuple(issues))
+
+
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """Why a header with the right words may still have no 'Device Name' column: the file is
+    separated by something else than commas (a spreadsheet saved with a locale's ';')."""
+    for sep, word in _DELIMITERS.items():
+        cells = [c for cell in header for c in cell.split(sep)]
+        if len(cells) > len(header) and any(_COLUMNS.get(_norm_header(c)) == "name" for c in cells):
+            return (
+                f"; the header looks {word}-delimited: trustscan reads comma-separated exports, so "
+                f"export the phones again as CSV or replace the {word}s with commas"
+            )
+    return ""
 
 
 def _cell(row: list[str], columns: dict[str, int], key: str) -> str | None:

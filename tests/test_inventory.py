@@ -57,7 +57,12 @@ def test_header_variants() -> None:
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty inventory"), (b"Name,IP\nSEP001122334455,1.2.3.4\n", "no 'Device Name' column")],
+    [
+        (b"", "empty inventory"),
+        (b"Name,IP\nSEP001122334455,1.2.3.4\n", "no 'Device Name' column"),
+        (b"Device Name,IP Address\n", "only a header row"),
+        (b"Device Name,IP Address\n\n\r\n", "only a header row"),
+    ],
 )
 def test_unusable_files(data: bytes, message: str) -> None:
     with pytest.raises(ParseError, match=message) as info:
@@ -101,3 +106,23 @@ def test_config_cache_list_path_like_lines_add_no_phantom_phones() -> None:
     assert [e.line for e in listing.issues] == [2, 3, 4]
     assert "/tmp/SEPAAAAAAAAAAAA.cnf.xml" in listing.issues[0].reason
     assert all(e.path == "src-pub/ConfigFileCacheList.txt" for e in listing.issues)
+
+
+@pytest.mark.parametrize(("sep", "word"), [(b";", "semicolon"), (b"\t", "tab"), (b"|", "pipe")])
+def test_other_delimiters_are_named(sep: bytes, word: str) -> None:
+    data = b"Device Name" + sep + b"IP Address\nSEP001122334455" + sep + b"127.0.0.1\n"
+    with pytest.raises(ParseError, match=f"{word}-delimited") as info:
+        parse_inventory(data, path="inv.csv")
+    assert "no 'Device Name' column" in str(info.value) and str(info.value).startswith("inv.csv: line 1")
+
+
+def test_no_delimiter_hint_for_a_comma_file_without_the_column() -> None:
+    with pytest.raises(ParseError) as info:
+        parse_inventory(b"Name;Address,IP\nSEP001122334455,1.2.3.4\n")
+    assert "delimited" not in str(info.value)
+
+
+def test_all_rows_refused_is_not_an_error_here() -> None:
+    # The CLIs refuse it (exit 64, "no usable phone"); the parser reports every refused row.
+    inv = parse_inventory(b"Device Name\nSEPBAD\n")
+    assert inv.phones == () and [e.line for e in inv.issues] == [2]

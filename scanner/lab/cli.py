@@ -42,7 +42,8 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "TFTP node serves, trust stores and TVS certificates. The same --seed gives the same bytes.",
     )
     b.add_argument(
-        "--out", required=True, metavar="DIR", help="lab directory to write (replaced if it is a lab)"
+        "--out", default=None, metavar="DIR",
+        help="lab directory to write (replaced if it is a lab); required unless --list-scenarios",
     )
     b.add_argument(
         "--phones", type=int, default=None, metavar="N", help="fleet size (default: the scenario's, 200)"
@@ -106,6 +107,9 @@ def _build(args: argparse.Namespace) -> int:
         for name, f in CATALOG.items():
             print(f"fault    {name:<28} [{f.scope}, {f.check}] {f.summary}")
         return EXIT_OK
+    if not args.out:
+        print("trustscan lab: build needs --out DIR (or --list-scenarios on its own)", file=sys.stderr)
+        return EXIT_USAGE
     scenario = load_scenario(args.scenario)
     if getattr(args, "base", None) is not None:
         if not 1 <= args.base <= 150:

@@ -5,8 +5,8 @@ This is CLI code (it prints, picks the event loop, reads the files named on the 
 ``run_collect(args)``.
 
 Exit codes: 0 collection finished (whatever the phones answered: outcomes are evidence, not
-errors), 2 bad profile or inventory, 64 usage (e.g. output directory already holds evidence),
-70 internal error.
+errors), 64 usage or bad input (a bad profile or inventory, an output directory that already
+holds evidence), 70 internal error — as for ``scan``, where 2 means INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from scanner.ratelimit import Limits
 __all__ = ["add_collect_parser", "run_collect"]
 
 EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 EXIT_USAGE = 64
+EXIT_BAD_INPUT = EXIT_USAGE  # a bad profile or inventory is bad input, as in every command
 EXIT_INTERNAL = 70
 
 
@@ -39,7 +39,8 @@ def add_collect_parser(subparsers: Any) -> None:
         description="Collect the evidence for a migration readiness scan: every phone's CTL/ITL/config "
         "files from every TFTP node of both clusters (HTTP 6970 and/or TFTP), the phones' web pages and "
         "the TVS certificates, politely (per-node limits on by default). Writes DIR/manifest.jsonl, "
-        "DIR/collection.json and DIR/blobs/. Exit codes: 0 done, 2 bad profile/inventory, 64 usage.",
+        "DIR/collection.json and DIR/blobs/. Exit codes: 0 done, 64 usage or bad profile/inventory, "
+        "70 internal error.",
     )
     p.add_argument("--profile", required=True, metavar="P", help="profile.toml (clusters, nodes, limits)")
     p.add_argument(
@@ -213,6 +214,11 @@ def run_collect(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _err("interrupted; the evidence written so far is in " + str(out))
         return 130
+    except Exception:  # the one boundary where anything unexpected becomes exit 70
+        import traceback
+
+        _err("internal error (please report it with this trace):\n" + traceback.format_exc())
+        return EXIT_INTERNAL
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result.summary, option=orjson.OPT_APPEND_NEWLINE))
     else:
