@@ -1,7 +1,9 @@
 """``trustscan scan`` and ``trustscan diff``: argv in, a summary on stderr, an exit code out.
 
 Exit codes of ``scan``: 0 GO, 1 NO_GO, 2 INCOMPLETE, 64 usage or bad input, 70 internal error;
-the reason for a non-zero code is always printed.
+the reason for a non-zero code is always printed. ``--fail-on`` moves the threshold (see
+:func:`fail_on`). Exit codes of ``diff``: 0 nothing worse, 1 some phone or the fleet got worse,
+64 usage or bad input, 70 internal error.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime as dt
 import hashlib
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,61 @@ def _formats(text: str) -> list[str]:
     return items
 
 
+VERDICTS = ("NO_GO", "INCOMPLETE")  # the verdict thresholds of --fail-on (GO never fails)
+SEVERITIES = ("BLOCKER", "WARNING", "INFO")  # finding severities, worst first
+
+
+@dataclass(frozen=True, slots=True)
+class FailOn:
+    """``--fail-on``: which verdict fails the run, and which finding severity fails it too."""
+
+    verdict: str = "INCOMPLETE"  # the default: NO_GO exits 1, INCOMPLETE 2
+    severity: str | None = None
+
+    def __str__(self) -> str:
+        return ",".join([self.verdict] + ([self.severity] if self.severity else []))
+
+
+def fail_on(text: str) -> FailOn:
+    """``NO_GO``, ``INCOMPLETE``, ``BLOCKER``, ``WARNING``, ``INFO``, or one verdict and one
+    severity joined by a comma (``NO_GO,WARNING``); case does not matter."""
+    items = [t.strip().upper().replace("-", "_") for t in text.split(",") if t.strip()]
+    verdicts = [t for t in items if t in VERDICTS]
+    severities = [t for t in items if t in SEVERITIES]
+    bad = [t for t in items if t not in VERDICTS and t not in SEVERITIES]
+    if bad or not items or len(verdicts) > 1 or len(severities) > 1:
+        raise argparse.ArgumentTypeError(
+            f"--fail-on takes a verdict ({', '.join(VERDICTS)}) and/or a finding severity "
+            f"({', '.join(SEVERITIES)}), e.g. NO_GO or INCOMPLETE,WARNING; got {text!r}"
+        )
+    return FailOn(verdicts[0] if verdicts else "INCOMPLETE", severities[0] if severities else None)
+
+
+def findings_at_least(report: dict[str, Any], severity: str) -> int:
+    """How many findings (phones' and clusters') are of ``severity`` or worse."""
+    worst = set(SEVERITIES[: SEVERITIES.index(severity) + 1])
+    n = sum(1 for d in report["devices"] for f in d["findings"] if f["severity"] in worst)
+    return n + sum(1 for c in report["clusters"].values() for f in c["findings"] if f["severity"] in worst)
+
+
+def exit_code(report: dict[str, Any], gate: FailOn | None) -> tuple[int, str | None]:
+    """The exit code of a scan and, when it is not 0 or differs from the verdict's, why."""
+    verdict = report["verdict"]
+    gate = gate or FailOn()
+    code = VERDICT_EXIT[verdict]
+    why = None
+    if verdict == "INCOMPLETE" and gate.verdict == "NO_GO":
+        code, why = EXIT_GO, "verdict INCOMPLETE does not fail --fail-on NO_GO"
+    elif code:
+        why = f"verdict {verdict}"
+    if gate.severity is not None and code == EXIT_GO:
+        n = findings_at_least(report, gate.severity)
+        if n:
+            code, why = EXIT_NO_GO, (f"{n} finding{'s' if n != 1 else ''} of severity {gate.severity} or worse "
+                                     f"(--fail-on {gate})")
+    return code, why
+
+
 def add_scan_arguments(p: argparse.ArgumentParser, *, need_profile: bool = True) -> None:
     if need_profile:
         p.add_argument("--profile", required=True, metavar="P", help="scan profile (TOML), see docs/profile.md")
@@ -64,6 +122,10 @@ def add_scan_arguments(p: argparse.ArgumentParser, *, need_profile: bool = True)
     p.add_argument("--no-history", action="store_true", help="do not record this scan")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--fail-on", type=fail_on, default=None, metavar="LEVEL",
+                   help="when to exit non-zero: NO_GO (only NO_GO fails, exit 1), INCOMPLETE (the default: "
+                   "NO_GO exits 1, INCOMPLETE 2), and/or a finding severity BLOCKER, WARNING or INFO (exit 1 "
+                   "also when the verdict is GO but some finding is that severe or worse), e.g. INCOMPLETE,WARNING")
 
 
 def add_parsers(sub: Any) -> None:
@@ -72,20 +134,23 @@ def add_parsers(sub: Any) -> None:
         help="collect, analyse and report migration readiness",
         description="Collect evidence from both clusters and the phones (or read archived evidence with "
         "--from), decide per phone READY/NOT_READY/UNKNOWN and GO/NO_GO/INCOMPLETE, write report.json, "
-        "devices.jsonl, matrix.csv and report.html. Exit codes: 0 GO, 1 NO_GO, 2 INCOMPLETE, 64 usage, "
-        "70 internal error.",
+        "devices.jsonl, matrix.csv and report.html. Exit codes: 0 GO, 1 NO_GO, 2 INCOMPLETE, 64 usage or bad "
+        "input, 70 internal error; --fail-on moves the threshold.",
     )
     add_scan_arguments(scan)
     d = sub.add_parser(
         "diff",
         help="phones whose verdict changed between two scans",
         description="OLD and NEW are report.json files or history runs: history:latest, history:previous, "
-        "history:<id>.",
+        "history:<id>. Prints the changed phones (JSONL with --json, then a summary record), and the "
+        "summary on stderr. Exit codes: 0 nothing worse, 1 some phone or the fleet verdict got worse, "
+        "64 usage or bad input, 70 internal error.",
     )
     d.add_argument("old", metavar="OLD")
     d.add_argument("new", metavar="NEW")
     d.add_argument("--history", metavar="PATH", help="history database for history:… references")
-    d.add_argument("--json", action="store_true", help="JSON output")
+    d.add_argument("--json", action="store_true",
+                   help="JSONL on stdout: one record per changed phone, then the summary record")
 
 
 def load_policy(path: str | None) -> Any:
@@ -126,9 +191,15 @@ def run_scan(args: argparse.Namespace) -> int:
             inventory = parse_inventory(raw, path=args.inventory)
             for issue in inventory.issues:
                 _err(f"warning: inventory: {issue}")
+            if not inventory.phones:
+                raise ParseError("the inventory has no usable phone (every row was refused)", path=args.inventory)
     except (ParseError, FileNotFoundError) as exc:
         _err(str(exc))
         return EXIT_USAGE
+    run_meta: dict[str, Any] = {}
+    if inventory is not None:  # what the reviewer needs to see: which rows were left out, and why
+        run_meta = {"inventory": args.inventory, "inventory_sha256": inv_sha,
+                    "inventory_issues": [str(issue) for issue in inventory.issues]}
     resume = getattr(args, "resume", None)
     if resume and (args.evidence or (args.out and Path(args.out) != Path(resume))):
         _err("--resume DIR continues the scan in DIR: give neither --from nor another --out")
@@ -152,14 +223,17 @@ def run_scan(args: argparse.Namespace) -> int:
         except NothingToResume as exc:
             _err(str(exc))
             return analyse_and_report(args, profile, policy, evidence, out,
-                                      None if inventory is None else inventory.phones)
+                                      None if inventory is None else inventory.phones, run_meta)
         except ParseError as exc:
             _err(f"cannot resume: {exc}")
             return EXIT_USAGE
         _err(f"resuming {evidence}: {len(point.keep)} attempts kept, {point.redo} to ask again")
     elif args.evidence:
         if not (evidence / "manifest.jsonl").is_file():
-            _err(f"{evidence} is not an evidence directory (no manifest.jsonl)")
+            hint = ""
+            if (evidence / "evidence" / "manifest.jsonl").is_file():
+                hint = f"; it is a scan's output directory: give --from {evidence / 'evidence'}"
+            _err(f"{evidence} is not an evidence directory (no manifest.jsonl){hint}")
             return EXIT_USAGE
     elif (evidence / "manifest.jsonl").exists():
         _err(f"{evidence} already holds evidence: choose a new --out, finish it with --resume {out}, or "
@@ -181,7 +255,7 @@ def run_scan(args: argparse.Namespace) -> int:
             if result.dead_nodes:
                 _err(f"warning: nodes that stopped answering: {', '.join(result.dead_nodes)}")
         return analyse_and_report(args, profile, policy, evidence, out,
-                                  None if inventory is None else inventory.phones)
+                                  None if inventory is None else inventory.phones, run_meta)
     except KeyboardInterrupt:
         _err(f"interrupted; evidence so far is in {evidence}: finish it with --resume {out}")
         return 130
@@ -206,11 +280,14 @@ def analyse_and_report(
         _err(f"warning: {w}")
     report = outcome.report
     print_summary(report, outcome.paths)
+    code, why = exit_code(report, getattr(args, "fail_on", None))
     if args.json:
         doc = {"verdict": report["verdict"], "summary": report["summary"],
-               "reports": {k: str(v) for k, v in outcome.paths.items()}}
+               "reports": {k: str(v) for k, v in outcome.paths.items()}, "exit_code": code}
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
-    return VERDICT_EXIT[report["verdict"]]
+    if why is not None:
+        _err(f"exit {code}: {why}")
+    return code
 
 
 def print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -232,41 +309,68 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from scanner.diff import diff, render_text, rows_from, rows_from_report
-    from scanner.history import History, default_path
-
-    def rows(ref: str) -> Any:
-        if ref.startswith("history:"):
-            path = Path(args.history) if args.history else default_path()
-            if not path.exists():
-                raise ParseError(f"no history database at {path}")
-            with History(path) as h:
-                for w in h.warnings:
-                    _err(f"warning: {w}")
-                run = h.resolve(ref.split(":", 1)[1])
-                if run is None:
-                    raise ParseError(f"no history run {ref.split(':', 1)[1]!r} in {path}")
-                return rows_from(h.devices(run))
-        try:
-            doc = orjson.loads(Path(ref).read_bytes())
-        except OSError as exc:
-            raise ParseError(f"cannot read report: {exc.strerror or exc}", path=ref) from None
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"not JSON: {exc}", path=ref) from None
-        return rows_from_report(doc, ref)
+    """0 nothing worse, 1 some phone or the fleet got worse, 64 bad input, 70 internal error."""
+    from scanner.diff import change_dict, diff, render_summary, render_text, summarize
 
     try:
-        changes = diff(rows(args.old), rows(args.new))
+        old, new = _diff_side(args, args.old), _diff_side(args, args.new)
     except ParseError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    if args.json:
-        for c in changes:
-            sys.stdout.buffer.write(orjson.dumps(
-                {"name": c.name, "change": c.kind, "old": c.old, "new": c.new,
-                 "old_reasons": c.old_reasons, "new_reasons": c.new_reasons},
-                option=orjson.OPT_APPEND_NEWLINE,
-            ))
-    else:
-        print(render_text(changes))
-    return 0
+    try:
+        changes = diff(old.rows, new.rows)
+        summary = summarize(old, new, changes)
+        if args.json:
+            for c in changes:
+                sys.stdout.buffer.write(orjson.dumps(change_dict(c), option=orjson.OPT_APPEND_NEWLINE))
+            sys.stdout.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
+        else:
+            print(render_text(changes))
+        sys.stdout.flush()
+        print(render_summary(summary), file=sys.stderr)
+    except BrokenPipeError:
+        raise
+    except Exception:  # the one boundary where anything unexpected becomes exit 70
+        _err("internal error (please report it with this trace):\n" + traceback.format_exc())
+        return EXIT_INTERNAL
+    return EXIT_NO_GO if summary.worse else 0
+
+
+def _diff_side(args: argparse.Namespace, ref: str) -> Any:
+    from scanner.diff import Side, rows_from, side_from_report
+    from scanner.history import History, default_path
+
+    if ref.startswith("history:"):
+        path = Path(args.history) if args.history else default_path()
+        if not path.exists():
+            raise ParseError(f"no history database at {path}")
+        with History(path) as h:
+            for w in h.warnings:
+                _err(f"warning: {w}")
+            run = h.resolve(ref.split(":", 1)[1])
+            if run is None:
+                raise ParseError(f"no history run {ref.split(':', 1)[1]!r} in {path}")
+            rows = rows_from(h.devices(run))
+            row = h.db.execute("SELECT verdict, profile_sha256, report_path FROM runs WHERE id = ?", (run,)).fetchone()
+        verdict, profile_sha, report_path = row
+        policy = inventory_sha = None
+        if report_path:  # the run's report, when it is still there, says what the row does not
+            try:
+                doc = orjson.loads(Path(report_path).read_bytes())
+                kept = side_from_report(doc, report_path)
+            except (OSError, orjson.JSONDecodeError, ParseError):
+                kept = None
+            if kept is not None and kept.profile_sha256 == profile_sha and kept.rows == rows:
+                policy, inventory_sha = kept.policy, kept.inventory_sha256
+        return Side(ref, rows, verdict, profile_sha, policy, inventory_sha)
+    try:
+        doc = orjson.loads(Path(ref).read_bytes())
+    except IsADirectoryError:
+        hint = Path(ref) / "report.json"
+        more = f"; did you mean {hint}?" if hint.is_file() else ""
+        raise ParseError(f"a directory, not a report.json{more}", path=ref) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read report: {exc.strerror or exc}", path=ref) from None
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"not JSON: {exc}", path=ref) from None
+    return side_from_report(doc, ref)

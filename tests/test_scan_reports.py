@@ -242,3 +242,40 @@ def test_html_handles_many_rows_quickly() -> None:
               "policy": {}}
     html = html_report.render(report)
     assert html.count("SEP") >= 10_000 and len(html) < 8_000_000
+
+
+def test_inventory_issues_reach_report_json_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ev, inventory = write_world(tmp_path, evil_phone=False)
+    inv = tmp_path / "inventory.csv"
+    inv.write_text("Device Name,IP Address\n" + "".join(f"{p.name},{p.ip}\n" for p in inventory)
+                   + "SEP00112233,127.0.0.9\nCSFJDOE,\n" + f"{inventory[0].name},127.0.0.1\n")
+    args = ["scan", "--profile", str(tmp_path / "profile.toml"), "--inventory", str(inv), "--from", str(ev),
+            "--no-history", "--now", NOW.isoformat(), "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "warning: inventory:" in err
+    report = orjson.loads((tmp_path / "r" / "report.json").read_bytes())
+    jsonschema.validate(report, report_schema())
+    n = len(inventory) + 2
+    issues = report["run"]["inventory_issues"]
+    assert len(issues) == 3
+    assert issues[0].startswith(f"{inv}: line {n}") and "invalid MAC" in issues[0]
+    assert f"line {n + 1}" in issues[1] and "not MAC-based" in issues[1]
+    assert f"line {n + 2}" in issues[2] and "duplicate device" in issues[2]
+    assert report["run"]["inventory"] == str(inv) and len(report["run"]["inventory_sha256"]) == 64
+    html = (tmp_path / "r" / "report.html").read_text()
+    section = html.split('<ul class="inventory-issues">', 1)[1].split("</ul>", 1)[0]
+    assert section.count("<li>") == 3
+    assert f"line {n + 1}" in section and "&#39;CSFJDOE&#39;" in section
+
+
+def test_html_inventory_issues_none() -> None:
+    report = {"verdict": "GO", "summary": {"total": 0, "counts": {"READY": 0, "NOT_READY": 0, "UNKNOWN": 0},
+                                           "why": "ok", "top_reasons": [], "cluster_blockers": []},
+              "devices": [], "clusters": {}, "tool": {"version": "x", "kernel": "python"},
+              "run": {"inventory_issues": []}, "policy": {}}
+    html = html_report.render(report)
+    assert "inventory issues (rows left out)</dt><dd>none</dd>" in html
+    report["run"] = {"inventory_issues": ['inv.csv: line 3: say "hi" \\ <b>']}
+    html = html_report.render(report)
+    assert '<li>inv.csv: line 3: say &#34;hi&#34; \\ &lt;b&gt;</li>' in html
