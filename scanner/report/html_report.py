@@ -133,7 +133,11 @@ def render(report: dict[str, Any], trend: Sequence[tuple[str, float]] = ()) -> s
     cluster_findings = [(name, f) for name, c in report["clusters"].items() for f in c["findings"]]
     run = report.get("run", {})
     meta: list[tuple[str, Any]] = [("tool", f"trustscan {report['tool']['version']} (kernel {report['tool']['kernel']})")]
-    meta += [(k, v if isinstance(v, str | int | float) else orjson.dumps(v).decode()) for k, v in run.items()]
+    # Lists of sentences (the inventory's refused rows) stay lists: the template shows one per line.
+    meta += [
+        (k, v if isinstance(v, str | int | float) or k == "inventory_issues" else orjson.dumps(v).decode())
+        for k, v in run.items()
+    ]
     meta += [("policy", orjson.dumps(report["policy"]).decode())]
     slim = [
         {k: d.get(k) for k in ("name", "model", "ip", "device_pool", "readiness", "checks", "reasons", "codes",
