@@ -44,6 +44,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The lab served in its own process, as the collection bench serves it (this directory is on
+# sys.path when a bench is run as a script).
+from bench_collect import Served
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 # The soak lab's loopback network (lab "network.base"): apart from the other benches' and tests'.
@@ -88,38 +92,6 @@ def lossy_copy(lab: Path, dest: Path, loss: float, seed: str) -> Path:
             node["faults"] = faults
     (dest / "lab.json").write_text(json.dumps(doc))
     return dest
-
-
-class Served:
-    """``trustscan lab serve DIR`` in its own process, until the block ends."""
-
-    def __init__(self, lab: Path) -> None:
-        self.lab = lab
-        self.proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> Served:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scanner", "lab", "serve", str(self.lab)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("ready"):
-                return self
-        self.__exit__()
-        raise RuntimeError(f"lab serve {self.lab} exited before 'ready'")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def expected(lab: Path, cache: dict[tuple[str, str], str | None], node: str, name: str) -> str | None:

@@ -14,17 +14,14 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import pytest
-import uvloop
 
 from scanner.net.tftp_io import TftpFaults, TftpServer, TftpSocketPool, tftp_fetch
 from scanner.tftp.client import Outcome, TftpResult
 from scanner.tftp.server import ServerSettings
-
-T = TypeVar("T")
+from tests import test_tftp_io
 
 # Neighbouring loopback addresses, apart from the other tests' and the labs' networks.
 NODE_A = "127.0.93.31"
@@ -33,22 +30,9 @@ STRAY = "127.0.93.33"
 FAST = ServerSettings(timeout=0.05, max_retries=8)
 
 
-class Runner(Protocol):
-    def __call__(self, coro: Coroutine[Any, Any, T], /) -> T: ...
-
-
-def run_asyncio(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def run_uvloop(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    return run_uvloop if request.param == "uvloop" else run_asyncio
+# The same two event loops as the pool's own tests (a module fixture, shared by name).
+Runner = test_tftp_io.Runner
+run = test_tftp_io.run
 
 
 def distinct_files(node: str, names: list[str], rng: random.Random) -> dict[str, bytes]:
