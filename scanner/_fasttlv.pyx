@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of scanner._tlv_py.split: same signature, docstring and errors.
+"""Compiled twin of scanner.core._tlv_py.split: same signature, docstring and errors.
 
 Only the loop over bytes lives here; every bit of meaning stays in typed Python
-(scanner.trustlist). The exception class is imported from the Python module so both kernels
+(scanner.core.trustlist). The exception class is imported from the Python module so both kernels
 raise the very same type. The result is written straight into an ``array('q')`` buffer: no
 Python object is created per TLV, which is where the speed over the twin comes from.
 """
@@ -10,7 +10,7 @@ Python object is created per TLV, which is where the speed over the twin comes f
 from cpython cimport array
 import array
 
-from scanner.errors import ParseError
+from scanner.core.errors import ParseError
 
 cdef enum:
     PADDING_TAG = 0x0D
@@ -21,7 +21,7 @@ cdef array.array _TEMPLATE = array.array("q")
 
 def split(data, Py_ssize_t start=0, Py_ssize_t end=-1, bint header=False):
     """Split ``data[start:end]`` into TLVs: a flat ``array('q')`` of ``tag, value_offset,
-    value_length`` for each TLV in file order (``scanner.tlv.triples`` iterates it as tuples).
+    value_length`` for each TLV in file order (``scanner.core.tlv.triples`` iterates it as tuples).
 
     Offsets are absolute into ``data``. ``end=-1`` means ``len(data)``. With ``header=True`` the
     padding tag 0x0D yields ``(13, offset_after_tag, 0)`` and a container yields its own triple

@@ -3,7 +3,7 @@
 Layout of DIR (docs/lab.md has the long form)::
 
     lab.json                 what `lab serve` loads: nodes, addresses, ports, faults, phones
-    profile.toml             the scan profile for both clusters (a contract with scanner.profile)
+    profile.toml             the scan profile for both clusters (a contract with scanner.core.profile)
     inventory.csv            CUCM bulk-administration style phone export
     answer-key.json          expected verdict and per-phone readiness and codes
     tftp/<node>/             files each TFTP node serves (per-phone CTLSEP/ITLSEP only when they
@@ -34,13 +34,13 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from scanner.builder import RecordSpec, Signer, build_signed_file, build_trust_list
+from scanner.core.trustlist import Digest, Role, parse
 from scanner.lab import tomlw
 from scanner.lab.answer import PhoneFacts, answer_key, phone_answer
+from scanner.lab.builder import RecordSpec, Signer, build_signed_file, build_trust_list
 from scanner.lab.errors import LabError
 from scanner.lab.pki import EXPIRED_AT, LAB_EPOCH, CertAndKey, KeyFactory, make_cert, serial_for
 from scanner.lab.scenario import ClusterShape, Scenario, effective_shapes, validate
-from scanner.trustlist import Digest, Role, parse
 
 __all__ = ["LAB_FORMAT", "BuildResult", "build_lab"]
 

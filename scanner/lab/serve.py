@@ -1,6 +1,6 @@
 """``trustscan lab serve DIR``: serve a built lab on loopback until stopped.
 
-Per TFTP node, on its own address: TFTP over UDP (``scanner.net.tftp_io.TftpServer``) and HTTP on
+Per TFTP node, on its own address: TFTP over UDP (``scanner.lab.tftp_server.TftpServer``) and HTTP on
 the port standing for 6970. Per phone, on its own address: its web pages (or nothing when web
 access is off: connection refused). Per TVS node: a TLS server that presents the node's TVS
 certificate and demands a client certificate (TLS 1.2 by default, 1.3 as an option); a TVS that
@@ -48,13 +48,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from scanner.core.tftp.packets import ErrorCode
+from scanner.core.trustlist import parse_header
 from scanner.lab.build import LAB_FORMAT
 from scanner.lab.errors import LabError
 from scanner.lab.pages import device_page, network_page, status_page
 from scanner.lab.scenario import check_loopback
-from scanner.net.tftp_io import TftpFaults, TftpServer
-from scanner.tftp.packets import ErrorCode
-from scanner.trustlist import parse_header
+from scanner.lab.tftp_server import TftpFaults, TftpServer
 
 __all__ = ["LabServer", "load_lab", "plan_shares", "raise_nofile_limit"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from scanner.evidence import Outcome
+from scanner.core.evidence import Outcome
 from scanner.net.http_lean import LeanPool, parse_plain_url
 
 __all__ = ["HttpFetcher", "HttpResult", "HttpSettings", "client_ssl_context"]
@@ -47,7 +47,7 @@ MAX_ERROR = 240
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     total_connections: int = 512
-    per_host: int = 64  # the per-node politeness limit (scanner.ratelimit.Limits.per_node_concurrency)
+    per_host: int = 64  # the per-node politeness limit (scanner.core.ratelimit.Limits.per_node_concurrency)
     connect_timeout: float = 3.0
     timeout: float = 10.0
     max_size: int = 4 << 20

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from scanner.evidence import Outcome
+from scanner.core.evidence import Outcome
 from scanner.net.gate import Slots, Watchdog
 
 __all__ = ["LeanPool", "ParsedUrl", "parse_plain_url"]

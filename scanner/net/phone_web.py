@@ -1,7 +1,7 @@
 """A phone's own web pages (spec §5.3): network setup (installed CTL/ITL hashes, TVS list),
 status messages (trust-list update failures), device information (model).
 
-The core (``scanner.phonepage``) parses them; this adapter fetches them, one request at a time
+The core (``scanner.core.phonepage``) parses them; this adapter fetches them, one request at a time
 per phone (an IP phone's web server is small and serves its user too), and says why a page is
 missing in terms the readiness analysis can use:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scanner.evidence import Outcome
+from scanner.core.evidence import Outcome
 from scanner.net.http_fetch import HttpFetcher, HttpResult
 
 __all__ = ["PAGES", "PageResult", "PageSpec", "fetch_phone_pages", "phone_url"]

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from scanner.policy import CHECKS
+from scanner.core.policy import CHECKS
 from scanner.report.files import write_atomic
 
 COLUMNS = ["device", "model", "ip", "device_pool", "readiness", *CHECKS, "reasons", "codes", "details"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from scanner.atomicfile import write_atomic
+from scanner.store.atomicfile import write_atomic
 
 __all__ = ["write_atomic"]

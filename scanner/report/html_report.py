@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 import orjson
 
-from scanner.policy import CHECKS
+from scanner.core.policy import CHECKS
 from scanner.report.files import write_atomic
 
 COLORS = {"READY": "#1b7f3b", "NOT_READY": "#b3261e", "UNKNOWN": "#b26a00"}

@@ -10,10 +10,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from scanner import __version__, tlv
-from scanner.findings import Finding
-from scanner.policy import CHECKS, Policy
-from scanner.readiness import ClusterResult, PhoneResult, Readiness, Summary
+from scanner import __version__
+from scanner.core import tlv
+from scanner.core.findings import Finding
+from scanner.core.policy import CHECKS, Policy
+from scanner.core.readiness import ClusterResult, PhoneResult, Readiness, Summary
 
 SCHEMA_VERSION = 1
 

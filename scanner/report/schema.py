@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from scanner.policy import CHECKS
+from scanner.core.policy import CHECKS
 from scanner.report.model import SCHEMA_VERSION
 
 _STR_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}

@@ -1,0 +1,142 @@
+"""``trustscan demo``: build a lab, serve it from a second process, scan it, write the reports.
+
+What a new user runs first (``make demo``): the whole product on the built-in simulated fleet,
+on loopback only, with the summary and the path of ``report.html`` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+EXIT_USAGE = 64
+# lab serve prints "ready" once every listener of every process is up: a second for 10,000 phones
+# in one process, about 20 s for 100,000 in six; it gives its workers 300 s
+# (scanner.lab.serve.WORKER_READY_TIMEOUT), so we wait a little longer than that.
+READY_TIMEOUT = 330.0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="build a simulated fleet, serve it, scan it, write the reports",
+        description="Builds a lab (two simulated CUCM clusters and N phones on 127.0.0.0/8), serves it from "
+        "a second process, scans it and writes the reports. Exit codes as for scan.",
+    )
+    p.add_argument("--phones", type=int, default=2000, metavar="N", help="phones in the fleet (default 2000)")
+    p.add_argument("--scenario", default="mixed", metavar="NAME", help="lab scenario (default mixed)")
+    p.add_argument("--seed", default="1", help="lab seed (same seed, same fleet)")
+    p.add_argument("--out", default="demo-out", metavar="DIR", help="where the lab and reports go")
+    p.add_argument(
+        "--base", type=int, default=None, metavar="OCTET",
+        help="second octet of the lab's loopback addresses (default: the scenario's, 10), to run two demos at once",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from scanner.cli.scan import run_scan
+    from scanner.lab.cli import run_lab
+
+    out = Path(args.out).resolve()
+    lab, scan = out / "lab", out / "scan"
+    if (scan / "evidence" / "manifest.jsonl").exists() or lab.exists():
+        # A demo is a fresh run each time: move the old one aside rather than mix them.
+        old = out.with_name(f"{out.name}.old-{int(time.time())}")
+        out.rename(old)
+        print(f"trustscan demo: previous demo moved to {old}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    from scanner.cli.main import build_parser
+
+    parser = build_parser()
+    build = parser.parse_args(
+        ["lab", "build", "--out", str(lab), "--phones", str(args.phones), "--scenario", args.scenario,
+         "--seed", str(args.seed)]
+        + ([] if getattr(args, "base", None) is None else ["--base", str(args.base)])
+    )
+    print(f"trustscan demo: building a lab of {args.phones} phones, scenario {args.scenario!r} …", file=sys.stderr)
+    code = run_lab(build)
+    if code != 0:
+        return code
+    try:
+        with serving_subprocess(lab):
+            print("trustscan demo: lab serving on 127.0.0.0/8; scanning …", file=sys.stderr)
+            scan_args = parser.parse_args(
+                ["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
+                 "--out", str(scan), "--history", str(out / "history.sqlite")]
+                + (["--no-progress"] if args.no_progress else [])
+            )
+            code = run_scan(scan_args)
+    except LabNotReady as exc:
+        print(f"trustscan demo: the lab server did not start:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = scan / "report.html"
+    if report.exists():
+        print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab / 'answer-key.json'})",
+              file=sys.stderr)
+    return code
+
+
+def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Every line of ``stream`` into ``lines`` (None at EOF); bounded in what it keeps: once
+    nobody reads (after ready) the queue is not fed any more, only the pipe is emptied."""
+    with contextlib.suppress(OSError, ValueError):  # the pipe is closed when the block ends
+        for line in stream:
+            if lines.qsize() < 10_000:
+                lines.put(line)
+    lines.put(None)
+
+
+class LabNotReady(RuntimeError):
+    """``lab serve`` exited or stayed silent; the message holds its last output."""
+
+
+@contextlib.contextmanager
+def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
+    """``trustscan lab serve LAB`` in a second process (its own core), until the block ends."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "lab", "serve", str(lab)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    drain: threading.Thread | None = None
+    try:
+        assert server.stdout is not None
+        # One reader thread for the whole life of the pipe: it hands lines to us until "ready"
+        # (so the deadline holds even while lab serve is silent), then only drains (lab serve and
+        # its workers share the pipe; a full pipe would block the server mid-scan).
+        lines: queue.Queue[str | None] = queue.Queue()
+        drain = threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True)
+        drain.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        seen: list[str] = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = lines.get(timeout=max(0.0, left)) if left > 0 else None
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise LabNotReady("".join(seen[-20:]) or f"no 'ready' from lab serve in {READY_TIMEOUT:g} s")
+            seen.append(line)
+            if line.startswith("ready"):
+                break
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if drain is not None:
+            drain.join(10)  # EOF once lab serve's workers, which share the pipe, have stopped too
+        if server.stdout is not None and (drain is None or not drain.is_alive()):
+            server.stdout.close()

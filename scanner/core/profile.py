@@ -1,0 +1,500 @@
+"""``profile.toml``: the two clusters, their TFTP and TVS nodes, how to reach phones, politeness limits.
+
+Pure: :func:`parse_profile` takes the file's bytes and the directory relative paths are resolved
+against; :func:`load_profile` is the one convenience that reads a file. Every problem raises
+``ParseError`` naming the key (``clusters.source.tftp[1].address``) and, when the TOML reader or
+a cheap text search can tell, the line.
+
+Format (the lab writes it; these keys are a contract)::
+
+    [clusters.source]
+    mode = "mixed"                      # "mixed" | "non-secure"
+    version = "12.5"                    # optional
+    transport = "http-first"            # "http-first" (default) | "tftp" | "http" | "both"
+    trust_stores = { phone-sast-trust = "stores/src-phone-sast" }   # optional; dirs
+
+    [[clusters.source.tftp]]
+    name = "src-pub"
+    address = "127.0.1.1"              # hostname or IP
+    tftp_port = 69                     # optional
+    http_port = 6970                   # optional
+
+    [[clusters.source.tvs]]
+    name = "src-pub"
+    address = "127.0.1.1"
+    port = 2445                        # optional
+
+    [clusters.destination]  ...
+
+    [phones]
+    web_port = 80                      # optional
+    web_scheme = "http"                # optional: "http" | "https"
+
+    [limits]                           # optional; see scanner.core.ratelimit.Limits for each default
+    per_node_concurrency = 64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from scanner.core.errors import ParseError
+from scanner.core.ratelimit import Limits
+
+__all__ = [
+    "CLUSTER_NAMES",
+    "Cluster",
+    "ClusterMode",
+    "PhoneAccess",
+    "Profile",
+    "TftpNode",
+    "Transport",
+    "TvsNode",
+    "parse_profile",
+]
+
+# A profile is a hand-written page of TOML; 1 MiB is far beyond any real one and bounds what a
+# mistaken path (a firmware image, a log) makes us read.
+MAX_PROFILE_BYTES = 1 << 20
+# DNS names are at most 253 characters (RFC 1035 §2.3.4); each label 63.
+MAX_HOSTNAME = 253
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+CLUSTER_NAMES = ("source", "destination")
+DEFAULT_TFTP_PORT = 69
+DEFAULT_HTTP_PORT = 6970  # CUCM serves the TFTP file set over HTTP here; phones try it first (spec §5.1)
+DEFAULT_TVS_PORT = 2445
+DEFAULT_WEB_PORT = 80
+
+
+class ClusterMode(StrEnum):
+    MIXED = "mixed"
+    NON_SECURE = "non-secure"
+
+
+class Transport(StrEnum):
+    """How the files of a cluster are fetched from each TFTP node.
+
+    ``http-first``: HTTP 6970, then TFTP when HTTP gives no definite answer (what phones do).
+    ``tftp`` / ``http``: only that one. ``both``: both, and the bytes are compared
+    (``NODE_MISMATCH`` when they differ).
+    """
+
+    HTTP_FIRST = "http-first"
+    TFTP = "tftp"
+    HTTP = "http"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class TftpNode:
+    name: str
+    address: str
+    tftp_port: int = DEFAULT_TFTP_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class TvsNode:
+    name: str
+    address: str
+    port: int = DEFAULT_TVS_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class TvsAllow:
+    """One ``tvs_allow`` entry: an address, network or host name, and the one port allowed."""
+
+    text: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    host: str | None  # a host name, matched literally (never resolved)
+    port: int
+
+    def allows(self, address: str, port: int) -> bool:
+        if port != self.port:
+            return False
+        if self.network is not None:
+            try:
+                return ipaddress.ip_address(address) in self.network
+            except ValueError:
+                return False
+        return self.host is not None and address.lower().rstrip(".") == self.host
+
+
+def parse_tvs_allow(text: str) -> TvsAllow | None:
+    """``"10.1.1.0/24"``, ``"10.1.1.5:2446"``, ``"[::1]:2446"``, ``"tvs.example.com"``; None if not one."""
+    t = text.strip()
+    port = DEFAULT_TVS_PORT
+    host = t
+    if t.startswith("["):
+        inner, sep, rest = t[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        host, tail = inner, rest[1:]
+        if rest:
+            if not tail.isdigit() or not 1 <= int(tail) <= 65535:
+                return None
+            port = int(tail)
+    elif t.count(":") == 1:
+        host, tail = t.split(":")
+        if not tail.isdigit() or not 1 <= int(tail) <= 65535:
+            return None
+        port = int(tail)
+    try:
+        return TvsAllow(t, ipaddress.ip_network(host, strict=False), None, port)
+    except ValueError:
+        pass
+    if "/" in host or not is_valid_host(host):
+        return None
+    return TvsAllow(t, None, host.lower().rstrip("."), port)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str  # "source" or "destination"
+    mode: ClusterMode
+    version: str | None
+    transport: Transport
+    trust_stores: tuple[tuple[str, Path], ...]  # (store name, absolute directory)
+    tftp: tuple[TftpNode, ...]
+    tvs: tuple[TvsNode, ...]
+    # TVS addresses that phones' configs may name beyond ``tvs`` and that the scanner may probe
+    # (``scanner.core.tvs_targets``): IP addresses, networks ("10.1.1.0/24") or host names, each with
+    # an optional port (":2446", "[::1]:2446"; default 2445).
+    tvs_allow: tuple[TvsAllow, ...] = ()
+
+    @property
+    def mixed(self) -> bool:
+        return self.mode is ClusterMode.MIXED
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneAccess:
+    web_port: int = DEFAULT_WEB_PORT
+    web_scheme: str = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    path: Path | None
+    sha256: str  # of the profile file's bytes: the evidence records which profile produced it
+    source: Cluster
+    destination: Cluster
+    phones: PhoneAccess
+    limits: Limits
+
+    @property
+    def clusters(self) -> tuple[Cluster, Cluster]:
+        return (self.source, self.destination)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able copy of what was loaded, for ``collection.json``."""
+        return {
+            "path": None if self.path is None else str(self.path),
+            "sha256": self.sha256,
+            "clusters": {c.name: _cluster_snapshot(c) for c in self.clusters},
+            "phones": dataclasses.asdict(self.phones),
+            "limits": dataclasses.asdict(self.limits),
+        }
+
+
+def snapshot_difference(old: Mapping[str, Any], new: Mapping[str, Any], where: str = "") -> list[str]:
+    """What differs between two ``Profile.snapshot()`` documents, one line per dotted key (the
+    file's path and hash aside: the same settings in another file are the same profile)."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if not where and key in ("path", "sha256"):
+            continue
+        a, b = old.get(key), new.get(key)
+        if {type(a), type(b)} <= {type(None), list} and not a and not b:
+            continue  # a key written before it existed (None) and its empty default are the same
+        name = f"{where}.{key}" if where else key
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += snapshot_difference(a, b, name)
+        elif a != b:
+            out.append(f"{name}: {_short(a)} in the evidence, {_short(b)} now")
+    return out
+
+
+def _short(v: Any) -> str:
+    import json
+
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _cluster_snapshot(c: Cluster) -> dict[str, Any]:
+    return {
+        "mode": c.mode.value,
+        "version": c.version,
+        "transport": c.transport.value,
+        "trust_stores": {name: str(path) for name, path in c.trust_stores},
+        "tftp": [dataclasses.asdict(n) for n in c.tftp],
+        "tvs": [dataclasses.asdict(n) for n in c.tvs],
+        "tvs_allow": [a.text for a in c.tvs_allow],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_profile(data: bytes, *, base_dir: Path, path: Path | None = None) -> Profile:
+    """Validate profile bytes. Raises ``ParseError`` naming the key (and line when known)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"profile is not UTF-8 ({exc.reason})", exc.start) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+)", str(exc))
+        raise ParseError(f"not valid TOML: {exc}", line=int(m.group(1)) if m else None) from None
+    ctx = _Ctx(text)
+    _only_keys(ctx, doc, "", {"clusters", "phones", "limits"})
+    clusters = _table(ctx, doc, "clusters", required=True)
+    _only_keys(ctx, clusters, "clusters", set(CLUSTER_NAMES))
+    source = _cluster(ctx, clusters, "source", base_dir)
+    destination = _cluster(ctx, clusters, "destination", base_dir)
+    phones = _phones(ctx, _table(ctx, doc, "phones", required=False))
+    limits = _limits(ctx, _table(ctx, doc, "limits", required=False))
+    return Profile(path, hashlib.sha256(data).hexdigest(), source, destination, phones, limits)
+
+
+class _Ctx:
+    """Finds the line of a table or key for error messages (tomllib gives none for values)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = [line.strip() for line in text.splitlines()]
+
+    def line_of(self, dotted: str) -> int | None:
+        """Line of ``a.b[1].key``: the key's own line if found, else its table's header line."""
+        parts = dotted.split(".") if dotted else []
+        for n in range(len(parts), 0, -1):
+            header = self._header_line(parts[:n])
+            if header is None:
+                continue
+            if n < len(parts):
+                key = parts[n].split("[", 1)[0]
+                for i in range(header, len(self._lines)):
+                    line = self._lines[i]
+                    if line.startswith("["):
+                        break
+                    if re.match(rf"{re.escape(key)}\s*=", line):
+                        return i + 1
+            return header
+        return None
+
+    def _header_line(self, parts: list[str]) -> int | None:
+        m = re.fullmatch(r"(.+)\[(\d+)\]", parts[-1])
+        if m:
+            header, index = "[[" + ".".join([*parts[:-1], m.group(1)]) + "]]", int(m.group(2))
+        else:
+            header, index = "[" + ".".join(parts) + "]", 0
+        seen = 0
+        for i, line in enumerate(self._lines, 1):
+            if line.replace(" ", "").split("#", 1)[0] == header:
+                if seen == index:
+                    return i
+                seen += 1
+        return None
+
+    def error(self, key: str, reason: str) -> ParseError:
+        return ParseError(f"{key}: {reason}" if key else reason, line=self.line_of(key))
+
+
+def _table(ctx: _Ctx, doc: Mapping[str, Any], key: str, *, required: bool, where: str = "") -> dict[str, Any]:
+    full = f"{where}.{key}" if where else key
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise ctx.error(full, "missing (required table)")
+        return {}
+    if not isinstance(value, dict):
+        raise ctx.error(full, f"must be a table, not {type(value).__name__}")
+    return value
+
+
+def _only_keys(ctx: _Ctx, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    # Unknown keys are refused: a typo ("trasnport") silently falling back to a default would
+    # send a production scan somewhere the user did not mean.
+    for key in table:
+        if key not in allowed:
+            full = f"{where}.{key}" if where else key
+            raise ctx.error(full, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _str(ctx: _Ctx, table: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    full = f"{where}.{key}"
+    value = table.get(key, default)
+    if value is None:
+        raise ctx.error(full, "missing (required)")
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(full, "must be a non-empty string")
+    return value.strip()
+
+
+def _port(ctx: _Ctx, table: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    full = f"{where}.{key}"
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ctx.error(full, f"must be a port number 1..65535, not {value!r}")
+    return value
+
+
+def _enum(
+    ctx: _Ctx, table: Mapping[str, Any], key: str, where: str, enum: type[StrEnum], default: str | None
+) -> Any:
+    full = f"{where}.{key}"
+    raw = _str(ctx, table, key, where, default)
+    try:
+        return enum(raw)
+    except ValueError:
+        allowed = ", ".join(repr(e.value) for e in enum)
+        raise ctx.error(full, f"unknown value {raw!r} (expected one of: {allowed})") from None
+
+
+def _address(ctx: _Ctx, table: Mapping[str, Any], where: str) -> str:
+    address = _str(ctx, table, "address", where)
+    if not is_valid_host(address):
+        raise ctx.error(f"{where}.address", f"not an IP address or host name: {address!r}")
+    return address
+
+
+def is_valid_host(text: str) -> bool:
+    """An IPv4/IPv6 literal or a syntactically valid DNS host name."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > MAX_HOSTNAME:
+        return False
+    labels = name.split(".")
+    # An all-numeric dotted name that failed ip_address ("10.0.0.256") is a typo, not a host name.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(_HOST_LABEL.match(label) for label in labels)
+
+
+def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) -> Cluster:
+    where = f"clusters.{name}"
+    table = _table(ctx, clusters, name, required=True, where="clusters")
+    _only_keys(ctx, table, where, {"mode", "version", "transport", "trust_stores", "tftp", "tvs", "tvs_allow"})
+    mode = _enum(ctx, table, "mode", where, ClusterMode, None)
+    version = table.get("version")
+    if version is not None and not isinstance(version, str | int | float):
+        raise ctx.error(f"{where}.version", 'must be a string such as "12.5"')
+    transport = _enum(ctx, table, "transport", where, Transport, Transport.HTTP_FIRST.value)
+    stores_raw = _table(ctx, table, "trust_stores", required=False, where=where)
+    stores: list[tuple[str, Path]] = []
+    for store, rel in stores_raw.items():
+        if not isinstance(rel, str) or not rel:
+            raise ctx.error(f"{where}.trust_stores.{store}", "must be a directory path (string)")
+        stores.append((store, (base_dir / rel).resolve()))
+    tftp_raw = table.get("tftp")
+    if tftp_raw is None:
+        raise ctx.error(f"{where}.tftp", "missing: at least one [[" + where + ".tftp]] node is required")
+    if not isinstance(tftp_raw, list) or not tftp_raw:
+        raise ctx.error(f"{where}.tftp", "must be a non-empty array of tables ([[" + where + ".tftp]])")
+    tftp: list[TftpNode] = []
+    for i, entry in enumerate(tftp_raw):
+        w = f"{where}.tftp[{i}]"
+        if not isinstance(entry, dict):
+            raise ctx.error(w, "must be a table")
+        _only_keys(ctx, entry, w, {"name", "address", "tftp_port", "http_port"})
+        tftp.append(
+            TftpNode(
+                _str(ctx, entry, "name", w),
+                _address(ctx, entry, w),
+                _port(ctx, entry, "tftp_port", w, DEFAULT_TFTP_PORT),
+                _port(ctx, entry, "http_port", w, DEFAULT_HTTP_PORT),
+            )
+        )
+    _unique(ctx, [n.name for n in tftp], f"{where}.tftp")
+    tvs_raw = table.get("tvs", [])
+    if not isinstance(tvs_raw, list):
+        raise ctx.error(f"{where}.tvs", "must be an array of tables ([[" + where + ".tvs]])")
+    tvs: list[TvsNode] = []
+    for i, entry in enumerate(tvs_raw):
+        w = f"{where}.tvs[{i}]"
+        if not isinstance(entry, dict):
+            raise ctx.error(w, "must be a table")
+        _only_keys(ctx, entry, w, {"name", "address", "port"})
+        tvs.append(
+            TvsNode(
+                _str(ctx, entry, "name", w),
+                _address(ctx, entry, w),
+                _port(ctx, entry, "port", w, DEFAULT_TVS_PORT),
+            )
+        )
+    _unique(ctx, [n.name for n in tvs], f"{where}.tvs")
+    allow_raw = table.get("tvs_allow", [])
+    if not isinstance(allow_raw, list):
+        raise ctx.error(f"{where}.tvs_allow", 'must be an array of strings such as ["10.1.1.0/24"]')
+    allow: list[TvsAllow] = []
+    for i, entry in enumerate(allow_raw):
+        parsed = parse_tvs_allow(entry) if isinstance(entry, str) else None
+        if parsed is None:
+            raise ctx.error(
+                f"{where}.tvs_allow[{i}]",
+                f"not an address, network or host name with an optional port: {entry!r}",
+            )
+        allow.append(parsed)
+    return Cluster(
+        name,
+        mode,
+        None if version is None else str(version),
+        transport,
+        tuple(stores),
+        tuple(tftp),
+        tuple(tvs),
+        tuple(allow),
+    )
+
+
+def _unique(ctx: _Ctx, names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ctx.error(where, f"node name {name!r} appears twice")
+        seen.add(name)
+
+
+def _phones(ctx: _Ctx, table: Mapping[str, Any]) -> PhoneAccess:
+    _only_keys(ctx, table, "phones", {"web_port", "web_scheme"})
+    scheme = _str(ctx, table, "web_scheme", "phones", "http")
+    if scheme not in ("http", "https"):
+        raise ctx.error("phones.web_scheme", f"unknown value {scheme!r} (expected 'http' or 'https')")
+    default_port = DEFAULT_WEB_PORT if scheme == "http" else 443
+    return PhoneAccess(_port(ctx, table, "web_port", "phones", default_port), scheme)
+
+
+def _limits(ctx: _Ctx, table: Mapping[str, Any]) -> Limits:
+    defaults = Limits()
+    fields = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(Limits)}
+    _only_keys(ctx, table, "limits", set(fields))
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        default = fields[key]
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (isinstance(default, float) or isinstance(value, int))
+        )
+        if not ok:
+            raise ctx.error(f"limits.{key}", f"must be a {type(default).__name__}, not {value!r}")
+        values[key] = float(value) if isinstance(default, float) else value
+    try:
+        return dataclasses.replace(defaults, **values)
+    except ValueError as exc:
+        raise ctx.error("limits", str(exc)) from None

@@ -1,0 +1,1245 @@
+"""The readiness checks C1-C8 of spec/migration-readiness.md, as pure functions over evidence.
+
+Input: what was collected (``ClusterEvidence`` for each cluster, ``PhoneEvidence`` per phone),
+already in memory; no I/O here. Output: per phone a readiness with a status per check and the
+findings that explain it; per cluster its findings; per scan a verdict.
+
+How a phone moves (spec §1): it fetches the destination's CTL (if the destination is in mixed
+mode), then its ITL, then its signed config. Each new list must be signed by a certificate the
+phone already trusts with role SAST, or that the source cluster's TVS vouches for (a certificate
+in the source's Phone-SAST-trust store, reached over TLS to a TVS whose certificate is in the
+phone's ITL). The checks make each link of that chain visible:
+
+- C1 the source's files are valid; C2 the phone holds what the source serves; C3 the source ITL is
+  not the blank rollback ITL (in mixed mode); C4 TVS is reachable and trusted; C5 every destination
+  signer is trusted directly or through TVS; C6 the destination is provisioned for the phone and
+  consistent; C7 nothing known to break phones; C8 a way back (advisory).
+
+A cluster-level finding is repeated on each phone it affects, so each row explains itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scanner.core.devconfig import DeviceConfig, parse_device_config
+from scanner.core.errors import ParseError
+from scanner.core.filechecks import PHONE_MAX_TRUST_LIST_BYTES, PHONE_MAX_TRUST_LIST_CERTS, is_blank_itl
+from scanner.core.findings import Finding, Severity
+from scanner.core.phonepage import PhonePage, StatusMessages
+from scanner.core.policy import CHECKS, Policy
+from scanner.core.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, Analysis, AnalysisCache
+from scanner.core.trustlist import Digest, Role, TrustFile, parse
+from scanner.core.verify import StoredCert, TrustStore, cert_facts, load_certificate, verify
+
+PHONE_SAST_TRUST = "Phone-SAST-trust"
+CALLMANAGER_TRUST = "CallManager-trust"
+TFTP_ROLES = frozenset({Role.TFTP, Role.CCM_TFTP})
+
+
+class CheckStatus(enum.StrEnum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+
+
+class Readiness(enum.StrEnum):
+    READY = "READY"
+    NOT_READY = "NOT_READY"
+    UNKNOWN = "UNKNOWN"
+
+
+class Verdict(enum.StrEnum):
+    GO = "GO"
+    NO_GO = "NO_GO"
+    INCOMPLETE = "INCOMPLETE"
+
+
+OK = "ok"
+# Outcomes of evidence the analysis could not use (scanner.app.assemble): a planned file with no
+# manifest line, and a blob that is missing or does not match its hash. Both say nothing about
+# the node or the phone, so they only ever make a check UNKNOWN (EVIDENCE_MISSING).
+NOT_COLLECTED = "not_collected"
+DAMAGED = "damaged"
+EVIDENCE_GAPS = frozenset({NOT_COLLECTED, DAMAGED})
+# A TVS address the scanner did not contact: outside the profile (scanner.app.collect only probes the
+# profile's TVS members and its allow-list), or never probed. Unknown, never unreachable.
+NOT_PROBED = frozenset({NOT_COLLECTED, DAMAGED, "skipped"})
+# NODE_NOT_FOUND_RATE: a node answers "not found" for this share of per-phone files more than
+# the cluster's best node, over at least this many answers: a sick node (a full disk, an
+# exhausted server), not a fleet that is only half provisioned (then every node says so alike).
+NOT_FOUND_EXCESS = 0.25
+NOT_FOUND_MIN_ANSWERS = 20
+
+
+# --- Evidence (input) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvidence:
+    """One fetch of one file from one node: the bytes, or why there are none."""
+
+    cluster: str
+    node: str
+    name: str
+    outcome: str  # ok, not_found, timeout, refused, too_large, protocol_error, ...
+    data: bytes | None = field(default=None, repr=False)
+    transport: str | None = None
+    detail: str | None = None
+    # Digest of the original signed message when the stored bytes were redacted (evidence.py).
+    signed_digest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK and self.data is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TvsEvidence:
+    name: str | None
+    address: str
+    port: int
+    outcome: str
+    cert_der: bytes | None = field(default=None, repr=False)
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEvidence:
+    name: str  # "source" or "destination"
+    mixed: bool
+    nodes: tuple[str, ...]
+    files: tuple[FileEvidence, ...]  # CTLFile.tlv / ITLFile.tlv per node (per transport)
+    # Store name -> store; None: configured but missing/unreadable. Absent: not configured.
+    trust_stores: Mapping[str, TrustStore | None] = field(default_factory=dict)
+    tvs: tuple[TvsEvidence, ...] = ()
+    # node -> (not found, answered) over the per-phone files asked of it (NODE_NOT_FOUND_RATE).
+    file_answers: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneEvidence:
+    name: str
+    model: str | None = None
+    ip: str | None = None
+    device_pool: str | None = None
+    description: str | None = None
+    files: tuple[FileEvidence, ...] = ()  # per-phone files from both clusters
+    page: PhonePage | None = None
+    page_outcome: str | None = None
+    page_detail: str | None = None
+    status: StatusMessages | None = None
+    status_outcome: str | None = None
+
+
+# --- Results (output) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneResult:
+    name: str
+    model: str | None
+    ip: str | None
+    device_pool: str | None
+    readiness: Readiness
+    checks: Mapping[str, CheckStatus]
+    findings: tuple[Finding, ...]
+    facts: Mapping[str, Any]
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({f.code for f in self.findings})
+
+    @property
+    def reasons(self) -> list[str]:
+        """Codes of the findings that decide the verdict: blockers, else what is unknown."""
+        blockers = sorted({f.code for f in self.findings if f.severity is Severity.BLOCKER})
+        if blockers or self.readiness is not Readiness.UNKNOWN:
+            return blockers
+        return sorted({f.code for f in self.findings if f.evidence.get("unknown")})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterResult:
+    name: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def blockers(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.BLOCKER)
+
+
+# --- Per-file analysis shared by every phone ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListState:
+    """A CTL or ITL as one node serves it, analysed once."""
+
+    fetch: FileEvidence
+    analysis: Analysis | None
+
+    @property
+    def file(self) -> TrustFile | None:
+        return self.analysis.file if self.analysis else None
+
+    @property
+    def valid(self) -> bool:
+        a = self.analysis
+        return bool(a and a.file and a.verification and a.verification.valid and a.verification.signer_has_sast_role)
+
+    @property
+    def internal_error(self) -> bool:
+        """The scanner failed to analyse the file (a bug, caught by trustcache): says nothing of
+        the file, so it decides nothing (ANALYSIS_ERROR, unknown)."""
+        v = self.analysis.verification if self.analysis is not None else None
+        return v is not None and v.reason.startswith(INTERNAL_ERROR)
+
+    @property
+    def problem(self) -> str:
+        a = self.analysis
+        if a is None:
+            return f"fetch {self.fetch.outcome}" + (f": {self.fetch.detail}" if self.fetch.detail else "")
+        if a.error is not None:
+            return f"malformed: {a.error}"
+        v = a.verification
+        if v is None or not v.valid:
+            return f"signature not verified ({v.reason if v else 'not checked'})"
+        if not v.signer_has_sast_role:
+            return "signer has no SAST record in the file"
+        return "valid"
+
+    @property
+    def signer_der(self) -> bytes | None:
+        a = self.analysis
+        if a and a.verification and a.verification.signer:
+            return a.verification.signer.der
+        return None
+
+    def sast_ders(self) -> set[bytes]:
+        tf = self.file
+        return {r.certificate for r in tf.records if r.role == Role.SAST and r.certificate} if tf else set()
+
+    def role_ders(self, roles: Iterable[int]) -> set[bytes]:
+        tf = self.file
+        wanted = set(roles)
+        return {r.certificate for r in tf.records if r.role in wanted and r.certificate} if tf else set()
+
+
+_NO_LIST = ListState(FileEvidence("", "", "", NOT_COLLECTED), None)
+
+
+def final_answer(fetches: Sequence[FileEvidence]) -> FileEvidence:
+    """The answer of one file from one node, from its attempts in the order they were made: an
+    ok one if any (``both`` fetches HTTP and TFTP; either may have the bytes), else the last
+    (``http-first`` records a failed HTTP attempt before the TFTP one that decided)."""
+    return next((f for f in fetches if f.ok), fetches[-1])
+
+
+def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
+    if not fe.ok or fe.data is None:
+        return ListState(fe, None)
+    return ListState(fe, cache.analyse(fe.data, name_hint=fe.name))
+
+
+def _hashes(data: bytes, cache: AnalysisCache) -> tuple[str, str]:
+    d = cache.analyse(data, verify_signature=False).digests
+    return d.sha1, d.md5
+
+
+def _signer_label(state: ListState) -> str:
+    a = state.analysis
+    if a and a.verification and a.verification.signer:
+        s = a.verification.signer
+        return f"{s.subject} (serial {s.serial})"
+    tf = state.file
+    return f"{tf.header.signer_name} (serial {tf.header.signer_serial_hex})" if tf else "unknown signer"
+
+
+def _cert_label(der: bytes) -> dict[str, Any]:
+    cert = load_certificate(der)
+    if cert is None:
+        return {}
+    f = cert_facts(cert)
+    return {"subject": f.subject, "serial": f.serial, "not_after": f.not_after.isoformat()}
+
+
+@dataclass
+class _Cluster:
+    """Everything about one cluster that does not depend on the phone."""
+
+    ev: ClusterEvidence
+    ctl: dict[str, ListState] = field(default_factory=dict)  # node -> its CTLFile.tlv
+    itl: dict[str, ListState] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tvs_by_address: dict[str, list[TvsEvidence]] = field(default_factory=dict)
+
+    def store(self, name: str) -> TrustStore | None:
+        return self.ev.trust_stores.get(name)
+
+    def store_state(self, name: str) -> str:
+        if name not in self.ev.trust_stores:
+            return "not configured"
+        return "missing" if self.ev.trust_stores[name] is None else "ok"
+
+    def store_ders(self, name: str) -> set[bytes]:
+        s = self.store(name)
+        return {c.der for c in s.certs} if s else set()
+
+
+def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
+    c = _Cluster(ev)
+    by_node_file: dict[tuple[str, str], list[FileEvidence]] = {}
+    for fe in ev.files:
+        by_node_file.setdefault((fe.node, fe.name), []).append(fe)
+    for (node, name), fetches in by_node_file.items():
+        best = final_answer(fetches)
+        target = c.ctl if name.upper().startswith("CTL") else c.itl
+        target[node] = state = _analyse(best, cache)
+        v = state.analysis.verification if state.analysis is not None else None
+        for f in v.findings if v is not None else ():
+            # CERT_MALFORMED of a record other than the signer (the signer's makes the list
+            # invalid, which SRC_/DEST_*_INVALID reports per phone): a cluster warning.
+            if f.severity is not Severity.BLOCKER:
+                c.findings.append(Finding(
+                    f.code, f.severity, f"{ev.name} {name} of node {node}: {f.message}",
+                    {**f.evidence, "cluster": ev.name, "node": node, "file": name},
+                ))
+        good = [f for f in fetches if f.ok and f.data is not None]
+        if len({f.data for f in good}) > 1:
+            c.findings.append(
+                Finding(
+                    "NODE_MISMATCH", Severity.WARNING,
+                    f"{ev.name} node {node} serves different {name} over "
+                    + " and ".join(sorted({f.transport or '?' for f in good})),
+                    {"cluster": ev.name, "node": node, "file": name},
+                )
+            )
+    for t in ev.tvs:
+        c.tvs_by_address.setdefault(address_key(t.address), []).append(t)
+    c.findings += _not_found_rate(ev)
+    # The cluster CTL is one file: every node should serve the same bytes.
+    # (Only valid CTLs: a broken one is its own finding, DEST_/SRC_CTL_INVALID.)
+    ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis and s.valid}
+    if len(set(ctl_hashes.values())) > 1:
+        c.findings.append(
+            Finding(
+                "NODE_MISMATCH", Severity.WARNING,
+                f"{ev.name} TFTP nodes serve different CTL files",
+                {"cluster": ev.name, "file": "CTLFile.tlv", "sha256": ctl_hashes},
+            )
+        )
+    return c
+
+
+def address_key(address: str) -> str:
+    """One spelling per address (``FE80::1`` and ``fe80::1`` are one TVS)."""
+    try:
+        return ipaddress.ip_address(address).compressed
+    except ValueError:
+        return address.lower().rstrip(".")
+
+
+def _not_found_rate(ev: ClusterEvidence) -> list[Finding]:
+    """Nodes that answer "not found" far more often than the cluster's best node."""
+    rates = {n: nf / total for n, (nf, total) in ev.file_answers.items() if total >= NOT_FOUND_MIN_ANSWERS}
+    if len(rates) < 2:
+        return []
+    best = min(rates.values())
+    out = []
+    for node, rate in sorted(rates.items()):
+        if rate - best >= NOT_FOUND_EXCESS:
+            nf, total = ev.file_answers[node]
+            out.append(Finding(
+                "NODE_NOT_FOUND_RATE", Severity.WARNING,
+                f"{ev.name} node {node} answered \"not found\" for {nf} of {total} phone files ({rate:.0%}); "
+                f"the cluster's best node for {best:.0%}: check that node before trusting its phones' "
+                "missing-file findings",
+                {"cluster": ev.name, "node": node, "not_found": nf, "answered": total,
+                 "rate": round(rate, 4), "best_node_rate": round(best, 4)},
+            ))
+    return out
+
+
+# --- The evaluation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScanInput:
+    source: ClusterEvidence
+    destination: ClusterEvidence
+
+
+class Evaluator:
+    """Cluster analysis once, then phones one at a time (a generator: results stream out)."""
+
+    def __init__(
+        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: AnalysisCache = DEFAULT_CACHE
+    ) -> None:
+        self.policy = policy
+        self.now = policy.judge_time(now)
+        self.cache = cache
+        self.src = _cluster_state(scan.source, cache)
+        self.dst = _cluster_state(scan.destination, cache)
+        self._cluster_checks()
+
+    # Cluster level ---------------------------------------------------------------------------
+
+    def _cluster_checks(self) -> None:
+        src, dst = self.src, self.dst
+        for state in (src, dst):
+            for kind, lists in (("CTL", state.ctl), ("ITL", state.itl)):
+                for node, ls in lists.items():
+                    tf = ls.file
+                    if tf is None:
+                        continue
+                    certs = sum(1 for r in tf.records if r.certificate)
+                    if len(tf.data) > PHONE_MAX_TRUST_LIST_BYTES or certs > PHONE_MAX_TRUST_LIST_CERTS:
+                        state.findings.append(
+                            Finding(
+                                "ITL_TOO_LARGE", Severity.BLOCKER,
+                                f"{state.ev.name} node {node} serves a {kind} of {len(tf.data)} bytes with "
+                                f"{certs} certificates; phones refuse more than 64 KB or 39 certificates",
+                                {"cluster": state.ev.name, "node": node, "file": ls.fetch.name,
+                                 "bytes": len(tf.data), "certificates": certs},
+                            )
+                        )
+                    self._expiry(state, node, ls)
+        # C3: the blank rollback ITL.
+        blank_nodes = sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
+        self.src_blank = bool(blank_nodes)
+        if blank_nodes:
+            src.findings.append(
+                Finding(
+                    "SRC_ROLLBACK_ACTIVE", Severity.INFO,
+                    "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
+                    {"cluster": "source", "nodes": blank_nodes},
+                )
+            )
+            if src.ev.mixed:
+                src.findings.append(
+                    Finding(
+                        "SRC_MIXED_MODE_ROLLBACK", Severity.BLOCKER,
+                        "source is in mixed mode and serves the blank rollback ITL: phones cannot reach "
+                        "TVS to verify the destination CTL (set \"Prepare Cluster for Rollback to pre-8.0\" "
+                        "to False)",
+                        {"cluster": "source", "nodes": blank_nodes},
+                    )
+                )
+        # C4 at cluster level: every TVS probed.
+        src_tvs_ders = set().union(*(ls.role_ders([Role.TVS]) for ls in src.itl.values())) if src.itl else set()
+        # On the rollback path (non-secure source, blank ITL) phones never consult TVS.
+        tvs_matters = not (self.src_blank and not src.ev.mixed)
+        for t in src.ev.tvs if tvs_matters else ():
+            ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
+            if t.outcome in EVIDENCE_GAPS:
+                src.findings.append(
+                    Finding("EVIDENCE_MISSING", Severity.WARNING,
+                            f"TVS {t.name or t.address}:{t.port} was not probed: {t.detail or t.outcome}",
+                            ev | {"outcome": t.outcome, "unknown": True})
+                )
+            elif t.outcome == "skipped":
+                src.findings.append(
+                    Finding("TVS_OUTSIDE_PROFILE", Severity.WARNING,
+                            f"a source config names TVS {t.address}:{t.port}, which is not a TVS member of the "
+                            f"profile: never contacted ({t.detail or 'not in the profile'})",
+                            ev | {"outcome": t.outcome, "unknown": True})
+                )
+            elif t.outcome != OK or t.cert_der is None:
+                src.findings.append(
+                    Finding("TVS_UNREACHABLE", Severity.WARNING,
+                            f"TVS {t.name or t.address}:{t.port} {t.outcome}" + (f" ({t.detail})" if t.detail else ""),
+                            ev | {"outcome": t.outcome})
+                )
+            elif t.cert_der not in src_tvs_ders:
+                src.findings.append(
+                    Finding("TVS_CERT_NOT_IN_ITL", Severity.WARNING,
+                            f"TVS {t.name or t.address} presents a certificate that no source ITL lists with role TVS",
+                            ev | _cert_label(t.cert_der))
+                )
+        # C5 at cluster level: who signs the destination's lists, and is it in the source stores?
+        self.dest_signers: list[tuple[str, str, ListState]] = []  # (node, file, state)
+        for node in dst.ev.nodes:
+            if dst.ev.mixed and node in dst.ctl:
+                self.dest_signers.append((node, "CTLFile.tlv", dst.ctl[node]))
+            if node in dst.itl:
+                self.dest_signers.append((node, "ITLFile.tlv", dst.itl[node]))
+        self.sast_store = src.store_ders(PHONE_SAST_TRUST)
+        self.cm_store = src.store_ders(CALLMANAGER_TRUST)
+        self.sast_store_state = src.store_state(PHONE_SAST_TRUST)
+        if self.sast_store_state != "ok":
+            src.findings.append(
+                Finding("TRUST_STORE_MISSING", Severity.WARNING,
+                        f"source {PHONE_SAST_TRUST} store is {self.sast_store_state}: destination signers "
+                        "cannot be checked against what TVS will vouch for",
+                        {"cluster": "source", "store": PHONE_SAST_TRUST, "unknown": True})
+            )
+        self.dest_signer_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
+        for node, fname, ls in self.dest_signers:
+            self.dest_signer_verdicts[(node, fname)] = self._dest_signer_finding(node, fname, ls)
+        # C8: can phones go back? The source's signers must be in the destination's stores.
+        d_sast, d_cm = dst.store_ders(PHONE_SAST_TRUST), dst.store_ders(CALLMANAGER_TRUST)
+        if dst.store_state(PHONE_SAST_TRUST) == "ok":
+            missing = sorted({
+                _signer_label(ls)
+                for ls in [*src.ctl.values(), *src.itl.values()]
+                if ls.signer_der is not None and (ls.signer_der not in d_sast or ls.signer_der not in d_cm)
+            })
+            if missing:
+                dst.findings.append(
+                    Finding("NO_ROLLBACK_PATH", Severity.WARNING,
+                            "source signers missing from the destination's Phone-SAST-trust/CallManager-trust: "
+                            "phones could not migrate back: " + "; ".join(missing),
+                            {"cluster": "destination", "signers": missing})
+                )
+        self.c8_status = (
+            CheckStatus.UNKNOWN if dst.store_state(PHONE_SAST_TRUST) != "ok"
+            else CheckStatus.WARN if any(f.code == "NO_ROLLBACK_PATH" for f in dst.findings)
+            else CheckStatus.PASS
+        )
+
+    def _expiry(self, state: _Cluster, node: str, ls: ListState) -> None:
+        der = ls.signer_der
+        if der is None:
+            return
+        cert = load_certificate(der)
+        if cert is None:
+            return
+        facts = cert_facts(cert)
+        ev = {"cluster": state.ev.name, "node": node, "file": ls.fetch.name, "serial": facts.serial,
+              "subject": facts.subject, "not_after": facts.not_after.isoformat()}
+        if facts.expired(self.now):
+            sev = Severity.BLOCKER if state.ev.name == "destination" else Severity.WARNING
+            state.findings.append(
+                Finding("CERT_EXPIRED", sev,
+                        f"{state.ev.name} {ls.fetch.name} of node {node} is signed by {facts.subject}, "
+                        f"expired {facts.not_after:%Y-%m-%d}", ev)
+            )
+        elif facts.expires_within(self.now, self.policy.expiry_window):
+            state.findings.append(
+                Finding("CERT_EXPIRING", Severity.WARNING,
+                        f"{state.ev.name} {ls.fetch.name} signer {facts.subject} expires "
+                        f"{facts.not_after:%Y-%m-%d}", ev)
+            )
+
+    def _dest_signer_finding(self, node: str, fname: str, ls: ListState) -> tuple[Finding, ...]:
+        der = ls.signer_der
+        if der is None:
+            return ()  # an invalid destination file: reported per phone as DEST_*_INVALID
+        ev = {"cluster": "destination", "node": node, "file": fname} | _cert_label(der)
+        if self.sast_store_state != "ok":
+            return ()
+        if der in self.sast_store:
+            return ()
+        label = _signer_label(ls)
+        if der in self.cm_store:
+            f = Finding("DEST_SIGNER_NOT_PHONE_SAST", Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by {label}, which the source has in "
+                        "CallManager-trust only: TVS will not vouch for it as SAST",
+                        ev | {"store": CALLMANAGER_TRUST})
+        else:
+            f = Finding("DEST_SIGNER_UNTRUSTED", Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by {label}, which is not in the source's "
+                        f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
+        found = [f]
+        if "ITLRECOVERY" in label.upper() and der not in self.cm_store:
+            # The specific cause, beside the general code: the seed's step 5 was skipped.
+            found.append(Finding("ITLRECOVERY_NOT_IMPORTED", Severity.BLOCKER,
+                                 f"destination ITLRecovery {label} (signer of {fname} of {node}) was not imported "
+                                 f"into the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST}))
+        # Reported once per cluster; phones that need TVS for it list it too.
+        for x in found:
+            if not any(y.code == x.code and y.evidence.get("node") == node and y.evidence.get("file") == fname
+                       for y in self.dst.findings):
+                self.dst.findings.append(x)
+        return tuple(found)
+
+    def cluster_results(self) -> tuple[ClusterResult, ClusterResult]:
+        return (
+            ClusterResult("source", tuple(self.src.findings)),
+            ClusterResult("destination", tuple(self.dst.findings)),
+        )
+
+    # Phone level -----------------------------------------------------------------------------
+
+    def evaluate(self, phones: Iterable[PhoneEvidence]) -> Iterator[PhoneResult]:
+        for p in phones:
+            yield self.phone(p)
+
+    def phone(self, p: PhoneEvidence) -> PhoneResult:
+        run = _PhoneRun(self, p)
+        return run.result()
+
+
+@dataclass
+class _PhoneRun:
+    ev: Evaluator
+    p: PhoneEvidence
+    checks: dict[str, CheckStatus] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # JSON-able: goes into the report
+    src_ctl: dict[str, ListState] = field(default_factory=dict)
+    partial_failures: dict[str, list[FileEvidence]] = field(default_factory=dict)
+
+    def set(self, check: str, status: CheckStatus) -> None:
+        order = [CheckStatus.PASS, CheckStatus.WARN, CheckStatus.UNKNOWN, CheckStatus.FAIL]
+        cur = self.checks.get(check, CheckStatus.PASS)
+        self.checks[check] = max(cur, status, key=order.index)
+
+    def add(self, check: str, status: CheckStatus, finding: Finding) -> None:
+        self.set(check, status)
+        ev = dict(finding.evidence)
+        ev["check"] = check
+        if status is CheckStatus.UNKNOWN:
+            ev["unknown"] = True
+        self.findings.append(Finding(finding.code, finding.severity, finding.message, ev))
+
+    def files(self, cluster: str, suffix: str) -> list[FileEvidence]:
+        return [f for f in self.p.files if f.cluster == cluster and f.name.upper().endswith(suffix.upper())]
+
+    def fetch_failed(self, check: str, fetches: Sequence[FileEvidence], what: str) -> None:
+        """UNKNOWN for ``check``: FETCH_FAILED for what the network refused us, EVIDENCE_MISSING
+        for what the evidence directory lacks (never collected, or its bytes damaged)."""
+        gaps = [f for f in fetches if f.outcome in EVIDENCE_GAPS] or ([] if fetches else [_NO_LIST.fetch])
+        failed = [f for f in fetches if f.outcome not in EVIDENCE_GAPS]
+        if gaps and all(f.outcome == "not_found" for f in failed):
+            failed = []  # definite answers beside the gap: the gap alone is why this is unknown
+        if failed:
+            reasons = sorted({f.outcome for f in failed})
+            self.add(check, CheckStatus.UNKNOWN, Finding(
+                "FETCH_FAILED", Severity.WARNING,
+                f"{what}: could not be fetched ({', '.join(reasons)})",
+                {"file": what, "reasons": reasons, "nodes": sorted({f.node for f in failed})},
+            ))
+        if gaps:
+            reasons = sorted({f.outcome for f in gaps})
+            details = sorted({f.detail for f in gaps if f.detail})
+            files = sorted({f"{f.node}/{f.name}" if f.node else f.name or what for f in gaps})
+            self.add(check, CheckStatus.UNKNOWN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"{what}: no usable evidence ({', '.join(reasons)}" + (f": {details[0]}" if details else "") + ")",
+                {"file": what, "reasons": reasons, "files": files, "details": details},
+            ))
+
+    def _analysis_error(self, check: str, ls: ListState) -> None:
+        v = ls.analysis.verification if ls.analysis is not None else None
+        self.add(check, CheckStatus.UNKNOWN, Finding(
+            "ANALYSIS_ERROR", Severity.WARNING,
+            f"{ls.fetch.cluster} {ls.fetch.name} from {ls.fetch.node} could not be analysed: "
+            f"{v.reason if v else INTERNAL_ERROR}",
+            {"cluster": ls.fetch.cluster, "node": ls.fetch.node, "file": ls.fetch.name},
+        ))
+
+    def result(self) -> PhoneResult:
+        for c in CHECKS:
+            self.checks[c] = CheckStatus.PASS
+        src_itls = self.c1()
+        held = self.c2(src_itls)
+        for kind, gaps in sorted(self.partial_failures.items()):
+            # Which list the phone holds is unknown, so a node we could not read may be its node.
+            self.fetch_failed("C1", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
+        self.c3(held)
+        self.c5_c4(held)
+        self.c6()
+        self.c7()
+        # Nodes of one cluster that disagree: whichever node the phone uses decides what it gets.
+        for state, check in ((self.ev.src, "C1"), (self.ev.dst, "C6")):
+            for f in state.findings:
+                if f.code == "NODE_MISMATCH":
+                    self.add(check, CheckStatus.WARN, f)
+        # C5 and C7 judge the destination's lists: a list that is an evidence gap leaves them
+        # unknown (C6 carries the finding that says which list and why).
+        dst = self.ev.dst
+        if any(ls.fetch.outcome in EVIDENCE_GAPS or ls.internal_error for ls in [*dst.itl.values(), *dst.ctl.values()]):
+            self.set("C5", CheckStatus.UNKNOWN)
+            self.set("C7", CheckStatus.UNKNOWN)
+        self.checks["C8"] = self.ev.c8_status
+        for f in self.ev.dst.findings:
+            if f.code == "NO_ROLLBACK_PATH":
+                self.findings.append(f)
+        readiness = self._readiness()
+        p = self.p
+        return PhoneResult(
+            p.name, p.model, p.ip, p.device_pool, readiness, dict(self.checks), tuple(self.findings), self.facts
+        )
+
+    def _readiness(self) -> Readiness:
+        if any(s is CheckStatus.FAIL for s in self.checks.values()):
+            return Readiness.NOT_READY
+        if any(self.checks[c] is CheckStatus.UNKNOWN for c in self.ev.policy.required):
+            return Readiness.UNKNOWN
+        return Readiness.READY
+
+    # C1 -------------------------------------------------------------------------------------
+    def c1(self) -> dict[str, ListState]:
+        """The source's CTL/ITL for this phone from every node: parse, verify, signer is SAST."""
+        ev, src = self.ev, self.ev.src
+        states: dict[str, ListState] = {}
+        for kind, generic, per_node in (("ITL", "ITLFile.tlv", src.itl), ("CTL", "CTLFile.tlv", src.ctl)):
+            if kind == "CTL" and not src.ev.mixed:
+                continue
+            mine = [f for f in self.p.files if f.cluster == "source" and f.name.upper().startswith(kind + "SEP")]
+            by_node: dict[str, ListState] = {}
+            failures: list[FileEvidence] = []
+            for node in src.ev.nodes:
+                tried = [f for f in mine if f.node == node]
+                # One answer per file name (the per-phone CTL/ITL has one name per kind).
+                fetches = [final_answer([f for f in tried if f.name == n]) for n in dict.fromkeys(f.name for f in tried)]
+                ok = next((f for f in fetches if f.ok), None)
+                if ok is not None:
+                    by_node[node] = _analyse(ok, ev.cache)
+                elif fetches and all(f.outcome == "not_found" for f in fetches):
+                    fallback = per_node.get(node, _NO_LIST).fetch
+                    if fallback.ok:
+                        by_node[node] = per_node[node]  # the phone falls back to the generic file
+                    elif fallback.outcome == "not_found":
+                        continue  # neither exists on this node
+                    else:  # the generic file is the phone's; what it holds is unknown
+                        failures.extend([*fetches, fallback])
+                elif fetches:
+                    failures.extend(fetches)
+                else:  # never asked for this phone (an interrupted collection): not evidence of absence
+                    failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", NOT_COLLECTED))
+            missing_code = "SRC_ITL_MISSING" if kind == "ITL" else "SRC_CTL_INVALID"
+            invalid_code = f"SRC_{kind}_INVALID"
+            if not by_node:
+                if failures and any(f.outcome != "not_found" for f in failures):
+                    self.fetch_failed("C1", failures, f"source {kind}SEP{self.p.name[3:]}.tlv")
+                else:
+                    self.add("C1", CheckStatus.FAIL, Finding(
+                        missing_code, Severity.BLOCKER,
+                        f"no source node serves a {kind} for this phone ({kind}SEP<MAC>.tlv nor {generic})",
+                        {"cluster": "source", "file": generic},
+                    ))
+                continue
+            for node, ls in sorted(by_node.items()):
+                if kind == "ITL" and ls.file is not None and is_blank_itl(ls.file):
+                    continue  # the rollback ITL lists no signer to check: C3 judges it
+                if ls.internal_error:
+                    self._analysis_error("C1", ls)
+                elif not ls.valid:
+                    self.add("C1", CheckStatus.FAIL, Finding(
+                        invalid_code, Severity.BLOCKER,
+                        f"source {kind} from {node} is not valid: {ls.problem}",
+                        {"cluster": "source", "node": node, "file": ls.fetch.name,
+                         "sha256": ls.analysis.sha256 if ls.analysis else None},
+                    ))
+            if failures and any(f.outcome != "not_found" for f in failures):
+                # Another node answered: whether this gap matters depends on which node's list
+                # the phone holds (decided in C2).
+                self.partial_failures[kind] = failures
+            if kind == "ITL":
+                states = by_node
+            else:
+                self.src_ctl = by_node
+        return states
+
+    # C2 -------------------------------------------------------------------------------------
+    def c2(self, src_itls: dict[str, ListState]) -> _Held:
+        """What the phone reports holding (its web page's whole-file hashes) vs what S serves."""
+        p, held = self.p, _Held()
+        if p.status is not None and p.status.trust_update_failed:
+            self.add("C2", CheckStatus.FAIL, Finding(
+                "PHONE_TRUST_UPDATE_FAILED", Severity.BLOCKER,
+                f"the phone's status messages end with a failed trust-list update: {p.status.last_trust_event!r}",
+                {"event": p.status.last_trust_event},
+            ))
+        page = p.page
+        if page is None or page.itl_installed is None:
+            why = p.page_outcome or NOT_COLLECTED
+            if page is not None:
+                why = "its web page shows no trust-list fields"
+            self.add("C2", CheckStatus.UNKNOWN, Finding(
+                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                f"which CTL/ITL the phone holds is unknown: web page {why}"
+                + (f" ({p.page_detail})" if p.page_detail else ""),
+                {"outcome": why},
+            ))
+            held.known = False
+            return held
+        if self.p.model is None and page.model:
+            self.facts["model_from_page"] = page.model
+        ctl_states = self.src_ctl
+        if not page.itl_installed and not page.ctl_installed:
+            held.tofu = True
+            self.add("C2", CheckStatus.WARN, Finding(
+                "PHONE_TRUST_ON_FIRST_USE", Severity.WARNING,
+                "the phone holds no CTL and no ITL: it will trust the first ITL it gets",
+                {},
+            ))
+            return held
+        if page.itl_installed:
+            held.itl = self._match(page.itl_signature, src_itls, "ITL")
+        if page.ctl_installed and self.ev.src.ev.mixed:
+            held.ctl = self._match(page.ctl_signature, ctl_states, "CTL")
+        return held
+
+    def _unmatched(self, kind: str, shown: str | None, served: dict[str, ListState]) -> None:
+        """The phone's hash matches nothing fetched: stale, unless a node could not be read
+        (then its list may be the one the phone holds)."""
+        gaps = self.partial_failures.pop(kind, [])
+        if gaps:
+            self.fetch_failed("C2", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
+            return
+        self.add("C2", CheckStatus.FAIL, Finding(
+            "PHONE_TRUST_STALE", Severity.BLOCKER,
+            f"the phone's {kind} ({shown or 'no hash shown'}) is not what any source node serves: a stale "
+            f"or foreign {kind}",
+            {"file": kind, "phone_hash": shown,
+             "served_sha1": sorted({_hashes(s.fetch.data, self.ev.cache)[0] for s in served.values() if s.fetch.data})},
+        ))
+
+    def _match(self, shown: str | None, served: dict[str, ListState], kind: str) -> ListState | None:
+        if not served:
+            return None  # C1 said why (missing, or not fetched)
+        # Only what the source serves *this* phone (its per-phone file, or the node's generic file
+        # when there is none): a phone holding the generic ITL while its ITLSEP differs is stale.
+        if shown is None:
+            self.add("C2", CheckStatus.UNKNOWN, Finding(
+                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                f"the phone's web page says a {kind} is installed but shows no hash of it",
+                {"outcome": "no hash shown", "file": kind},
+            ))
+            self.partial_failures.pop(kind, None)
+            return None
+        for ls in served.values():
+            if ls.fetch.data is None:
+                continue
+            sha1, md5 = _hashes(ls.fetch.data, self.ev.cache)
+            if shown.lower() in (sha1, md5):
+                self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
+                self.partial_failures.pop(kind, None)  # the phone's own list was read: gaps elsewhere do not matter
+                return ls
+        self._unmatched(kind, shown, served)
+        return None
+
+    # C3 -------------------------------------------------------------------------------------
+    def c3(self, held: _Held) -> None:
+        src = self.ev.src
+        for f in src.findings:
+            if f.code == "SRC_MIXED_MODE_ROLLBACK":
+                self.add("C3", CheckStatus.FAIL, f)
+            elif f.code == "SRC_ROLLBACK_ACTIVE":
+                holds_blank = held.itl is not None and held.itl.file is not None and is_blank_itl(held.itl.file)
+                if src.ev.mixed or holds_blank:
+                    # Mixed mode: the blocker above decides. Otherwise the rollback path is open.
+                    held.rollback = holds_blank and not src.ev.mixed
+                    self.add("C3", CheckStatus.PASS, f)
+                else:
+                    self.add("C3", CheckStatus.WARN, f)
+        gaps = sorted(n for n, ls in src.itl.items() if ls.fetch.outcome in EVIDENCE_GAPS)
+        if src.ev.mixed and gaps and not self.ev.src_blank:
+            # In mixed mode a blank ITL on any node is a blocker; a node's ITL we never saw may be it.
+            self.add("C3", CheckStatus.UNKNOWN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"source ITLFile.tlv of node(s) {', '.join(gaps)} not in the evidence: whether a source node "
+                "serves the blank rollback ITL is unknown",
+                {"cluster": "source", "nodes": gaps, "file": "ITLFile.tlv"},
+            ))
+
+    # C4 + C5 ----------------------------------------------------------------------------------
+    def c5_c4(self, held: _Held) -> None:
+        ev = self.ev
+        direct = held.sast_ders()
+        needs_tvs: list[Finding] = []
+        any_unknown = False
+        if held.tofu or held.rollback:
+            self.set("C5", CheckStatus.PASS)
+        else:
+            dst = ev.dst
+            # The spec's C5 (and the seed: "import the CallManager certificate of every
+            # destination TFTP node"): each node's ITL signer must be SAST-trusted by the phone or
+            # vouched by TVS. A CCM+TFTP record in the new CTL is not enough: only SAST signs lists.
+            new_ctl: dict[str, ListState] = dst.ctl if dst.ev.mixed else {}
+            for node, fname, ls in ev.dest_signers:
+                der = ls.signer_der
+                if der is None:
+                    continue  # invalid file: C6
+                if der in direct:
+                    continue
+                if fname == "ITLFile.tlv" and der in new_ctl.get(node, _NO_LIST).sast_ders():
+                    continue  # SAST in the destination CTL the phone has just accepted
+                verdict = ev.dest_signer_verdicts.get((node, fname))
+                if ev.sast_store_state != "ok":
+                    any_unknown = True
+                    continue
+                if verdict:
+                    for f in verdict:
+                        self.add("C5", CheckStatus.FAIL, f)
+                else:
+                    needs_tvs.append(Finding("TVS", Severity.INFO, "", {"node": node, "file": fname}))
+            if any_unknown:
+                self.add("C5", CheckStatus.UNKNOWN, Finding(
+                    "TRUST_STORE_MISSING", Severity.WARNING,
+                    f"source {PHONE_SAST_TRUST} store {ev.sast_store_state}: cannot tell whether TVS will vouch "
+                    "for the destination signers",
+                    {"cluster": "source", "store": PHONE_SAST_TRUST},
+                ))
+            if ev.src.ev.mixed and not ev.dst.ev.mixed:
+                self.add("C5", CheckStatus.FAIL, Finding(
+                    "SRC_CTL_WITHOUT_DEST_CTL", Severity.BLOCKER,
+                    "source is in mixed mode and the destination is not: the phone keeps the source CTL and "
+                    "rejects the destination's files until the CTL is deleted by hand",
+                    {},
+                ))
+        if not (held.tofu or held.rollback):  # on those paths the phone never asks TVS
+            self.c4(held, needed=bool(needs_tvs) or any_unknown)
+
+    def c4(self, held: _Held, *, needed: bool) -> None:
+        """TVS: the phone's configured members, reachable, presenting a cert its ITL lists as TVS."""
+        ev = self.ev
+        fail = CheckStatus.FAIL if needed else CheckStatus.WARN
+        sev = Severity.BLOCKER if needed else Severity.WARNING
+        cfg, refused = self._source_config()
+        if cfg is None:
+            if refused is not None:
+                fe, exc = refused
+                self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                    "CONFIG_REFUSED", Severity.WARNING,
+                    f"the source config {fe.name} from {fe.node} was refused by the parser ({refusal_kind(exc)}): "
+                    f"{exc}; its TVS members are unknown",
+                    {"cluster": "source", "node": fe.node, "file": fe.name, "reason": refusal_kind(exc),
+                     "detail": str(exc)},
+                ))
+            elif needed:
+                fetches = self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml")
+                self.fetch_failed("C4", fetches, f"source config SEP{self.p.name[3:]}.cnf.xml.sgn")
+            return
+        members = [(m.address, m.port or 2445) for m in cfg.tvs if m.address]
+        self.facts["tvs_members"] = [f"{a}:{p}" for a, p in members]
+        if not members:
+            self.add("C4", fail, Finding(
+                "TVS_NOT_CONFIGURED", sev, "the phone's source config lists no TVS member", {"cluster": "source"},
+            ))
+            return
+        itl_ders = (
+            held.itl.role_ders([Role.TVS]) if held.itl is not None
+            else set().union(*(ls.role_ders([Role.TVS]) for ls in ev.src.itl.values()))
+        )
+        good: list[str] = []
+        unreachable: list[str] = []
+        timeouts: list[str] = []
+        untrusted: list[str] = []
+        unprobed: list[str] = []  # the scanner never asked: says nothing of the phone's TVS
+        for address, port in members:
+            known = ev.src.tvs_by_address.get(address_key(address), [])
+            probes = [t for t in known if t.port == port]
+            probe = next((t for t in probes if t.outcome == OK), probes[0] if probes else None)
+            label = f"{address}:{port}"
+            if probe is None:
+                unprobed.append(label + " (not probed)")
+            elif probe.outcome in NOT_PROBED:
+                unprobed.append(f"{label} ({'outside the profile' if probe.outcome == 'skipped' else probe.outcome})")
+            elif probe.outcome != OK or probe.cert_der is None:
+                (timeouts if probe.outcome == "timeout" else unreachable).append(f"{label} ({probe.outcome})")
+            elif probe.cert_der in itl_ders:
+                good.append(label)
+            elif held.itl is None and not (ev.src.itl and all(ls.fetch.ok for ls in ev.src.itl.values())):
+                # Which ITL the phone holds is unknown and some source ITL was not read: that
+                # one may list this certificate.
+                unprobed.append(f"{label} (certificate not checkable: a source ITL is missing)")
+            else:
+                untrusted.append(label)
+        if good:
+            if unreachable or timeouts or untrusted or unprobed:
+                self.add("C4", CheckStatus.WARN, Finding(
+                    "TVS_UNREACHABLE" if unreachable or timeouts or unprobed else "TVS_CERT_NOT_IN_ITL",
+                    Severity.WARNING,
+                    f"TVS {', '.join(good)} usable; not: {', '.join(unreachable + timeouts + unprobed + untrusted)}",
+                    {"usable": good, "unreachable": unreachable + timeouts, "untrusted": untrusted,
+                     "not_probed": unprobed},
+                ))
+            return
+        if unprobed and not (untrusted or unreachable):
+            # Some member was never probed and none seen failed for certain: that member may be
+            # the one that works (the seed: a phone tries its TVS members in order).
+            self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"TVS {', '.join(unprobed)} of the phone's config was not probed"
+                + (f"; {', '.join(timeouts)} did not answer" if timeouts else ""),
+                {"not_probed": unprobed, "unreachable": timeouts},
+            ))
+            return
+        if unprobed:
+            # Every member probed failed, but one was never probed: it may be the one that works.
+            fail = CheckStatus.UNKNOWN if needed else CheckStatus.WARN
+            sev = Severity.WARNING
+            self.add("C4", fail, Finding(
+                "EVIDENCE_MISSING", Severity.WARNING,
+                f"TVS {', '.join(unprobed)} of the phone's config was not probed; the others failed",
+                {"not_probed": unprobed},
+            ))
+        if untrusted:
+            self.add("C4", fail, Finding(
+                "TVS_CERT_NOT_IN_ITL", sev,
+                f"TVS {', '.join(untrusted)} presents a certificate that is not in the phone's ITL with role TVS",
+                {"untrusted": untrusted},
+            ))
+        if unreachable or (timeouts and ev.policy.tvs_timeout_is_failure):
+            self.add("C4", fail, Finding(
+                "TVS_UNREACHABLE", sev,
+                f"no TVS of the phone is reachable: {', '.join(unreachable + timeouts)}",
+                {"unreachable": unreachable + timeouts},
+            ))
+        elif timeouts:
+            self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
+                "TVS_UNREACHABLE", Severity.WARNING,
+                f"TVS did not answer the scanner: {', '.join(timeouts)} (it may only be out of the scanner's reach)",
+                {"unreachable": timeouts},
+            ))
+
+    def _source_config(self) -> tuple[DeviceConfig | None, tuple[FileEvidence, ParseError] | None]:
+        """The first source config that parses; else the first refusal (file and reason)."""
+        refused: tuple[FileEvidence, ParseError] | None = None
+        for fe in self.files("source", ".cnf.xml.sgn") + self.files("source", ".cnf.xml"):
+            if not fe.ok or fe.data is None:
+                continue
+            payload = fe.data
+            if fe.name.lower().endswith(".sgn"):
+                a = self.ev.cache.analyse(fe.data, name_hint=fe.name, verify_signature=False)
+                if a.file is None:
+                    refused = refused or (fe, ParseError(f"signed header: {a.error}"))
+                    continue
+                payload = a.file.payload
+            try:
+                return parse_device_config(payload), None
+            except ParseError as exc:
+                refused = refused or (fe, exc)
+        return None, refused
+
+    # C6 -------------------------------------------------------------------------------------
+    def c6(self) -> None:
+        dst = self.ev.dst
+        for kind, lists in (("ITL", dst.itl), ("CTL", dst.ctl if dst.ev.mixed else {})):
+            for node, ls in sorted(lists.items()):
+                if ls.analysis is None:
+                    if ls.fetch.outcome == "not_found" and kind == "CTL":
+                        self.add("C6", CheckStatus.FAIL, Finding(
+                            "DEST_CTL_INVALID", Severity.BLOCKER,
+                            f"destination is in mixed mode but {node} serves no CTL", {"node": node},
+                        ))
+                    elif ls.fetch.outcome == "not_found":
+                        self.add("C6", CheckStatus.FAIL, Finding(
+                            "DEST_ITL_INVALID", Severity.BLOCKER, f"destination node {node} serves no ITL",
+                            {"node": node},
+                        ))
+                    else:
+                        self.fetch_failed("C6", [ls.fetch], f"destination {ls.fetch.name} from {node}")
+                elif ls.internal_error:
+                    self._analysis_error("C6", ls)
+                elif not ls.valid:
+                    self.add("C6", CheckStatus.FAIL, Finding(
+                        f"DEST_{kind}_INVALID", Severity.BLOCKER,
+                        f"destination {kind} from {node} is not valid: {ls.problem}",
+                        {"cluster": "destination", "node": node, "file": ls.fetch.name},
+                    ))
+        # Per node, what a phone gets: the signed config, else (not found) the plain one.
+        ok: list[FileEvidence] = []
+        missing: list[str] = []
+        unknown: list[FileEvidence] = []
+        sgn, xml = self.files("destination", ".cnf.xml.sgn"), self.files("destination", ".cnf.xml")
+        for node in dst.ev.nodes:
+            signed = [final_answer(x) for x in [[f for f in sgn if f.node == node]] if x]
+            plain = [final_answer(x) for x in [[f for f in xml if f.node == node]] if x]
+            good = [f for f in signed if f.ok] or [f for f in plain if f.ok]
+            if good:
+                ok.append(good[0])
+            elif signed and all(f.outcome == "not_found" for f in signed) and all(
+                f.outcome == "not_found" for f in plain
+            ):
+                missing.append(node)
+            else:
+                unknown += [f for f in signed + plain if f.outcome != "not_found"] or [
+                    FileEvidence("destination", node, f"SEP{self.p.name[3:]}.cnf.xml.sgn", NOT_COLLECTED)
+                ]
+        gaps = [f for f in unknown if f.outcome in EVIDENCE_GAPS]
+        if ok and gaps:
+            # A node whose config we never saw may be the one the phone gets (option 150 lists
+            # the nodes; it takes the first that answers). A node that did not answer is a real
+            # observation and is tolerated as before; absent evidence is not.
+            self.fetch_failed("C6", gaps, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
+        if not ok:
+            if missing and not unknown:
+                self.add("C6", CheckStatus.FAIL, Finding(
+                    "DEST_NOT_PROVISIONED", Severity.BLOCKER,
+                    "no destination TFTP node has a config for this phone: it will not register",
+                    {"cluster": "destination", "file": f"SEP{self.p.name[3:]}.cnf.xml.sgn"},
+                ))
+            else:
+                self.fetch_failed("C6", unknown, f"destination config SEP{self.p.name[3:]}.cnf.xml.sgn")
+            return
+        if missing:
+            self.add("C6", CheckStatus.WARN, Finding(
+                "DEST_NOT_PROVISIONED", Severity.WARNING,
+                f"destination nodes {', '.join(missing)} have no config for this phone", {"nodes": missing},
+            ))
+        for fe in ok:
+            if not fe.name.lower().endswith(".sgn") or fe.data is None:
+                continue
+            self._check_dest_config(fe)
+
+    def _check_dest_config(self, fe: FileEvidence) -> None:
+        dst = self.ev.dst
+        trusted: set[bytes] = set()
+        lists = [ls for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)) if ls is not None]
+        if not any(ls.analysis is not None and ls.file is not None for ls in lists):
+            # Neither of the node's lists was read: who may sign its configs is unknown (C6
+            # already says why the lists are missing).
+            self.set("C6", CheckStatus.UNKNOWN)
+            return
+        for ls in lists:
+            trusted |= ls.role_ders(TFTP_ROLES)
+        try:
+            tf = parse(fe.data or b"", name_hint=fe.name)
+        except ParseError as exc:
+            self.add("C6", CheckStatus.FAIL, Finding(
+                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                f"destination config from {fe.node} is malformed: {exc}", {"node": fe.node, "file": fe.name},
+            ))
+            return
+        self.facts.setdefault("dest_config_digest", tf.header.digest.hash_name if tf.header.digest else None)
+        digest = None
+        if fe.signed_digest and ":" in fe.signed_digest:
+            digest = bytes.fromhex(fe.signed_digest.split(":", 1)[1])
+        name = f"{fe.node} ITL/CTL TFTP records"
+        store = TrustStore(name, tuple(
+            StoredCert(name, fe.node, der, cert) for der in sorted(trusted) if (cert := load_certificate(der))
+        ))
+        try:
+            v = verify(tf, [store], signed_digest=digest)
+        except Exception as exc:  # a bug in verify: the config says nothing yet (ANALYSIS_ERROR)
+            self.add("C6", CheckStatus.UNKNOWN, Finding(
+                "ANALYSIS_ERROR", Severity.WARNING,
+                f"destination config from {fe.node} could not be analysed: {INTERNAL_ERROR}: "
+                f"{type(exc).__name__}: {exc}",
+                {"node": fe.node, "file": fe.name},
+            ))
+            return
+        if not v.valid:
+            self.add("C6", CheckStatus.FAIL, Finding(
+                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                f"destination config from {fe.node} is signed by {tf.header.signer_name} "
+                f"(serial {tf.header.signer_serial_hex}), not a TFTP record of that node's ITL/CTL",
+                {"node": fe.node, "file": fe.name, "serial": tf.header.signer_serial_hex},
+            ))
+
+    # C7 -------------------------------------------------------------------------------------
+    def c7(self) -> None:
+        ev = self.ev
+        for state in (ev.dst, ev.src):
+            for f in state.findings:
+                if f.code == "ITL_TOO_LARGE" and state is ev.dst:
+                    self.add("C7", CheckStatus.FAIL, f)
+                elif f.code == "CERT_EXPIRED":
+                    self.add("C7", CheckStatus.FAIL if f.severity is Severity.BLOCKER else CheckStatus.WARN, f)
+                elif f.code == "CERT_EXPIRING":
+                    self.add("C7", CheckStatus.WARN, f)
+        model = self.p.model or self.facts.get("model_from_page")
+        if ev.policy.model_lacks_sha512(model):
+            sha512 = sorted(
+                f"{ls.fetch.node}/{ls.fetch.name}"
+                for ls in [*ev.dst.itl.values(), *ev.dst.ctl.values()]
+                if ls.file is not None and ls.file.header.digest_code == Digest.SHA512
+            )
+            if self.facts.get("dest_config_digest") == "sha512":
+                sha512.append(f"SEP{self.p.name[3:]}.cnf.xml.sgn")
+            if sha512:
+                self.add("C7", CheckStatus.FAIL, Finding(
+                    "DIGEST_UNSUPPORTED", Severity.BLOCKER,
+                    f"{model} cannot verify SHA-512 signatures, used by the destination's {', '.join(sha512)}",
+                    {"model": model, "files": sha512},
+                ))
+
+
+@dataclass
+class _Held:
+    """What the phone holds, as far as its web page tells."""
+
+    known: bool = True
+    tofu: bool = False
+    rollback: bool = False
+    itl: ListState | None = None
+    ctl: ListState | None = None
+
+    def sast_ders(self) -> set[bytes]:
+        out: set[bytes] = set()
+        for ls in (self.itl, self.ctl):
+            if ls is not None:
+                out |= ls.sast_ders()
+        return out
+
+
+# --- The verdict ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    verdict: Verdict
+    counts: Mapping[str, int]
+    total: int
+    top_reasons: tuple[tuple[str, int], ...]
+    cluster_blockers: tuple[str, ...]
+    why: str
+    evidence_issues: tuple[str, ...] = ()
+
+
+def refusal_kind(exc: ParseError) -> str:
+    """Why a config was refused, in one word: dtd, entity, size, malformed (for CONFIG_REFUSED)."""
+    text = str(exc).lower()
+    if "dtd" in text or "document type" in text:
+        return "dtd"
+    if "entity" in text:
+        return "entity"
+    if "too large" in text:
+        return "size"
+    return "malformed"
+
+
+def summarize(
+    phones: Sequence[PhoneResult] | Counter[str], clusters: Sequence[ClusterResult], policy: Policy,
+    reasons: Counter[str] | None = None, evidence_issues: Sequence[str] = (),
+) -> Summary:
+    """The fleet's verdict. ``evidence_issues``: reasons the evidence itself is incomplete (an
+    interrupted run, a truncated manifest, damaged blobs): the fleet is then never GO."""
+    if isinstance(phones, Counter):
+        counts = phones
+        reason_counts = reasons or Counter()
+    else:
+        counts = Counter(p.readiness.value for p in phones)
+        reason_counts = Counter(code for p in phones for code in p.reasons)
+    for r in Readiness:
+        counts.setdefault(r.value, 0)
+    total = sum(counts.values())
+    blockers = tuple(sorted({f.code for c in clusters for f in c.blockers}))
+    ready = counts[Readiness.READY.value]
+    if counts[Readiness.NOT_READY.value] or blockers:
+        verdict = Verdict.NO_GO
+        why = (
+            f"{counts[Readiness.NOT_READY.value]} phone(s) NOT_READY"
+            + (f"; cluster blockers: {', '.join(blockers)}" if blockers else "")
+            + (f"; evidence incomplete: {evidence_issues[0]}" if evidence_issues else "")
+        )
+    elif evidence_issues:
+        verdict = Verdict.INCOMPLETE
+        why = "evidence incomplete: " + evidence_issues[0] + (
+            f" (and {len(evidence_issues) - 1} more issue(s))" if len(evidence_issues) > 1 else ""
+        )
+    elif total and ready / total >= policy.go_threshold:
+        verdict = Verdict.GO
+        why = f"{ready} of {total} phones READY and no cluster blocker"
+    elif not total:
+        verdict = Verdict.INCOMPLETE
+        why = "no phone in scope"
+    else:
+        verdict = Verdict.INCOMPLETE
+        why = f"{counts[Readiness.UNKNOWN.value]} phone(s) UNKNOWN: evidence missing"
+    return Summary(
+        verdict, dict(counts), total, tuple(reason_counts.most_common(10)), blockers, why, tuple(evidence_issues)
+    )

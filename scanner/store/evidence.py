@@ -1,0 +1,230 @@
+"""The evidence directory on disk: what ``trustscan collect`` writes and ``scan --from DIR`` reads.
+
+Layout (``EVIDENCE_FORMAT`` = 1)::
+
+    DIR/collection.json      summary: tool version, profile snapshot with hashes, times, counts
+    DIR/manifest.jsonl       one JSON object per attempt (``Attempt``), in completion order
+    DIR/blobs/ab/abcd...     file bytes, content-addressed by the SHA-256 of the stored bytes
+
+The records themselves (``Attempt``, ``Outcome``, redaction before storage) are
+``scanner.core.evidence``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from scanner.core.errors import ParseError
+from scanner.core.evidence import EVIDENCE_FORMAT, Attempt
+from scanner.store.atomicfile import write_atomic
+
+__all__ = ["BLOBS", "MANIFEST", "SUMMARY", "EvidenceReader", "EvidenceWriter", "blob_path"]
+
+MANIFEST = "manifest.jsonl"
+SUMMARY = "collection.json"
+BLOBS = "blobs"
+# Manifest lines buffered before a write: one write per 256 lines keeps syscalls off the per-file
+# cost while a crash loses at most a few hundred lines (each can be re-fetched).
+FLUSH_EVERY = 256
+
+
+def blob_path(root: Path, sha256: str) -> Path:
+    return root / BLOBS / sha256[:2] / sha256
+
+
+class EvidenceWriter:
+    """Writes one evidence directory. Not thread-safe; used from the event loop only.
+
+    Refuses a directory that already holds a manifest: evidence is never silently overwritten.
+    """
+
+    def __init__(
+        self, root: str | Path, *, flush_every: int = FLUSH_EVERY, resume_keep: Sequence[bytes] | None = None
+    ) -> None:
+        """``resume_keep``: continue the evidence already in ``root`` (``--resume``). The manifest
+        becomes these lines (the attempts kept, in their order) and new attempts are appended;
+        the previous manifest is kept beside it as ``manifest.prev-N.jsonl``, so no attempt is
+        lost from the record. The switch is one atomic rename: a crash at any point leaves a
+        complete manifest (the old or the new)."""
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / BLOBS).mkdir(exist_ok=True)
+        self._blobs = os.fspath(self.root / BLOBS)
+        if resume_keep is None:
+            self._manifest: IO[bytes] = (self.root / MANIFEST).open("xb")
+        else:
+            self._manifest = self._resume(resume_keep)
+        self._pending: list[bytes] = []
+        self._flush_every = flush_every
+        self._known: set[bytes] = set()  # digests of blobs written (32 bytes each: 100k ≈ 10 MB)
+        self._made_dirs: set[str] = set()
+        self.blobs_written = 0
+        self.blob_bytes = 0
+        self.attempts = 0 if resume_keep is None else len(resume_keep)
+
+    def _resume(self, keep: Sequence[bytes]) -> IO[bytes]:
+        manifest = self.root / MANIFEST
+        n = 1
+        while (self.root / f"manifest.prev-{n}.jsonl").exists():
+            n += 1
+        summary = self.root / SUMMARY
+        if summary.is_file():
+            # First say the run is running again: a crash from here on must not leave
+            # "complete" beside a manifest that is being rewritten.
+            with contextlib.suppress(ValueError):
+                doc = orjson.loads(summary.read_bytes())
+                if isinstance(doc, dict):
+                    doc.update(state="running", interrupted=None)
+                    write_atomic(summary, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        if manifest.exists():
+            os.link(manifest, self.root / f"manifest.prev-{n}.jsonl")
+        body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in keep)
+        write_atomic(manifest, body)
+        return manifest.open("ab")
+
+    def store(self, data: bytes, *, sha256: str | None = None) -> str:
+        """Write ``data`` as a blob unless an identical one exists; return its SHA-256 (hex).
+
+        ``sha256``: the caller's hex digest of ``data`` when it already computed it (saves a pass)."""
+        digest = hashlib.sha256(data).digest() if sha256 is None else bytes.fromhex(sha256)
+        sha = digest.hex() if sha256 is None else sha256
+        if digest in self._known:
+            return sha
+        self._known.add(digest)
+        sub = sha[:2]
+        # Plain strings, not pathlib: this runs once per distinct file of the fleet.
+        directory = f"{self._blobs}/{sub}"
+        if sub not in self._made_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._made_dirs.add(sub)
+        path = f"{directory}/{sha}"
+        # Written in place, not under a temporary name and renamed: the rename was a third of a
+        # blob's cost on a journaling disk. A crash mid-write can leave a torn blob, but never
+        # one the manifest names (a manifest line is written after its blob), and readers check
+        # every blob against its name (``EvidenceReader.blob``).
+        try:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides
+            except FileExistsError:  # left by an interrupted run in this directory: rewrite it
+                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except BaseException:
+            self._known.discard(digest)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        self.blobs_written += 1
+        self.blob_bytes += len(data)
+        return sha
+
+    def record(self, attempt: Attempt) -> None:
+        self._pending.append(attempt.to_json())
+        self.attempts += 1
+        if len(self._pending) >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._manifest.write(b"\n".join(self._pending))
+            self._pending.clear()
+            self._manifest.flush()
+
+    def checkpoint(self, summary: dict[str, Any]) -> None:
+        """Write ``collection.json`` now (atomically): the plan and state of a run in progress, so
+        that a reader of an interrupted run, even one killed without warning, knows what was
+        planned and that the run did not finish."""
+        self.flush()
+        doc = {"evidence_format": EVIDENCE_FORMAT, **summary}
+        write_atomic(self.root / SUMMARY, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        """Flush the manifest and write ``collection.json`` (atomically)."""
+        self.flush()
+        self._manifest.close()
+        if summary is not None:
+            self.checkpoint(summary)
+
+    def __enter__(self) -> EvidenceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._manifest.closed:
+            self.close()
+
+
+class EvidenceReader:
+    """Reads an evidence directory written by ``EvidenceWriter`` (offline re-analysis)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not (self.root / MANIFEST).is_file():
+            raise FileNotFoundError(f"{self.root}: no {MANIFEST}: not an evidence directory")
+        self.issues: list[str] = []  # set by ``attempts``: lines that could not be read
+        self.lines = 0
+        self.torn = False
+
+    def summary(self) -> dict[str, Any]:
+        path = self.root / SUMMARY
+        if not path.is_file():
+            return {}  # an interrupted collection: the manifest is still usable
+        try:
+            doc: dict[str, Any] = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}", path=str(path)) from None
+        if not isinstance(doc, dict):
+            raise ParseError("not a JSON object", path=str(path))
+        fmt = doc.get("evidence_format")
+        if fmt != EVIDENCE_FORMAT:
+            raise ParseError(
+                f"evidence format {fmt!r} is not supported (expected {EVIDENCE_FORMAT})", path=str(path)
+            )
+        return doc
+
+    def attempts(self) -> Iterator[Attempt]:
+        """Every readable manifest line. A line that is not a valid attempt is skipped and named in
+        ``issues`` (its file, line number and reason), never fatal: the analysis then finds that
+        attempt's evidence missing and says so for the phone it belonged to. A torn last line (a
+        crash mid-write) is counted apart in ``torn``."""
+        path = self.root / MANIFEST
+        self.issues.clear()
+        self.lines = 0
+        self.torn = False
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    attempt = Attempt.from_json(line)
+                except (ValueError, TypeError, KeyError) as exc:
+                    if not line.endswith(b"\n"):
+                        self.torn = True
+                        self.issues.append(f"{path}:{number}: torn last line (the collection was cut off mid-write)")
+                        return
+                    self.issues.append(f"{path}:{number}: not a manifest line ({exc}); its attempt is missing")
+                    continue
+                self.lines += 1
+                yield attempt
+
+    def blob(self, sha256: str) -> bytes:
+        """The stored bytes named ``sha256``; raises ``ParseError`` if they do not match it."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        path = blob_path(self.root, sha256)
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ParseError("blob content does not match its name (corrupted evidence)", path=str(path))
+        return data
+
+    def content(self, attempt: Attempt) -> bytes | None:
+        return None if attempt.blob is None else self.blob(attempt.blob)
