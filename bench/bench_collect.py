@@ -10,7 +10,7 @@ What it does, so that the figures can be trusted:
   resolve to the node's list), so each node carries a quarter of the fleet.
 * **Scanner**: the real collection path, in a fresh interpreter per measurement: the
   collector's workers, per-node semaphore and token bucket at the **default** limits
-  (``scanner.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize; pooled sockets) or
+  (``scanner.core.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize; pooled sockets) or
   HTTP 6970 (``scanner.net.http_lean``, keep-alive), the
   redaction of the configs, content-addressed blobs and ``manifest.jsonl`` written to a
   temporary evidence directory. Only the phone web pages and TVS probes are left out (they are
@@ -179,7 +179,7 @@ def _rss_mb() -> float:
 
 
 def _phone_names(lab: Path, count: int) -> list[str]:
-    from scanner.inventory import parse_inventory
+    from scanner.core.inventory import parse_inventory
 
     names = [p.name for p in parse_inventory((lab / "inventory.csv").read_bytes()).phones]
     # Beyond the lab's fleet: synthetic MACs (scale runs only).
@@ -195,15 +195,12 @@ def worker_scanner(lab: Path, transport: str, phones: int, unlimited_rate: bool)
 
     # Modules the collector imports on first use: loaded before the clock starts, so the figure
     # per file is not the interpreter's one-off import time.
-    import scanner.devconfig
-    import scanner.net.http_fetch
-    import scanner.net.tftp_io
-    import scanner.trustlist  # noqa: F401
-    from scanner.collect import FileJob, _Collector
-    from scanner.evidence import EvidenceWriter
-    from scanner.plan import FileSpec
-    from scanner.profile import Transport, load_profile
-    from scanner.ratelimit import Limits
+    from scanner.app.collect import FileJob, _Collector
+    from scanner.core.plan import FileSpec
+    from scanner.core.profile import Transport
+    from scanner.core.ratelimit import Limits
+    from scanner.store.evidence import EvidenceWriter
+    from scanner.store.profiles import load_profile
 
     try:
         import uvloop
@@ -266,7 +263,7 @@ def worker_tftpy(lab: Path, phones: int) -> dict[str, Any]:
 
     import tftpy  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-    from scanner.profile import load_profile
+    from scanner.store.profiles import load_profile
 
     logging.getLogger("tftpy").setLevel(logging.CRITICAL)
     profile = load_profile(lab / "profile.toml")
@@ -297,9 +294,9 @@ def worker_floor(lab: Path, transport: str, phones: int) -> dict[str, Any]:
     validation, caps, redaction, hashing, evidence or manifest; a happy path only, so it is a
     floor to compare against, not a client). TFTP: RRQ with the scanner's options, ACK 0 to the
     OACK, the final ACK; HTTP: keep-alive GETs read by Content-Length."""
-    from scanner.collect import pacing_tick
-    from scanner.profile import load_profile
-    from scanner.ratelimit import Limits
+    from scanner.app.collect import pacing_tick
+    from scanner.core.ratelimit import Limits
+    from scanner.store.profiles import load_profile
 
     try:
         import uvloop
@@ -409,9 +406,9 @@ def worker_floor(lab: Path, transport: str, phones: int) -> dict[str, Any]:
 
 
 def worker_dry_run(lab: Path, phones: int) -> dict[str, Any]:
-    from scanner.collect import count_jobs, dry_run
-    from scanner.inventory import Phone
-    from scanner.profile import load_profile
+    from scanner.app.collect import count_jobs, dry_run
+    from scanner.core.inventory import Phone
+    from scanner.store.profiles import load_profile
 
     profile = load_profile(lab / "profile.toml")
     rss0 = _rss_mb()
@@ -526,7 +523,7 @@ def main() -> int:
     tftpy_ok = have_tftpy()
     if not tftpy_ok:
         log("tftpy is not installed: the baseline is SKIPPED (.venv/bin/pip install tftpy)")
-    from scanner.ratelimit import Limits
+    from scanner.core.ratelimit import Limits
 
     lim = Limits()
     n = args.phones

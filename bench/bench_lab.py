@@ -30,10 +30,10 @@ from typing import Any
 
 import aiohttp
 
+from scanner.core.tftp.client import Outcome
 from scanner.lab.build import build_lab
 from scanner.lab.scenario import BUILTIN
 from scanner.net.tftp_io import tftp_fetch
-from scanner.tftp.client import Outcome
 
 FILE_NAME = "bench-5k.bin"
 FILE_SIZE = 5000

@@ -7,9 +7,9 @@ What it does, so that the figures can be trusted:
   rate and run, the lab is served with the ``node-loss`` fault (TFTP only) on all four TFTP
   nodes and a fresh loss seed (a served copy of the lab: symlinks to the build, its own
   ``lab.json``; the lab's code is not touched). ``node-loss`` drops what the *server* sends.
-* **Scanner**: the real path: ``scanner.collect.collect`` (workers, per-node limits, the pooled
+* **Scanner**: the real path: ``scanner.app.collect.collect`` (workers, per-node limits, the pooled
   TFTP sockets, evidence written), every cluster forced to transport ``tftp``, then
-  ``scanner.scanrun.analyse`` for the per-phone verdicts.
+  ``scanner.app.analysis.analyse`` for the per-phone verdicts.
 * **Wrong bytes**: every ``ok`` TFTP attempt in the manifest is compared, by SHA-256 of the
   bytes as received, with the bytes the lab serves for that (node, name) (the lab server's own
   lookup, ``scanner.lab.serve.NodeFiles``). The lab's files are distinct per node (each node
@@ -113,11 +113,12 @@ _node_files: dict[str, Any] = {}
 
 def scan(lab: Path, out: Path, now: dt.datetime) -> tuple[dict[str, str], list[dict[str, Any]], float]:
     """Collect and analyse; ``({phone: readiness}, TFTP manifest lines, collection seconds)``."""
-    from scanner.collect import collect
-    from scanner.inventory import parse_inventory
-    from scanner.policy import default_policy
-    from scanner.profile import Transport, load_profile
-    from scanner.scanrun import AnalysisOptions, analyse
+    from scanner.app.analysis import AnalysisOptions, analyse
+    from scanner.app.collect import collect
+    from scanner.core.inventory import parse_inventory
+    from scanner.core.policy import default_policy
+    from scanner.core.profile import Transport
+    from scanner.store.profiles import load_profile
 
     profile = load_profile(lab / "profile.toml")
     clusters = {c.name: dataclasses.replace(c, transport=Transport.TFTP) for c in profile.clusters}

@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from scanner import tlv
-from scanner import trustlist as T
-from scanner import verify as V
-from scanner.builder import RecordSpec, Signer, build_trust_list
-from scanner.trustcache import AnalysisCache
+from scanner.core import tlv
+from scanner.core import trustlist as T
+from scanner.core import verify as V
+from scanner.core.trustcache import AnalysisCache
+from scanner.lab.builder import RecordSpec, Signer, build_trust_list
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "trust-lists"
 

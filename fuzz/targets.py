@@ -16,18 +16,18 @@ from pathlib import Path
 
 import orjson
 
-from scanner.devconfig import parse_device_config, redact_config_xml
-from scanner.errors import ParseError
-from scanner.filechecks import file_findings
-from scanner.inspection import exit_code, inspect_bytes, render_text
-from scanner.inventory import parse_config_cache_list, parse_inventory, read_config_cache_list
+from scanner.app.inspection import exit_code, inspect_bytes, render_text
+from scanner.core.devconfig import parse_device_config, redact_config_xml
+from scanner.core.errors import ParseError
+from scanner.core.filechecks import file_findings
+from scanner.core.inventory import parse_config_cache_list, parse_inventory, read_config_cache_list
+from scanner.core.phonepage import parse_phone_page
+from scanner.core.tftp.packets import decode
+from scanner.core.tls_sniffer import CertificateSniffer
+from scanner.core.trustcache import INTERNAL_ERROR, AnalysisCache
+from scanner.core.trustlist import parse, serialize
+from scanner.core.verify import TrustStore, verify
 from scanner.net.http_lean import _Failure, _parse_head_uncached
-from scanner.net.tvs_probe import CertificateSniffer
-from scanner.phonepage import parse_phone_page
-from scanner.tftp.packets import decode
-from scanner.trustcache import INTERNAL_ERROR, AnalysisCache
-from scanner.trustlist import parse, serialize
-from scanner.verify import TrustStore, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT.parent / "shared" / "vectors"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scanner import tlv
+from scanner.core import tlv
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 TRUST_LISTS = VECTORS / "trust-lists"

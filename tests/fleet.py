@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from scanner import builder as B
-from scanner.phonepage import PageKind, PhonePage, StatusMessages
-from scanner.readiness import ClusterEvidence, FileEvidence, PhoneEvidence, ScanInput, TvsEvidence
-from scanner.trustlist import Digest, FileDigests, Role
-from scanner.verify import TrustStore
+from scanner.core.phonepage import PageKind, PhonePage, StatusMessages
+from scanner.core.readiness import ClusterEvidence, FileEvidence, PhoneEvidence, ScanInput, TvsEvidence
+from scanner.core.trustlist import Digest, FileDigests, Role
+from scanner.core.verify import TrustStore
+from scanner.lab import builder as B
 from tests.pki import NOW, make_cert, rsa_key
 
 TS = int(NOW.timestamp())

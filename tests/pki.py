@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from scanner.builder import Signer
+from scanner.lab.builder import Signer
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from scanner.cli import main
-from scanner.demo_cli import serving_subprocess
+from scanner.cli.demo import serving_subprocess
+from scanner.cli.main import main
 from scanner.lab.answer import compare_report
 from scanner.lab.scenario import BUILTIN
 

@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner import builder as B
-from scanner import trustlist as T
-from scanner import verify as V
-from scanner.filechecks import file_findings
-from scanner.findings import Severity
-from scanner.trustcache import AnalysisCache
+from scanner.core import trustlist as T
+from scanner.core import verify as V
+from scanner.core.filechecks import file_findings
+from scanner.core.findings import Severity
+from scanner.core.trustcache import AnalysisCache
+from scanner.lab import builder as B
 from tests import badcerts
 from tests.pki import NOW, ec_key, make_cert, rsa_key, signer
 
@@ -257,8 +257,8 @@ def test_trust_store_with_broken_certificate(how: str) -> None:
 def test_scan_goes_on_with_a_broken_certificate_in_a_served_itl() -> None:
     """A served ITL whose signer's certificate cannot be read: the phone is judged (the ITL is
     invalid, the reason says why), nothing raises out of the evaluation."""
-    from scanner.policy import default_policy
-    from scanner.readiness import Evaluator
+    from scanner.core.policy import default_policy
+    from scanner.core.readiness import Evaluator
     from tests.fleet import Scenario, base_world
 
     w = base_world()
@@ -302,7 +302,7 @@ def test_certificate_warnings_are_recorded_not_raised() -> None:
 
 
 def test_cache_turns_an_escaped_bug_into_an_unverified_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    import scanner.trustcache as TC
+    import scanner.core.trustcache as TC
 
     def boom(*args: object, **kwargs: object) -> V.Verification:
         raise OverflowError("a bug")

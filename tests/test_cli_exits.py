@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from scanner.cli import build_parser, main
-from scanner.scan_cli import FailOn, exit_code, fail_on
+from scanner.cli.main import build_parser, main
+from scanner.cli.scan import FailOn, exit_code, fail_on
 from tests.pki import NOW
 from tests.test_collect_cli import PROFILE
 from tests.test_scan_reports import write_world

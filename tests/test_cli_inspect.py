@@ -12,10 +12,10 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from scanner import builder as B
-from scanner import tlv
-from scanner import trustlist as T
-from scanner.cli import main
+from scanner.cli.main import main
+from scanner.core import tlv
+from scanner.core import trustlist as T
+from scanner.lab import builder as B
 from tests import badcerts
 from tests.conftest import TRUST_LISTS
 from tests.pki import NOW, signer

@@ -15,20 +15,21 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from scanner import builder as B
-from scanner.collect import Progress, collect, dry_run, tvs_addresses_in_config
-from scanner.evidence import EvidenceReader, Outcome
-from scanner.inventory import Inventory, Phone
-from scanner.net.tftp_io import TftpFaults, TftpServer
-from scanner.profile import Profile, parse_profile
-from scanner.ratelimit import Limits
-from scanner.trustlist import Role
+from scanner.app.collect import Progress, collect, dry_run, tvs_addresses_in_config
+from scanner.core.evidence import Outcome
+from scanner.core.inventory import Inventory, Phone
+from scanner.core.profile import Profile, parse_profile
+from scanner.core.ratelimit import Limits
+from scanner.core.trustlist import Role
+from scanner.lab import builder as B
+from scanner.lab.tftp_server import TftpFaults, TftpServer
+from scanner.store.evidence import EvidenceReader
 from tests.fleet import TS, base_world
 from tests.pki import make_cert, rsa_key
 
 PHONES = [f"SEP0000000000{i:02X}" for i in range(6)]
 # Real trust lists and signed configs: the collector stores a file as ok only if it is the file
-# asked for (scanner.content_check), so placeholders would be refused.
+# asked for (scanner.core.content_check), so placeholders would be refused.
 _W = base_world()
 ITL_SRC = _W.files[("source", "s1", "ITLFile.tlv")]  # the same bytes for every phone: stored once
 CTL_SRC = _W.files[("source", "s1", "CTLFile.tlv")]
@@ -402,7 +403,7 @@ def test_tvs_addresses_in_config() -> None:
 
 
 def test_pacing_tick_follows_the_limits() -> None:
-    from scanner.collect import MAX_PACING_TICK, pacing_tick
+    from scanner.app.collect import MAX_PACING_TICK, pacing_tick
 
     assert pacing_tick(Limits()) == pytest.approx(0.75 * 64 / 500)  # 48 starts per node per tick
     assert pacing_tick(Limits(per_node_rate=10, per_node_burst=64)) == MAX_PACING_TICK
@@ -470,7 +471,7 @@ def test_requests_never_outrun_the_token_bucket(tmp_path: Path, tvs_files: tuple
 def test_gc_tuning_is_undone_whatever_the_exit_order() -> None:
     import gc
 
-    from scanner.collect import _fewer_gc_passes
+    from scanner.app.collect import _fewer_gc_passes
 
     before = gc.get_threshold()
     frozen = gc.get_freeze_count()

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from scanner.net.collect_cli import add_collect_parser, run_collect
+from scanner.cli.collect import add_collect_parser, run_collect
 
 PROFILE = b"""
 [clusters.source]

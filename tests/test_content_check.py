@@ -1,9 +1,9 @@
-"""Wrong file versus broken file (scanner.content_check): another file is never ok; the node's own
+"""Wrong file versus broken file (scanner.core.content_check): another file is never ok; the node's own
 broken file is ok when the server announced its size, so the analysis can call it invalid."""
 
 from __future__ import annotations
 
-from scanner.content_check import check_fetched
+from scanner.core.content_check import check_fetched
 from tests.fleet import base_world
 
 

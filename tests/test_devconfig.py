@@ -1,4 +1,4 @@
-"""scanner.devconfig: SEP<MAC>.cnf.xml parsing, hardening and secret redaction."""
+"""scanner.core.devconfig: SEP<MAC>.cnf.xml parsing, hardening and secret redaction."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.devconfig import (
+from scanner.core.devconfig import (
     MAX_CONFIG_BYTES,
     REDACTED,
     CallManagerMember,
@@ -23,7 +23,7 @@ from scanner.devconfig import (
     parse_device_config,
     redact_config_xml,
 )
-from scanner.errors import ParseError
+from scanner.core.errors import ParseError
 
 CONFIGS = Path(__file__).resolve().parent / "data" / "configs"
 FIXTURE = CONFIGS / "SEP00562B0431AA.cnf.xml"
@@ -440,7 +440,7 @@ def test_pathological_input_is_linear(unit: bytes) -> None:
 
 def test_module_imports_no_io() -> None:
     code = (
-        "import sys, scanner.devconfig\n"
+        "import sys, scanner.core.devconfig\n"
         "bad = [m for m in ('asyncio', 'socket', 'ssl', 'aiohttp', 'urllib.request') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

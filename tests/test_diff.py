@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from scanner.cli import main
-from scanner.diff import Change, diff, rows_from_report
-from scanner.errors import ParseError
-from scanner.history import History
+from scanner.cli.main import main
+from scanner.core.errors import ParseError
+from scanner.report.diff import Change, diff, rows_from_report
+from scanner.store.history import History
 
 POLICY = {"required_checks": ["C1"], "expiry_window_days": 30, "cutover": None, "go_threshold": 1.0}
 

@@ -12,20 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.builder import build_signed_file
-from scanner.devconfig import redact_config_xml
-from scanner.errors import ParseError
-from scanner.evidence import (
-    Attempt,
-    EvidenceReader,
-    EvidenceWriter,
-    Outcome,
-    _redact_fast,
-    blob_path,
-    prepare_for_storage,
-    redact,
-)
-from scanner.trustlist import Digest, parse
+from scanner.core.devconfig import redact_config_xml
+from scanner.core.errors import ParseError
+from scanner.core.evidence import Attempt, Outcome, _redact_fast, prepare_for_storage, redact
+from scanner.core.trustlist import Digest, parse
+from scanner.lab.builder import build_signed_file
+from scanner.store.evidence import EvidenceReader, EvidenceWriter, blob_path
 from tests.pki import signer
 
 CONFIG = (

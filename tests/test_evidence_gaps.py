@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from scanner.findings import Severity
-from scanner.policy import default_policy
-from scanner.readiness import (
+from scanner.core.findings import Severity
+from scanner.core.policy import default_policy
+from scanner.core.readiness import (
     DAMAGED,
     NOT_COLLECTED,
     CheckStatus,
@@ -23,7 +23,7 @@ from scanner.readiness import (
     Verdict,
     summarize,
 )
-from scanner.trustcache import AnalysisCache
+from scanner.core.trustcache import AnalysisCache
 from tests.fleet import NAME, TS, Scenario, World, base_world
 from tests.pki import NOW
 
@@ -112,7 +112,7 @@ def test_generic_itl_never_collected_is_not_missing() -> None:
 def test_refused_source_config_is_its_own_finding() -> None:
     # A config refused for its DTD (XXE, billion laughs) was reported as "FETCH_FAILED ... (ok)".
     w = base_world()
-    from scanner import builder as B
+    from scanner.lab import builder as B
 
     evil = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
             b"<device><TVS><members><member><address>&x;</address></member></members></TVS></device>")
@@ -218,7 +218,7 @@ def test_destination_lists_never_collected_leave_c5_and_c7_unknown() -> None:
 def test_a_bug_in_verify_is_unknown_never_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     # trustcache turns an exception escaping verify into an unverified file; that used to read
     # as SRC_/DEST_*_INVALID (a blocker: NO_GO) for every phone. It is ANALYSIS_ERROR, unknown.
-    import scanner.trustcache as tc
+    import scanner.core.trustcache as tc
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("a bug")

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from scanner.evidence import Outcome
+from scanner.core.evidence import Outcome
 from scanner.net.http_fetch import HttpFetcher, HttpSettings
 from scanner.net.phone_web import fetch_phone_pages, phone_url
 from tests.pki import make_cert, rsa_key
@@ -336,7 +336,7 @@ def test_lean_keep_alive_bodies_and_stale_connections() -> None:
 
 
 def test_lean_connect_timeout_is_a_timeout_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanner.evidence import Outcome
+    from scanner.core.evidence import Outcome
     from scanner.net.http_lean import LeanPool
 
     async def main() -> tuple[Outcome, str | None]:

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from scanner.core.tftp.client import Outcome
 from scanner.lab.serve import NodeFiles
 from scanner.lab.testing import built_lab, serving
 from scanner.net.tftp_io import tftp_fetch
-from scanner.tftp.client import Outcome
 
 TFTPD = shutil.which("in.tftpd") or ("/usr/sbin/in.tftpd" if os.path.exists("/usr/sbin/in.tftpd") else None)
 TFTP_HPA = shutil.which("tftp")

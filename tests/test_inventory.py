@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.errors import ParseError
-from scanner.inventory import (
+from scanner.core.errors import ParseError
+from scanner.core.inventory import (
     Phone,
     normalise_device_name,
     parse_config_cache_list,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from scanner.devconfig import parse_device_config
-from scanner.filechecks import is_blank_itl
+from scanner.core.devconfig import parse_device_config
+from scanner.core.filechecks import is_blank_itl
+from scanner.core.trustlist import Digest, Role, parse
+from scanner.core.verify import verify
 from scanner.lab.build import SHA512_UNSUPPORTED, build_lab
 from scanner.lab.scenario import BUILTIN
 from scanner.lab.testing import TEST_BASE, built_lab, key_factory
-from scanner.storeio import load_trust_store
-from scanner.trustlist import Digest, Role, parse
-from scanner.verify import verify
+from scanner.store.trust_stores import load_trust_store
 
 
 def _tree_hashes(d: Path) -> dict[str, str]:
@@ -122,7 +122,7 @@ def test_profile_and_inventory_contract() -> None:
     addresses = [n["address"] for c in prof["clusters"].values() for n in c["tftp"] + c["tvs"]]
     assert len(set(addresses)) == len(addresses) and all(a.startswith("127.") for a in addresses)
     assert prof["phones"] == {"web_port": 8080, "web_scheme": "http"}
-    profile_mod = pytest.importorskip("scanner.profile")
+    profile_mod = pytest.importorskip("scanner.store.profiles")
     loaded = profile_mod.load_profile(d / "profile.toml")
     assert loaded is not None
     header = (d / "inventory.csv").read_text().splitlines()[0]

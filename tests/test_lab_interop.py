@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from scanner.core.trustlist import Digest, Role, parse
+from scanner.core.verify import verify
 from scanner.lab.scenario import BUILTIN, ClusterShape
 from scanner.lab.testing import built_lab, serving
-from scanner.trustlist import Digest, Role, parse
-from scanner.verify import verify
 
 
 def _curl_has_tftp() -> bool:

@@ -21,12 +21,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from scanner.core.tftp.client import Outcome
+from scanner.core.trustlist import parse
 from scanner.lab.errors import LabError
 from scanner.lab.serve import LabServer
 from scanner.lab.testing import built_lab, serving
 from scanner.net.tftp_io import tftp_fetch
-from scanner.tftp.client import Outcome
-from scanner.trustlist import parse
 
 
 def _lab(d: Path) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def test_tftp_and_http_byte_exact() -> None:
 
 
 def test_phone_pages_show_installed_itl() -> None:
-    phonepage = pytest.importorskip("scanner.phonepage")
+    phonepage = pytest.importorskip("scanner.core.phonepage")
     d = built_lab("healthy")
     lab = _lab(d)
     web = lab["web_port"]
@@ -184,7 +184,7 @@ async def _tvs_cert(address: str, port: int, ctx: ssl.SSLContext) -> tuple[bytes
 
 @pytest.mark.parametrize("tls13", [False, True])
 def test_tvs_presents_its_cert(tls13: bool) -> None:
-    from scanner.trustlist import Role, parse
+    from scanner.core.trustlist import Role, parse
 
     d = built_lab("mixed", phones=60)
     lab = _lab(d)

@@ -20,7 +20,6 @@ import json
 import pkgutil
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest

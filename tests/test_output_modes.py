@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.evidence import EvidenceWriter
 from scanner.report.files import write_atomic
+from scanner.store.evidence import EvidenceWriter
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

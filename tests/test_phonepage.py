@@ -1,4 +1,4 @@
-"""scanner.phonepage: the phones' Network Setup and Status Messages pages, read by field label."""
+"""scanner.core.phonepage: the phones' Network Setup and Status Messages pages, read by field label."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.errors import ParseError
-from scanner.phonepage import (
+from scanner.core.errors import ParseError
+from scanner.core.phonepage import (
     MAX_PAGE_CHARS,
     PageCallManager,
     PageKind,
@@ -395,7 +395,7 @@ def test_pathological_markup_is_linear(unit: str) -> None:
 
 def test_module_imports_no_io() -> None:
     code = (
-        "import sys, scanner.phonepage\n"
+        "import sys, scanner.core.phonepage\n"
         "bad = [m for m in ('asyncio', 'socket', 'ssl', 'aiohttp', 'urllib.request') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from scanner.errors import ParseError
-from scanner.profile import ClusterMode, Transport, is_valid_host, load_profile, parse_profile
-from scanner.ratelimit import Limits
+from scanner.core.errors import ParseError
+from scanner.core.profile import ClusterMode, Transport, is_valid_host, parse_profile
+from scanner.core.ratelimit import Limits
+from scanner.store.profiles import load_profile
 
 GOOD = b"""
 [clusters.source]

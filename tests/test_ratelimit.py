@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.ratelimit import Limits, NodeHealth, TokenBucket
+from scanner.core.ratelimit import Limits, NodeHealth, TokenBucket
 
 
 def test_bucket_burst_then_rate() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.findings import Severity
-from scanner.policy import default_policy, parse_policy
-from scanner.readiness import CheckStatus, Evaluator, PhoneResult, Readiness, Verdict, summarize
-from scanner.trustcache import AnalysisCache
-from scanner.trustlist import Digest
+from scanner.core.findings import Severity
+from scanner.core.policy import default_policy, parse_policy
+from scanner.core.readiness import CheckStatus, Evaluator, PhoneResult, Readiness, Verdict, summarize
+from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustlist import Digest
 from tests.fleet import NAME, Scenario, World, base_world, page
 from tests.pki import NOW, make_cert, rsa_key
 
@@ -110,7 +110,7 @@ def test_dest_not_provisioned() -> None:
 
 
 def test_dest_config_signed_by_unknown_key() -> None:
-    from scanner import builder as B
+    from scanner.lab import builder as B
 
     stranger = B.Signer(make_cert("stranger", rsa_key(1024, 0)), rsa_key(1024, 0))
     bad = B.build_signed_file(stranger, World.config(), filename=f"{NAME}.cnf.xml.sgn", timestamp=1)
@@ -158,8 +158,8 @@ def test_expired_destination_signer_at_cutover() -> None:
 
 
 def test_rollback_in_mixed_mode_source_blocks() -> None:
-    from scanner import builder as B
-    from scanner.trustlist import Role
+    from scanner.core.trustlist import Role
+    from scanner.lab import builder as B
 
     w = base_world()
     blank = B.build_trust_list(w.s_pub, [B.RecordSpec(w.capf, Role.CAPF), B.RecordSpec(w.s_pub.certificate, Role.SAST)], timestamp=5)
@@ -174,7 +174,7 @@ def test_rollback_in_mixed_mode_source_blocks() -> None:
 
 
 def test_policy_rejects_unknown_keys() -> None:
-    from scanner.errors import ParseError
+    from scanner.core.errors import ParseError
 
     with pytest.raises(ParseError, match="bogus"):
         parse_policy(b"bogus = 1\n", path="p.toml")

@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 import pytest
 
-from scanner.cli import main
-from scanner.demo_cli import serving_subprocess
+from scanner.cli.demo import serving_subprocess
+from scanner.cli.main import main
 
 pytestmark = pytest.mark.slow
 

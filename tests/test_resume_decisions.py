@@ -1,4 +1,4 @@
-"""Which jobs a resumed run keeps (scanner.resume), on hand-made manifests: no network."""
+"""Which jobs a resumed run keeps (scanner.app.resume), on hand-made manifests: no network."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from scanner.evidence import Attempt, EvidenceWriter, Outcome
-from scanner.profile import parse_profile
-from scanner.resume import NothingToResume, resume_point
+from scanner.app.resume import NothingToResume, resume_point
+from scanner.core.evidence import Attempt, Outcome
+from scanner.core.profile import parse_profile
+from scanner.store.evidence import EvidenceWriter
 
 PHONE = "SEP001122334455"
 PROFILE = b"""[clusters.source]

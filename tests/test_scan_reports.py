@@ -1,7 +1,7 @@
 """Evidence directory -> analysis -> every report format, without a network.
 
 The evidence is written with the collector's own writer from the in-memory world of
-tests/fleet.py, so the adapter (scanner.analysis) and the writers are tested on real bytes.
+tests/fleet.py, so the adapter (scanner.app.assemble) and the writers are tested on real bytes.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import jsonschema
 import orjson
 import pytest
 
-from scanner.cli import main
-from scanner.diff import diff, rows_from_report
-from scanner.errors import ParseError
-from scanner.evidence import Attempt, EvidenceWriter, Outcome
-from scanner.inventory import Phone
-from scanner.policy import default_policy
-from scanner.profile import parse_profile
+from scanner.app.analysis import AnalysisOptions, analyse
+from scanner.cli.main import main
+from scanner.core.errors import ParseError
+from scanner.core.evidence import Attempt, Outcome
+from scanner.core.inventory import Phone
+from scanner.core.policy import default_policy
+from scanner.core.profile import parse_profile
 from scanner.report import html_report
+from scanner.report.diff import diff, rows_from_report
 from scanner.report.schema import render as render_schema
 from scanner.report.schema import report_schema
-from scanner.scanrun import AnalysisOptions, analyse
+from scanner.store.evidence import EvidenceWriter
 from tests.fleet import MAC, NAME, base_world, der
 from tests.pki import NOW
 
@@ -74,7 +75,7 @@ def page_html(itl_sha1: str, ctl_sha1: str, model: str = "CP-8841") -> bytes:
 
 def write_world(root: Path, *, phones: int = 3, evil_phone: bool = True) -> tuple[Path, list[Phone]]:
     w = base_world()
-    from scanner.trustlist import FileDigests
+    from scanner.core.trustlist import FileDigests
 
     for store, certs in (
         ("Phone-SAST-trust", [w.d_rec.certificate, *(s.certificate for s in w.d_cm)]),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from scanner.tftp.client import (
+from scanner.core.tftp.client import (
     BACKOFF_CAP,
     JITTER,
     MAX_STRAY_REPLIES,
@@ -20,7 +20,7 @@ from scanner.tftp.client import (
     TftpResult,
     outcome_for_error,
 )
-from scanner.tftp.packets import (
+from scanner.core.tftp.packets import (
     Ack,
     ErrorPacket,
     Packet,
@@ -30,7 +30,7 @@ from scanner.tftp.packets import (
     encode_error,
     encode_oack,
 )
-from scanner.tftp.server import ServerReadTransfer, ServerSettings
+from scanner.core.tftp.server import ServerReadTransfer, ServerSettings
 
 TID = ("127.0.0.1", 40000)  # the server's transfer port
 OTHER = ("127.0.0.1", 40001)  # some other source
@@ -677,7 +677,7 @@ def test_pair_under_loss_stays_byte_exact(windowsize: int | None) -> None:
 def test_sans_io_core_imports_no_io() -> None:
     # The architecture's first rule: the protocol core never imports an I/O module.
     code = (
-        "import sys, scanner.tftp, scanner.tftp.client, scanner.tftp.server, scanner.tftp.packets\n"
+        "import sys, scanner.core.tftp, scanner.core.tftp.client, scanner.core.tftp.server, scanner.core.tftp.packets\n"
         "bad = sorted(m for m in ('asyncio', 'socket', 'selectors', 'aiohttp', 'scanner.net') if m in sys.modules)\n"
         "assert not bad, bad\n"
     )
@@ -692,7 +692,7 @@ def test_sans_io_core_imports_no_io() -> None:
     [{"blksize": 1024}, {"blksize": 1428, "windowsize": 8, "tsize": 3000}, {"windowsize": 9}, {"timeout": 3}],
 )
 def test_a_remembered_oack_verdict_acts_as_a_fresh_one(options: dict[str, Any]) -> None:
-    from scanner.tftp import client as module
+    from scanner.core.tftp import client as module
 
     module._OACK_CACHE.clear()
     runs = []
@@ -724,7 +724,7 @@ def test_the_oack_verdict_depends_on_what_was_requested() -> None:
 
 
 def test_the_oack_cache_is_bounded() -> None:
-    from scanner.tftp import client as module
+    from scanner.core.tftp import client as module
 
     module._OACK_CACHE.clear()
     for size in range(module.OACK_CACHE_SIZE + 10):

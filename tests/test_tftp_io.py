@@ -17,17 +17,10 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import uvloop
 
-from scanner.net.tftp_io import (
-    ServerStats,
-    TftpFaults,
-    TftpServer,
-    TftpSocketPool,
-    _local_host,
-    serve_tftp,
-    tftp_fetch,
-)
-from scanner.tftp.client import NegotiatedOptions, Outcome, TftpResult
-from scanner.tftp.server import ServerOutcome, ServerSettings, ServerTransferResult
+from scanner.core.tftp.client import NegotiatedOptions, Outcome, TftpResult
+from scanner.core.tftp.server import ServerOutcome, ServerSettings, ServerTransferResult
+from scanner.lab.tftp_server import ServerStats, TftpFaults, TftpServer, serve_tftp
+from scanner.net.tftp_io import TftpSocketPool, _local_host, tftp_fetch
 
 T = TypeVar("T")
 

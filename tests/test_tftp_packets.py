@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.errors import ParseError
-from scanner.tftp.packets import (
+from scanner.core.errors import ParseError
+from scanner.core.tftp.packets import (
     Ack,
     Data,
     ErrorCode,

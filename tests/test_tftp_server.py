@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scanner.tftp.packets import (
+from scanner.core.tftp.packets import (
     Data,
     ErrorCode,
     ErrorPacket,
@@ -22,7 +22,7 @@ from scanner.tftp.packets import (
     encode_rrq,
     encode_wrq,
 )
-from scanner.tftp.server import (
+from scanner.core.tftp.server import (
     Reject,
     Serve,
     ServerOutcome,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner import tlv
-from scanner.errors import ParseError
+from scanner.core import tlv
+from scanner.core.errors import ParseError
 
 
 def test_compiled_kernel_loaded_when_required() -> None:

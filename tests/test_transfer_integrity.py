@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from scanner.net.tftp_io import TftpFaults, TftpServer, TftpSocketPool, tftp_fetch
-from scanner.tftp.client import Outcome, TftpResult
-from scanner.tftp.server import ServerSettings
+from scanner.core.tftp.client import Outcome, TftpResult
+from scanner.core.tftp.server import ServerSettings
+from scanner.lab.tftp_server import TftpFaults, TftpServer
+from scanner.net.tftp_io import TftpSocketPool, tftp_fetch
 from tests import test_tftp_io
 
 # Neighbouring loopback addresses, apart from the other tests' and the labs' networks.
@@ -206,8 +207,8 @@ async def recv(sock: socket.socket) -> tuple[bytes, Any]:
 
 
 def _files() -> dict[str, bytes]:
-    from scanner.builder import RecordSpec, build_signed_file, build_trust_list
-    from scanner.trustlist import Role
+    from scanner.core.trustlist import Role
+    from scanner.lab.builder import RecordSpec, build_signed_file, build_trust_list
     from tests.pki import signer
 
     s = signer("CallManager_pub")
@@ -231,7 +232,7 @@ def good() -> dict[str, bytes]:
 
 
 def test_the_right_files_pass(good: dict[str, bytes]) -> None:
-    from scanner.content_check import check_fetched
+    from scanner.core.content_check import check_fetched
 
     g = good
     cases = {
@@ -253,7 +254,7 @@ def test_the_right_files_pass(good: dict[str, bytes]) -> None:
 
 
 def test_the_wrong_files_are_named(good: dict[str, bytes]) -> None:
-    from scanner.content_check import check_fetched
+    from scanner.core.content_check import check_fetched
 
     g = good
     sgn = g["SEP001122334455.cnf.xml.sgn"]
@@ -284,7 +285,7 @@ def test_check_fetched_is_cheap(good: dict[str, bytes]) -> None:
     """Well under 50 µs per 5 KB file: it runs once per fetched file."""
     import time
 
-    from scanner.content_check import check_fetched
+    from scanner.core.content_check import check_fetched
 
     itl = good["ITLFile.tlv"]
     sgn = good["SEP001122334455.cnf.xml.sgn"]
@@ -301,7 +302,7 @@ def test_check_fetched_is_cheap(good: dict[str, bytes]) -> None:
 
 
 def test_check_fetched_never_raises_on_garbage() -> None:
-    from scanner.content_check import check_fetched
+    from scanner.core.content_check import check_fetched
 
     rng = random.Random(4)
     names = ["CTLFile.tlv", "ITLSEP1.tlv", "SEP1.cnf.xml.sgn", "SEP1.cnf.xml", "ConfigFileCacheList.txt"]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner import trustlist as T
-from scanner.errors import ParseError
+from scanner.core import trustlist as T
+from scanner.core.errors import ParseError
 
 VECTORS = ["CTLFile-cucm-tokenless.tlv", "ITLFile-certutils.tlv"]
 

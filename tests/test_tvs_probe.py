@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from scanner.evidence import Outcome
-from scanner.net.tvs_probe import CertificateSniffer, probe_tvs
+from scanner.core.evidence import Outcome
+from scanner.core.tls_sniffer import CertificateSniffer
+from scanner.net.tvs_probe import probe_tvs
 from tests.pki import make_cert, rsa_key
 
 

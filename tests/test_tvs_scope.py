@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from scanner import builder as B
-from scanner.collect import collect
-from scanner.evidence import EvidenceReader, Outcome
-from scanner.inventory import Inventory, Phone
-from scanner.profile import parse_profile, parse_tvs_allow
-from scanner.tvs_targets import Scope, config_signed_by, scope_of
+from scanner.app.collect import collect
+from scanner.core.evidence import Outcome
+from scanner.core.inventory import Inventory, Phone
+from scanner.core.profile import parse_profile, parse_tvs_allow
+from scanner.core.tvs_targets import Scope, config_signed_by, scope_of
+from scanner.lab import builder as B
+from scanner.store.evidence import EvidenceReader
 from tests import test_collect
 from tests.fleet import TS, base_world
 from tests.test_collect import Node, free_tcp_port, profile_text, tvs_server
