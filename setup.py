@@ -2,7 +2,7 @@
 
 The project metadata lives in pyproject.toml. This file exists only because the compiled
 kernel is optional: a machine without a C compiler (or without Cython) still gets a working
-install, with a warning, and ``scanner.tlv.KERNEL`` then reports ``"python"``.
+install, with a warning, and ``scanner.core.tlv.KERNEL`` then reports ``"python"``.
 """
 
 from __future__ import annotations

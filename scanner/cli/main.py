@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO8601",
         help="judge certificate validity at this time instead of now (e.g. the cutover date)",
     )
-    from scanner.cli.collect import add_collect_parser
     from scanner.cli import scan as scan_cli
+    from scanner.cli.collect import add_collect_parser
 
     add_collect_parser(sub)
     scan_cli.add_parsers(sub)
