@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.core.tftp.client import Outcome
+from scanner.core.evidence import Outcome
 from scanner.lab.serve import NodeFiles
 from scanner.lab.testing import built_lab, serving
 from scanner.net.tftp_io import tftp_fetch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import os
 import random
 import socket
@@ -17,7 +18,8 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import uvloop
 
-from scanner.core.tftp.client import NegotiatedOptions, Outcome, TftpResult
+from scanner.core.evidence import Outcome
+from scanner.core.tftp.client import NegotiatedOptions, TftpResult
 from scanner.core.tftp.server import ServerOutcome, ServerSettings, ServerTransferResult
 from scanner.lab.tftp_server import ServerStats, TftpFaults, TftpServer, serve_tftp
 from scanner.net.tftp_io import TftpSocketPool, _local_host, tftp_fetch
@@ -356,11 +358,12 @@ def test_requests_that_are_not_requests_are_ignored(run: Runner) -> None:
 
 
 def test_local_host_defaults() -> None:
-    assert _local_host(socket.AF_INET, ("127.1.2.3", 69), None) == "127.0.0.1"
-    assert _local_host(socket.AF_INET6, ("::1", 69), None) == "::1"
-    assert _local_host(socket.AF_INET, ("192.0.2.1", 69), None) == "0.0.0.0"
-    assert _local_host(socket.AF_INET6, ("2001:db8::1", 69), None) == "::"
-    assert _local_host(socket.AF_INET, ("192.0.2.1", 69), "127.0.0.5") == "127.0.0.5"
+    ip = ipaddress.ip_address
+    assert _local_host(socket.AF_INET, ip("127.1.2.3"), None) == "127.0.0.1"
+    assert _local_host(socket.AF_INET6, ip("::1"), None) == "::1"
+    assert _local_host(socket.AF_INET, ip("192.0.2.1"), None) == "0.0.0.0"
+    assert _local_host(socket.AF_INET6, ip("2001:db8::1"), None) == "::"
+    assert _local_host(socket.AF_INET, ip("192.0.2.1"), "127.0.0.5") == "127.0.0.5"
 
 
 @pytest.mark.parametrize("kw", [{"loss": 1.5}, {"delay": -1.0}, {"truncate": -1}])

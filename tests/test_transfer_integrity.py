@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from scanner.core.tftp.client import Outcome, TftpResult
+from scanner.core.evidence import Outcome
+from scanner.core.tftp.client import TftpResult
 from scanner.core.tftp.server import ServerSettings
 from scanner.lab.tftp_server import TftpFaults, TftpServer
 from scanner.net.tftp_io import TftpSocketPool, tftp_fetch

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import ipaddress
 import random
 import socket
@@ -29,16 +28,16 @@ import time
 from collections import deque
 from typing import Any, cast
 
+from scanner.core.evidence import Outcome
 from scanner.core.tftp.client import (
     DEFAULT_BLKSIZE,
     DEFAULT_MAX_SIZE,
     DEFAULT_WINDOWSIZE,
     Address,
-    Outcome,
     TftpReadClient,
     TftpResult,
 )
-from scanner.core.tftp.packets import ErrorCode, encode_error
+from scanner.core.tftp.packets import ErrorCode, Opcode, encode_error, opcode_of
 
 __all__ = ["MAX_DATAGRAM", "READ_BATCH", "TftpSocketPool", "family_of", "tftp_fetch"]
 
@@ -53,50 +52,52 @@ READ_BATCH = 64
 # Client
 
 
-@functools.lru_cache(maxsize=1024)
-def family_of(host: str) -> int | None:
-    # Cached: a scan asks the same few node addresses for every file.
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(host: str) -> IpAddress | None:
     try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        return ipaddress.ip_address(host)
     except ValueError:
         return None
 
 
-async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, Address]:
-    family = family_of(host)
-    if family is not None:
-        return family, (host, port)
+def family_of(host: str) -> int | None:
+    """The address family of an IP literal, or None for a name."""
+    ip = _ip(host)
+    if ip is None:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, Address, IpAddress]:
+    ip = _ip(host)
+    if ip is not None:
+        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port), ip
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     if not infos:
         raise OSError(f"no address for {host!r}")
     family, _, _, _, sockaddr = infos[0]
-    return family, tuple(sockaddr)
+    resolved = _ip(str(sockaddr[0]))
+    if resolved is None:  # pragma: no cover - getaddrinfo answers with literals
+        raise OSError(f"no IP address for {host!r}")
+    return family, tuple(sockaddr), resolved
 
 
-@functools.lru_cache(maxsize=1024)
-def _canonical_host(host: str) -> str:
+def _as_received(ip: IpAddress) -> str:
     # How recvfrom spells the address (compressed IPv6, scope kept), so that a reply's source
     # compares equal to the request's destination however the caller wrote it.
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         # Python < 3.13 writes '::ffff:7f00:1'; recvfrom reports '::ffff:127.0.0.1'.
         return f"::ffff:{ip.ipv4_mapped}"
     return str(ip)
 
 
-def _local_host(family: int, remote: Address, local_host: str | None) -> str:
+def _local_host(family: int, remote: IpAddress, local_host: str | None) -> str:
     if local_host is not None:
         return local_host
-    return _default_local_host(family, str(remote[0]))
-
-
-@functools.lru_cache(maxsize=1024)
-def _default_local_host(family: int, remote_host: str) -> str:
     # A loopback target gets a loopback source: nothing outside the machine can reach the socket.
-    if ipaddress.ip_address(remote_host.split("%")[0]).is_loopback:
+    if remote.is_loopback:
         return "::1" if family == socket.AF_INET6 else "127.0.0.1"
     return "::" if family == socket.AF_INET6 else "0.0.0.0"
 
@@ -106,7 +107,7 @@ class _FetchProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, client: TftpReadClient, server: Address, loop: asyncio.AbstractEventLoop) -> None:
         self._client = client
-        self._server = server
+        self.server = server  # where the request goes (the server's well-known port)
         self._loop = loop
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -123,6 +124,11 @@ class _FetchProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
         if self._abandoned:
             transport.close()
+
+    def attach(self, transport: asyncio.DatagramTransport | None) -> None:
+        """Run on a socket someone else owns (a ``TftpSocketPool``'s): ``close`` leaves it open."""
+        self._transport = transport
+        self._owned = False
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self.finished.done():
@@ -170,7 +176,7 @@ class _FetchProtocol(asyncio.DatagramProtocol):
             self.connection_lost(None)
             return
         for data, addr in client.datagrams_to_send(self._loop.time()):
-            transport.sendto(data, self._server if addr is None else addr)
+            transport.sendto(data, self.server if addr is None else addr)
         result = client.result
         if result is not None:
             self._cancel_timer()
@@ -232,11 +238,7 @@ async def tftp_fetch(
     """
     if loop is None:
         loop = asyncio.get_running_loop()
-    family_of_literal = family_of(host)
-    if family_of_literal is not None:  # an address literal (the usual case): no coroutine
-        family, server = family_of_literal, (host, port)
-    else:
-        family, server = await _resolve(loop, host, port)
+    family, server, ip = await _resolve(loop, host, port)
     client = TftpReadClient(
         filename,
         blksize=blksize,
@@ -247,15 +249,16 @@ async def tftp_fetch(
         max_size=max_size,
         rng=rng,
         # Replies are taken only from the host the request goes to, in the kernel's spelling.
-        server_host=_canonical_host(str(server[0])),
+        server_host=_as_received(ip),
     )
     protocol = _FetchProtocol(client, server, loop)
+    local = _local_host(family, ip, local_host)
     if pool is not None:
-        return await pool._run(loop, family, _local_host(family, server, local_host), protocol, client)
+        return await pool.run(loop, family, local, protocol, client)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
-        sock.bind((_local_host(family, server, local_host), 0))
+        sock.bind((local, 0))
         await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
     except asyncio.CancelledError:
         # The only suspension inside the endpoint's creation comes after its transport took the
@@ -310,7 +313,6 @@ MAX_BIND_TRIES = 32
 # ERROR 5 replies a pooled socket sends between two transfers (as the state machine caps its
 # own, MAX_STRAY_REPLIES): a flood of strays must not make us a reflector.
 POOL_STRAY_REPLIES = 16
-_ERROR_OPCODE = b"\x00\x05"
 
 _PortKey = tuple[int, str, int]  # (family, local host, local port)
 
@@ -393,7 +395,7 @@ class _PooledSocket(asyncio.DatagramProtocol):
                 return  # still flooded: drop silently, and send nothing back
         barred[key] = now + self.pool.linger
         self.pool.strays += 1
-        if data[:2] != _ERROR_OPCODE and self.replies < POOL_STRAY_REPLIES and self.transport is not None:
+        if opcode_of(data) != Opcode.ERROR and self.replies < POOL_STRAY_REPLIES and self.transport is not None:
             self.replies += 1
             self.pool.stray_replies += 1
             self.transport.sendto(encode_error(ErrorCode.UNKNOWN_TID), addr)
@@ -411,8 +413,8 @@ class _PooledSocket(asyncio.DatagramProtocol):
     def retire(self, now: float) -> None:
         """The current transfer ended: bar every TID it heard from, forget expired bars. A server
         that answered from its request port itself (behind some NATs) is not barred: the next
-        transfer's request goes to that very port (its transfer is then not clean, see _run)."""
-        request = self.current._server if self.current is not None else None
+        transfer's request goes to that very port (its transfer is then not clean, see run)."""
+        request = self.current.server if self.current is not None else None
         self.current = None
         self.client = None
         until = now + self.pool.linger
@@ -644,7 +646,7 @@ class TftpSocketPool:
         else:
             self._park(ps, now + self.linger, now)
 
-    async def _run(
+    async def run(
         self,
         loop: asyncio.AbstractEventLoop,
         family: int,
@@ -652,10 +654,10 @@ class TftpSocketPool:
         protocol: _FetchProtocol,
         client: TftpReadClient,
     ) -> TftpResult:
+        """One transfer (``tftp_fetch`` with ``pool``) on a pooled socket, given back afterwards."""
         # An idle socket without a coroutine (nearly every transfer of a scan); a new one with.
         ps = self._take_idle(family, local) or await self._acquire(loop, family, local)
-        protocol._owned = False
-        protocol._transport = ps.transport
+        protocol.attach(ps.transport)
         ps.current = protocol
         ps.client = client
         clean = False
@@ -674,7 +676,7 @@ class TftpSocketPool:
                 and protocol.last_error is None
                 # A server that answered from its request port cannot be barred (the next request
                 # goes there): its socket is parked instead of reused.
-                and (result.peer is None or tuple(result.peer[:2]) != tuple(protocol._server[:2]))
+                and (result.peer is None or tuple(result.peer[:2]) != tuple(protocol.server[:2]))
             )
         finally:
             protocol.close()

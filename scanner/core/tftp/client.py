@@ -55,6 +55,10 @@ for "busy" and policy refusals), 2 Access violation, 3 Disk full, 6 File exists 
 user are ``refused``: the server is alive and declined. 4 Illegal operation, 5 Unknown transfer
 ID and 8 Option refused (after the no-options retry) are ``protocol_error``: the two sides
 disagree about the protocol. Unknown codes are ``refused``.
+
+Outcomes are the evidence record's (``scanner.core.evidence.Outcome``), the one vocabulary of
+every layer: a transfer ends ``ok``, ``not_found``, ``timeout``, ``refused``, ``too_large`` or
+``protocol_error``, never one of the others. ``Outcome`` is importable from here too.
 """
 
 from __future__ import annotations
@@ -62,20 +66,23 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
 from scanner.core.errors import ParseError
+from scanner.core.evidence import Outcome
 from scanner.core.tftp.packets import (
     Data,
     ErrorCode,
     ErrorPacket,
+    Opcode,
     OptionAck,
     decode,
     encode_ack,
     encode_error,
     encode_rrq,
     error_name,
+    opcode_of,
     option_int,
 )
 
@@ -121,21 +128,6 @@ JITTER = 0.2
 # the cap keeps a flood of strays from making us a reflector.
 MAX_STRAY_REPLIES = 16
 
-_SHARED_RNG = random.Random()
-# OACK datagram and requested options -> negotiated options or the refusal's reason.
-_OACK_CACHE: dict[tuple[bytes, tuple[tuple[str, int], ...]], NegotiatedOptions | str] = {}
-OACK_CACHE_SIZE = 4096
-OACK_CACHE_MAX_BYTES = 256
-_ERROR_OPCODE = b"\x00\x05"
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    NOT_FOUND = "not_found"
-    TIMEOUT = "timeout"
-    REFUSED = "refused"
-    TOO_LARGE = "too_large"
-    PROTOCOL_ERROR = "protocol_error"
 
 
 _PROTOCOL_CODES = frozenset({ErrorCode.ILLEGAL_OPERATION, ErrorCode.UNKNOWN_TID, ErrorCode.OPTION_REFUSED})
@@ -244,7 +236,9 @@ class TftpReadClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._max_size = max_size
-        self._rng = rng if rng is not None else _SHARED_RNG
+        # The jitter's random numbers: the caller's generator (tests pass a seeded one), else the
+        # random module's own.
+        self._random = rng.random if rng is not None else random.random
         self._server_host = server_host
 
         requested: dict[str, int] = {}
@@ -257,7 +251,6 @@ class TftpReadClient:
         if windowsize is not None and windowsize != 1:
             requested["windowsize"] = windowsize
         self._requested = requested
-        self._requested_key = tuple(requested.items())
         self._rrq = encode_rrq(filename, "octet", requested)
 
         self._state = _State.IDLE
@@ -342,26 +335,17 @@ class TftpReadClient:
             # Not from the host the request went to: never the reply, however well it fits.
             self._stray(data, addr)
             return
-        # The two datagrams nearly every transfer consists of, without building packet objects:
-        # DATA (decoded in place) and, for a scan's many identical requests, an OACK whose
-        # negotiation was already done for the same bytes (cached; see _negotiated).
-        if len(data) >= 4 and data[0] == 0:
-            if data[1] == 3:
-                if state is _State.REQUESTING:
-                    if data[2] != 0 or data[3] != 1:
-                        # A first reply is DATA 1: a later block is an earlier transfer's.
-                        self._stray(data, addr)
-                        return
-                    # DATA instead of OACK: the server ignored every option (RFC 2347).
-                    self._lock(addr, key, _NO_OPTIONS)
-                self._on_data((data[2] << 8) | data[3], data[4:], now)
-                return
-            if data[1] == 6 and state is _State.REQUESTING:
-                known = _OACK_CACHE.get((data, self._requested_key))
-                if known is not None:
-                    self._lock(addr, key, self._options)
-                    self._apply_oack(known, now)
+        # DATA, nearly every datagram of a transfer, is read in place without a packet object.
+        if len(data) >= 4 and opcode_of(data) == Opcode.DATA:
+            if state is _State.REQUESTING:
+                if data[2] != 0 or data[3] != 1:
+                    # A first reply is DATA 1: a later block is an earlier transfer's.
+                    self._stray(data, addr)
                     return
+                # DATA instead of OACK: the server ignored every option (RFC 2347).
+                self._lock(addr, key, _NO_OPTIONS)
+            self._on_data((data[2] << 8) | data[3], data[4:], now)
+            return
         try:
             packet = decode(data)
         except ParseError as exc:
@@ -381,7 +365,7 @@ class TftpReadClient:
             self._on_data(packet.block, packet.payload, now)
         elif type(packet) is OptionAck:
             if state is _State.REQUESTING:
-                self._on_oack(data, packet, addr, key, now)
+                self._on_oack(packet, addr, key, now)
             elif self._options.oack and self._blocks == 0 and self._last_ack:
                 # Our ACK 0 was lost and the server sent its OACK again.
                 self._duplicates += 1
@@ -403,7 +387,7 @@ class TftpReadClient:
         # RFC 1350 §4: answer a wrong TID with ERROR 5 and carry on. Never answer an ERROR with
         # an ERROR, or two confused endpoints would bounce errors at each other.
         self._strays += 1
-        if data[:2] == _ERROR_OPCODE:
+        if opcode_of(data) == Opcode.ERROR:
             return
         if self._stray_replies < MAX_STRAY_REPLIES:
             self._stray_replies += 1
@@ -416,26 +400,14 @@ class TftpReadClient:
         self._state = _State.RECEIVING
         self._attempt = 0
 
-    def _on_oack(self, data: bytes, oack: OptionAck, addr: Address, key: tuple[Any, Any], now: float) -> None:
+    def _on_oack(self, oack: OptionAck, addr: Address, key: tuple[Any, Any], now: float) -> None:
         self._lock(addr, key, self._options)
         try:
-            negotiated: NegotiatedOptions | str = self._negotiate(oack)
+            options = self._negotiate(oack)
         except _OptionProblem as exc:
-            negotiated = str(exc)
-        # The verdict depends only on the datagram and what was requested: remembered, so the
-        # next transfer of a file of the same size skips decoding and negotiating.
-        if len(data) <= OACK_CACHE_MAX_BYTES:  # a real OACK is tens of bytes
-            if len(_OACK_CACHE) >= OACK_CACHE_SIZE:
-                _OACK_CACHE.clear()
-            _OACK_CACHE[(data, self._requested_key)] = negotiated
-        self._apply_oack(negotiated, now)
-
-    def _apply_oack(self, negotiated: NegotiatedOptions | str, now: float) -> None:
-        if isinstance(negotiated, str):
-            self._send_error(ErrorCode.OPTION_REFUSED, negotiated)
-            self._finish(Outcome.PROTOCOL_ERROR, now, message=negotiated)
+            self._send_error(ErrorCode.OPTION_REFUSED, str(exc))
+            self._finish(Outcome.PROTOCOL_ERROR, now, message=str(exc))
             return
-        options = negotiated
         self._options = options
         if options.tsize is not None and options.tsize > self._max_size:
             msg = f"server announced tsize {options.tsize}, above the {self._max_size}-byte cap"
@@ -529,7 +501,6 @@ class TftpReadClient:
             # The server will not negotiate at all: ask again the RFC 1350 way.
             self._fell_back = True
             self._requested = {}
-            self._requested_key = ()
             self._rrq = encode_rrq(self.filename, "octet")
             self._outbox.append((self._rrq, None))
             self._attempt = 0
@@ -562,7 +533,7 @@ class TftpReadClient:
 
     def _arm(self, now: float) -> None:
         wait = self._timeout * min(2**self._attempt, BACKOFF_CAP)
-        self._timer = now + wait * (1.0 + JITTER * (2.0 * self._rng.random() - 1.0))
+        self._timer = now + wait * (1.0 + JITTER * (2.0 * self._random() - 1.0))
 
     def _finish(
         self, outcome: Outcome, now: float, *, message: str = "", error_code: int | None = None

@@ -22,7 +22,6 @@ decoding; a name given twice is rejected, as there is no rule for which one woul
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ __all__ = [
     "encode_rrq",
     "encode_wrq",
     "error_name",
+    "opcode_of",
     "option_int",
 ]
 
@@ -98,6 +98,14 @@ _ERROR_NAMES: dict[int, str] = {
     ErrorCode.NO_SUCH_USER: "No such user",
     ErrorCode.OPTION_REFUSED: "Option negotiation refused",
 }
+
+
+def opcode_of(data: bytes) -> int | None:
+    """The opcode field of a datagram (compare with ``Opcode``), or None if it is too short to
+    have one; nothing else is decoded."""
+    if len(data) < 2:
+        return None
+    return (data[0] << 8) | data[1]
 
 
 def error_name(code: int) -> str:
@@ -238,14 +246,12 @@ def _request(opcode: Opcode, filename: str, mode: str, options: OptionsIn) -> by
         raise ValueError("empty filename")
     if not mode:
         raise ValueError("empty mode")
-    pairs = tuple(options.items() if isinstance(options, Mapping) else options)
-    return _OPCODE.pack(opcode) + _field(filename, "filename", "latin-1") + _request_tail(mode, pairs)
-
-
-@functools.lru_cache(maxsize=64)
-def _request_tail(mode: str, pairs: tuple[tuple[str, str | int], ...]) -> bytes:
-    # Mode and options: the same few combinations for every request of a scan.
-    return _field(mode, "mode", "ascii") + _option_bytes(pairs)
+    return (
+        _OPCODE.pack(opcode)
+        + _field(filename, "filename", "latin-1")
+        + _field(mode, "mode", "ascii")
+        + _option_bytes(options)
+    )
 
 
 def encode_data(block: int, payload: bytes) -> bytes:

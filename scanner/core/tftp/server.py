@@ -49,6 +49,7 @@ from scanner.core.tftp.packets import (
     Ack,
     ErrorCode,
     ErrorPacket,
+    Opcode,
     Options,
     ReadRequest,
     WriteRequest,
@@ -56,6 +57,7 @@ from scanner.core.tftp.packets import (
     encode_data,
     encode_error,
     encode_oack,
+    opcode_of,
     option_int,
 )
 
@@ -70,8 +72,7 @@ __all__ = [
     "to_netascii",
 ]
 
-_REQUEST_OPCODES = (b"\x00\x01", b"\x00\x02")
-_ERROR_OPCODE = b"\x00\x05"
+_REQUEST_OPCODES = frozenset({Opcode.RRQ, Opcode.WRQ})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class Reject:
 
 def decide(data: bytes, lookup: Callable[[str], bytes | None]) -> Serve | Reject | None:
     """What to do with a datagram that reached the server's well-known port."""
-    if data[:2] not in _REQUEST_OPCODES:
+    if opcode_of(data) not in _REQUEST_OPCODES:
         return None
     try:
         packet = decode(data)
@@ -286,7 +287,7 @@ class ServerReadTransfer:
         if self._state is _State.DONE or self._state is _State.IDLE:
             return
         if (addr[0], addr[1]) != self._peer_key:
-            if data[:2] != _ERROR_OPCODE and self._stray_replies < MAX_STRAY_REPLIES:
+            if opcode_of(data) != Opcode.ERROR and self._stray_replies < MAX_STRAY_REPLIES:
                 self._stray_replies += 1
                 self._outbox.append((encode_error(ErrorCode.UNKNOWN_TID), addr))
             return
