@@ -16,7 +16,7 @@ from scanner.core import trustlist as T
 from scanner.core import verify as V
 from scanner.core.filechecks import file_findings
 from scanner.core.findings import Severity
-from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustcache import TrustFileCache
 from scanner.lab import builder as B
 from tests import badcerts
 from tests.pki import NOW, ec_key, make_cert, rsa_key, signer
@@ -171,11 +171,11 @@ def test_trust_store_errors_name_the_file() -> None:
 def test_cache_verifies_identical_bytes_once() -> None:
     sig = signer()
     data = B.build_trust_list(sig, _records(sig), timestamp=TS)
-    cache = AnalysisCache()
-    results = {id(cache.analyse(bytes(bytearray(data)), name_hint=f"ITLSEP{i:012X}.tlv")) for i in range(50)}
+    cache = TrustFileCache()
+    results = {id(cache.check(bytes(bytearray(data)), name_hint=f"ITLSEP{i:012X}.tlv")) for i in range(50)}
     assert len(results) == 1
     assert (cache.misses, cache.hits) == (1, 49)
-    bad = cache.analyse(b"junk")
+    bad = cache.check(b"junk")
     assert bad.error is not None and bad.file is None
 
 
@@ -274,7 +274,7 @@ def test_scan_goes_on_with_a_broken_certificate_in_a_served_itl() -> None:
         timestamp=TS,
     )
     scan, phone = Scenario(overrides={("source", "s1", "ITLFile.tlv"): ("ok", broken)}).scan()
-    result = Evaluator(scan, default_policy(), NOW, AnalysisCache()).phone(phone)
+    result = Evaluator(scan, default_policy(), NOW, TrustFileCache()).phone(phone)
     invalid = [f for f in result.findings if f.code == "SRC_ITL_INVALID"]
     assert invalid and "malformed certificate" in invalid[0].message, result.findings
 
@@ -309,7 +309,7 @@ def test_cache_turns_an_escaped_bug_into_an_unverified_file(monkeypatch: pytest.
 
     monkeypatch.setattr(TC, "verify", boom)
     sig = signer()
-    a = AnalysisCache().analyse(B.build_trust_list(sig, _records(sig), timestamp=TS))
+    a = TrustFileCache().check(B.build_trust_list(sig, _records(sig), timestamp=TS))
     assert a.file is not None and a.verification is not None and not a.verification.valid
     assert a.verification.reason.startswith(TC.INTERNAL_ERROR) and "OverflowError: a bug" in a.verification.reason
 

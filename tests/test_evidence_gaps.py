@@ -23,14 +23,14 @@ from scanner.core.readiness import (
     Verdict,
     summarize,
 )
-from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustcache import TrustFileCache
 from tests.fleet import NAME, TS, Scenario, World, base_world
 from tests.pki import NOW
 
 
 def run(sc: Scenario) -> tuple[PhoneResult, Evaluator]:
     scan, phone = sc.scan()
-    ev = Evaluator(scan, default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan, default_policy(), NOW, TrustFileCache())
     return ev.phone(phone), ev
 
 
@@ -58,7 +58,7 @@ def test_one_tvs_probed_bad_another_never_probed_is_unknown() -> None:
     tvs = (t0.__class__(t0.name, t0.address, t0.port, "refused"), t1.__class__(t1.name, t1.address, t1.port, NOT_COLLECTED))
     src = ClusterEvidence(scan.source.name, scan.source.mixed, scan.source.nodes, scan.source.files,
                           scan.source.trust_stores, tvs)
-    ev = Evaluator(scan.__class__(src, scan.destination), default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan.__class__(src, scan.destination), default_policy(), NOW, TrustFileCache())
     r = ev.phone(phone)
     # Whether the phone needs TVS decides the stakes; either way, never FAIL on an unprobed member.
     assert r.checks["C4"] is not CheckStatus.FAIL, r.findings
@@ -132,13 +132,13 @@ def test_node_that_says_not_found_far_more_than_its_peers() -> None:
     d = scan.destination
     dest = ClusterEvidence(d.name, d.mixed, d.nodes, d.files, d.trust_stores, d.tvs,
                            {"d1": (2, 100), "d2": (90, 100)})
-    ev = Evaluator(scan.__class__(scan.source, dest), default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan.__class__(scan.source, dest), default_policy(), NOW, TrustFileCache())
     found = [f for f in ev.cluster_results()[1].findings if f.code == "NODE_NOT_FOUND_RATE"]
     assert [f.evidence["node"] for f in found] == ["d2"]
     # A fleet only partly provisioned, alike on every node, is not a sick node.
     dest = ClusterEvidence(d.name, d.mixed, d.nodes, d.files, d.trust_stores, d.tvs,
                            {"d1": (60, 100), "d2": (62, 100)})
-    ev = Evaluator(scan.__class__(scan.source, dest), default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan.__class__(scan.source, dest), default_policy(), NOW, TrustFileCache())
     assert not [f for f in ev.cluster_results()[1].findings if f.code == "NODE_NOT_FOUND_RATE"]
 
 
@@ -167,7 +167,7 @@ def test_http_first_with_6970_down_judges_the_tftp_answer() -> None:
             files.append(dataclasses.replace(f, outcome="not_found", transport="tftp"))
         else:
             files.append(f)
-    ev = Evaluator(scan, default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan, default_policy(), NOW, TrustFileCache())
     assert ev.phone(dataclasses.replace(phone, files=tuple(files))).readiness is Readiness.READY
 
 
@@ -183,7 +183,7 @@ def test_both_transports_not_found_and_damaged_is_unknown() -> None:
         else:
             dfiles.append(f)
     dst = dataclasses.replace(scan.destination, files=tuple(dfiles))
-    r = Evaluator(scan.__class__(scan.source, dst), default_policy(), NOW, AnalysisCache()).phone(phone)
+    r = Evaluator(scan.__class__(scan.source, dst), default_policy(), NOW, TrustFileCache()).phone(phone)
     assert r.readiness is Readiness.UNKNOWN and "DEST_ITL_INVALID" not in r.codes
 
 

@@ -7,7 +7,7 @@ import pytest
 from scanner.core.findings import Severity
 from scanner.core.policy import default_policy, parse_policy
 from scanner.core.readiness import CheckStatus, Evaluator, PhoneResult, Readiness, Verdict, summarize
-from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustcache import TrustFileCache
 from scanner.core.trustlist import Digest
 from tests.fleet import NAME, Scenario, World, base_world, page
 from tests.pki import NOW, make_cert, rsa_key
@@ -15,7 +15,7 @@ from tests.pki import NOW, make_cert, rsa_key
 
 def run(sc: Scenario) -> tuple[PhoneResult, Evaluator]:
     scan, phone = sc.scan()
-    ev = Evaluator(scan, default_policy(), NOW, AnalysisCache())
+    ev = Evaluator(scan, default_policy(), NOW, TrustFileCache())
     return ev.phone(phone), ev
 
 
@@ -152,7 +152,7 @@ def test_sha512_for_a_model_that_cannot_verify_it() -> None:
 def test_expired_destination_signer_at_cutover() -> None:
     policy = parse_policy(b"cutover = 2040-01-01\n")
     scan, phone = Scenario().scan()
-    r = Evaluator(scan, policy, NOW, AnalysisCache()).phone(phone)
+    r = Evaluator(scan, policy, NOW, TrustFileCache()).phone(phone)
     assert "CERT_EXPIRED" in r.codes and r.checks["C7"] is CheckStatus.FAIL
     assert any(f.severity is Severity.BLOCKER for f in r.findings if f.code == "CERT_EXPIRED")
 

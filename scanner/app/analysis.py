@@ -19,7 +19,7 @@ from scanner.core.inventory import Phone
 from scanner.core.policy import Policy
 from scanner.core.profile import Profile, snapshot_difference
 from scanner.core.readiness import Evaluator, summarize
-from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustcache import TrustFileCache
 from scanner.report import csv_report, html_report, json_report, junit_report, sarif_report
 from scanner.report.jsonl_report import DeviceStream
 from scanner.report.model import build_report, device_dict, summary_dict
@@ -88,7 +88,7 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     warnings += [w for w in profile_issues if w not in structural]  # the rest are evidence issues
     loaded = load(reader, opts.profile, opts.inventory)
     warnings += loaded.store_errors
-    cache = AnalysisCache()
+    cache = TrustFileCache()
     evaluator = Evaluator(loaded.scan, opts.policy, opts.now, cache)
     clusters = evaluator.cluster_results()
     opts.out.mkdir(parents=True, exist_ok=True)

@@ -30,11 +30,12 @@ from typing import Any
 
 from scanner.core.devconfig import DeviceConfig, parse_device_config
 from scanner.core.errors import ParseError
+from scanner.core.evidence import Outcome
 from scanner.core.filechecks import PHONE_MAX_TRUST_LIST_BYTES, PHONE_MAX_TRUST_LIST_CERTS, is_blank_itl
-from scanner.core.findings import Finding, Severity
+from scanner.core.findings import Code, Finding, Severity
 from scanner.core.phonepage import PhonePage, StatusMessages
 from scanner.core.policy import CHECKS, Policy
-from scanner.core.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, Analysis, AnalysisCache
+from scanner.core.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, TrustFileCache, TrustFileCheck
 from scanner.core.trustlist import Digest, Role, TrustFile, parse
 from scanner.core.verify import StoredCert, TrustStore, cert_facts, load_certificate, verify
 
@@ -62,16 +63,24 @@ class Verdict(enum.StrEnum):
     INCOMPLETE = "INCOMPLETE"
 
 
-OK = "ok"
-# Outcomes of evidence the analysis could not use (scanner.app.assemble): a planned file with no
-# manifest line, and a blob that is missing or does not match its hash. Both say nothing about
-# the node or the phone, so they only ever make a check UNKNOWN (EVIDENCE_MISSING).
+class StoreState(enum.StrEnum):
+    """Whether a cluster's trust store (Phone-SAST-trust, CallManager-trust) can be consulted."""
+
+    OK = "ok"
+    MISSING = "missing"  # the profile names it, but it could not be read
+    NOT_CONFIGURED = "not configured"  # the profile names none
+
+
+# Outcomes of evidence the analysis could not use (scanner.app.assemble), beside the manifest's
+# ``Outcome``s: a planned file with no manifest line, and a blob that is missing or does not match
+# its hash. Both say nothing about the node or the phone, so they only ever make a check UNKNOWN
+# (EVIDENCE_MISSING).
 NOT_COLLECTED = "not_collected"
 DAMAGED = "damaged"
 EVIDENCE_GAPS = frozenset({NOT_COLLECTED, DAMAGED})
 # A TVS address the scanner did not contact: outside the profile (scanner.app.collect only probes the
-# profile's TVS members and its allow-list), or never probed. Unknown, never unreachable.
-NOT_PROBED = frozenset({NOT_COLLECTED, DAMAGED, "skipped"})
+# profile's TVS members and its allow-list: ``skipped``), or never probed. Unknown, never unreachable.
+NOT_PROBED = frozenset({NOT_COLLECTED, DAMAGED, Outcome.SKIPPED})
 # NODE_NOT_FOUND_RATE: a node answers "not found" for this share of per-phone files more than
 # the cluster's best node, over at least this many answers: a sick node (a full disk, an
 # exhausted server), not a fleet that is only half provisioned (then every node says so alike).
@@ -89,7 +98,7 @@ class FileEvidence:
     cluster: str
     node: str
     name: str
-    outcome: str  # ok, not_found, timeout, refused, too_large, protocol_error, ...
+    outcome: str  # an ``Outcome`` value (ok, not_found, timeout, ...), or NOT_COLLECTED or DAMAGED
     data: bytes | None = field(default=None, repr=False)
     transport: str | None = None
     detail: str | None = None
@@ -98,7 +107,7 @@ class FileEvidence:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == OK and self.data is not None
+        return self.outcome == Outcome.OK and self.data is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +164,15 @@ class PhoneResult:
 
     @property
     def codes(self) -> list[str]:
-        return sorted({f.code for f in self.findings})
+        return sorted({f.code.value for f in self.findings})
 
     @property
     def reasons(self) -> list[str]:
         """Codes of the findings that decide the verdict: blockers, else what is unknown."""
-        blockers = sorted({f.code for f in self.findings if f.severity is Severity.BLOCKER})
+        blockers = sorted({f.code.value for f in self.findings if f.severity is Severity.BLOCKER})
         if blockers or self.readiness is not Readiness.UNKNOWN:
             return blockers
-        return sorted({f.code for f in self.findings if f.evidence.get("unknown")})
+        return sorted({f.code.value for f in self.findings if f.evidence.get("unknown")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,35 +185,36 @@ class ClusterResult:
         return tuple(f for f in self.findings if f.severity is Severity.BLOCKER)
 
 
-# --- Per-file analysis shared by every phone ------------------------------------------------------
+# --- Each distinct list checked once, shared by every phone --------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ListState:
-    """A CTL or ITL as one node serves it, analysed once."""
+    """A CTL or ITL as one node serves it, parsed and verified once (``checked``: None when the
+    fetch brought no bytes)."""
 
     fetch: FileEvidence
-    analysis: Analysis | None
+    checked: TrustFileCheck | None
 
     @property
     def file(self) -> TrustFile | None:
-        return self.analysis.file if self.analysis else None
+        return self.checked.file if self.checked else None
 
     @property
     def valid(self) -> bool:
-        a = self.analysis
+        a = self.checked
         return bool(a and a.file and a.verification and a.verification.valid and a.verification.signer_has_sast_role)
 
     @property
     def internal_error(self) -> bool:
-        """The scanner failed to analyse the file (a bug, caught by trustcache): says nothing of
-        the file, so it decides nothing (ANALYSIS_ERROR, unknown)."""
-        v = self.analysis.verification if self.analysis is not None else None
+        """The scanner failed while verifying the file (a bug, caught by the trust-file cache):
+        says nothing of the file, so it decides nothing (ANALYSIS_ERROR, unknown)."""
+        v = self.checked.verification if self.checked is not None else None
         return v is not None and v.reason.startswith(INTERNAL_ERROR)
 
     @property
     def problem(self) -> str:
-        a = self.analysis
+        a = self.checked
         if a is None:
             return f"fetch {self.fetch.outcome}" + (f": {self.fetch.detail}" if self.fetch.detail else "")
         if a.error is not None:
@@ -218,7 +228,7 @@ class ListState:
 
     @property
     def signer_der(self) -> bytes | None:
-        a = self.analysis
+        a = self.checked
         if a and a.verification and a.verification.signer:
             return a.verification.signer.der
         return None
@@ -243,19 +253,19 @@ def final_answer(fetches: Sequence[FileEvidence]) -> FileEvidence:
     return next((f for f in fetches if f.ok), fetches[-1])
 
 
-def _analyse(fe: FileEvidence, cache: AnalysisCache) -> ListState:
+def _list_state(fe: FileEvidence, cache: TrustFileCache) -> ListState:
     if not fe.ok or fe.data is None:
         return ListState(fe, None)
-    return ListState(fe, cache.analyse(fe.data, name_hint=fe.name))
+    return ListState(fe, cache.check(fe.data, name_hint=fe.name))
 
 
-def _hashes(data: bytes, cache: AnalysisCache) -> tuple[str, str]:
-    d = cache.analyse(data, verify_signature=False).digests
+def _hashes(data: bytes, cache: TrustFileCache) -> tuple[str, str]:
+    d = cache.check(data, verify_signature=False).digests
     return d.sha1, d.md5
 
 
 def _signer_label(state: ListState) -> str:
-    a = state.analysis
+    a = state.checked
     if a and a.verification and a.verification.signer:
         s = a.verification.signer
         return f"{s.subject} (serial {s.serial})"
@@ -273,7 +283,9 @@ def _cert_label(der: bytes) -> dict[str, Any]:
 
 @dataclass
 class _Cluster:
-    """Everything about one cluster that does not depend on the phone."""
+    """Everything about one cluster that does not depend on the phone. ``findings`` holds the
+    cluster's findings: those of its files (``_cluster_state``), then those of the cluster-level
+    checks (``_cluster_checks``)."""
 
     ev: ClusterEvidence
     ctl: dict[str, ListState] = field(default_factory=dict)  # node -> its CTLFile.tlv
@@ -284,17 +296,17 @@ class _Cluster:
     def store(self, name: str) -> TrustStore | None:
         return self.ev.trust_stores.get(name)
 
-    def store_state(self, name: str) -> str:
+    def store_state(self, name: str) -> StoreState:
         if name not in self.ev.trust_stores:
-            return "not configured"
-        return "missing" if self.ev.trust_stores[name] is None else "ok"
+            return StoreState.NOT_CONFIGURED
+        return StoreState.MISSING if self.ev.trust_stores[name] is None else StoreState.OK
 
     def store_ders(self, name: str) -> set[bytes]:
         s = self.store(name)
         return {c.der for c in s.certs} if s else set()
 
 
-def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
+def _cluster_state(ev: ClusterEvidence, cache: TrustFileCache) -> _Cluster:
     c = _Cluster(ev)
     by_node_file: dict[tuple[str, str], list[FileEvidence]] = {}
     for fe in ev.files:
@@ -302,8 +314,8 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
     for (node, name), fetches in by_node_file.items():
         best = final_answer(fetches)
         target = c.ctl if name.upper().startswith("CTL") else c.itl
-        target[node] = state = _analyse(best, cache)
-        v = state.analysis.verification if state.analysis is not None else None
+        target[node] = state = _list_state(best, cache)
+        v = state.checked.verification if state.checked is not None else None
         for f in v.findings if v is not None else ():
             # CERT_MALFORMED of a record other than the signer (the signer's makes the list
             # invalid, which SRC_/DEST_*_INVALID reports per phone): a cluster warning.
@@ -316,7 +328,7 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
         if len({f.data for f in good}) > 1:
             c.findings.append(
                 Finding(
-                    "NODE_MISMATCH", Severity.WARNING,
+                    Code.NODE_MISMATCH, Severity.WARNING,
                     f"{ev.name} node {node} serves different {name} over "
                     + " and ".join(sorted({f.transport or '?' for f in good})),
                     {"cluster": ev.name, "node": node, "file": name},
@@ -327,11 +339,11 @@ def _cluster_state(ev: ClusterEvidence, cache: AnalysisCache) -> _Cluster:
     c.findings += _not_found_rate(ev)
     # The cluster CTL is one file: every node should serve the same bytes.
     # (Only valid CTLs: a broken one is its own finding, DEST_/SRC_CTL_INVALID.)
-    ctl_hashes = {n: s.analysis.sha256 for n, s in c.ctl.items() if s.analysis and s.valid}
+    ctl_hashes = {n: s.checked.sha256 for n, s in c.ctl.items() if s.checked and s.valid}
     if len(set(ctl_hashes.values())) > 1:
         c.findings.append(
             Finding(
-                "NODE_MISMATCH", Severity.WARNING,
+                Code.NODE_MISMATCH, Severity.WARNING,
                 f"{ev.name} TFTP nodes serve different CTL files",
                 {"cluster": ev.name, "file": "CTLFile.tlv", "sha256": ctl_hashes},
             )
@@ -358,7 +370,7 @@ def _not_found_rate(ev: ClusterEvidence) -> list[Finding]:
         if rate - best >= NOT_FOUND_EXCESS:
             nf, total = ev.file_answers[node]
             out.append(Finding(
-                "NODE_NOT_FOUND_RATE", Severity.WARNING,
+                Code.NODE_NOT_FOUND_RATE, Severity.WARNING,
                 f"{ev.name} node {node} answered \"not found\" for {nf} of {total} phone files ({rate:.0%}); "
                 f"the cluster's best node for {best:.0%}: check that node before trusting its phones' "
                 "missing-file findings",
@@ -366,6 +378,247 @@ def _not_found_rate(ev: ClusterEvidence) -> list[Finding]:
                  "rate": round(rate, 4), "best_node_rate": round(best, 4)},
             ))
     return out
+
+
+# --- The cluster-level checks -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DestSigner:
+    """Who signs one destination list, and what the source's trust stores say of that signer."""
+
+    node: str
+    file: str  # CTLFile.tlv or ITLFile.tlv
+    list: ListState
+    # The blockers when the source's Phone-SAST-trust does not hold the signer (empty when it
+    # does, when the list is invalid, or when the store is missing).
+    untrusted: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFacts:
+    """What the cluster-level checks conclude, for the phone checks to read (``_cluster_checks``)."""
+
+    source_blank_itl: bool  # C3: a source node serves the blank rollback ITL
+    dest_signers: tuple[DestSigner, ...]  # C5: per destination node, its CTL (mixed) and ITL
+    sast_store: StoreState  # C5: the source's Phone-SAST-trust, what TVS vouches for as SAST
+    way_back: CheckStatus  # C8, the same for every phone
+
+
+def _cluster_checks(src: _Cluster, dst: _Cluster, now: dt.datetime, expiry_window: dt.timedelta) -> ClusterFacts:
+    """The checks that do not depend on the phone, once per scan: each step's findings go on its
+    cluster's list (a phone that a finding affects repeats it), its conclusions into the facts."""
+    for state in (src, dst):
+        state.findings += _list_limit_findings(state, now, expiry_window)
+    blank_nodes = _blank_itl_nodes(src)
+    src.findings += _rollback_itl_findings(src, blank_nodes)
+    # On the rollback path (non-secure source, blank ITL) phones never consult TVS.
+    if not (blank_nodes and not src.ev.mixed):
+        src.findings += _tvs_probe_findings(src)
+    sast_store = src.store_state(PHONE_SAST_TRUST)
+    src.findings += _sast_store_findings(sast_store)
+    signers = _dest_signers(src, dst, sast_store)
+    dst.findings += _once_per_list(f for s in signers for f in s.untrusted)
+    way_back, no_way_back = _way_back(src, dst)
+    dst.findings += no_way_back
+    return ClusterFacts(bool(blank_nodes), signers, sast_store, way_back)
+
+
+def _list_limit_findings(state: _Cluster, now: dt.datetime, expiry_window: dt.timedelta) -> list[Finding]:
+    """C7 at cluster level, per list each node serves: too large for phones, and its signer's
+    certificate expired or expiring at the judged time."""
+    out: list[Finding] = []
+    for kind, lists in (("CTL", state.ctl), ("ITL", state.itl)):
+        for node, ls in lists.items():
+            tf = ls.file
+            if tf is None:
+                continue
+            certs = sum(1 for r in tf.records if r.certificate)
+            if len(tf.data) > PHONE_MAX_TRUST_LIST_BYTES or certs > PHONE_MAX_TRUST_LIST_CERTS:
+                out.append(
+                    Finding(
+                        Code.ITL_TOO_LARGE, Severity.BLOCKER,
+                        f"{state.ev.name} node {node} serves a {kind} of {len(tf.data)} bytes with "
+                        f"{certs} certificates; phones refuse more than 64 KB or 39 certificates",
+                        {"cluster": state.ev.name, "node": node, "file": ls.fetch.name,
+                         "bytes": len(tf.data), "certificates": certs},
+                    )
+                )
+            out += _signer_expiry_findings(state, node, ls, now, expiry_window)
+    return out
+
+
+def _signer_expiry_findings(
+    state: _Cluster, node: str, ls: ListState, now: dt.datetime, expiry_window: dt.timedelta
+) -> list[Finding]:
+    der = ls.signer_der
+    cert = load_certificate(der) if der is not None else None
+    if cert is None:
+        return []
+    facts = cert_facts(cert)
+    ev = {"cluster": state.ev.name, "node": node, "file": ls.fetch.name, "serial": facts.serial,
+          "subject": facts.subject, "not_after": facts.not_after.isoformat()}
+    if facts.expired(now):
+        sev = Severity.BLOCKER if state.ev.name == "destination" else Severity.WARNING
+        return [Finding(Code.CERT_EXPIRED, sev,
+                        f"{state.ev.name} {ls.fetch.name} of node {node} is signed by {facts.subject}, "
+                        f"expired {facts.not_after:%Y-%m-%d}", ev)]
+    if facts.expires_within(now, expiry_window):
+        return [Finding(Code.CERT_EXPIRING, Severity.WARNING,
+                        f"{state.ev.name} {ls.fetch.name} signer {facts.subject} expires "
+                        f"{facts.not_after:%Y-%m-%d}", ev)]
+    return []
+
+
+def _blank_itl_nodes(src: _Cluster) -> list[str]:
+    return sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
+
+
+def _rollback_itl_findings(src: _Cluster, blank_nodes: list[str]) -> list[Finding]:
+    """C3 at cluster level: the source serves the blank rollback ITL; in mixed mode, a blocker."""
+    if not blank_nodes:
+        return []
+    out = [
+        Finding(
+            Code.SRC_ROLLBACK_ACTIVE, Severity.INFO,
+            "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
+            {"cluster": "source", "nodes": blank_nodes},
+        )
+    ]
+    if src.ev.mixed:
+        out.append(
+            Finding(
+                Code.SRC_MIXED_MODE_ROLLBACK, Severity.BLOCKER,
+                "source is in mixed mode and serves the blank rollback ITL: phones cannot reach "
+                "TVS to verify the destination CTL (set \"Prepare Cluster for Rollback to pre-8.0\" "
+                "to False)",
+                {"cluster": "source", "nodes": blank_nodes},
+            )
+        )
+    return out
+
+
+def _tvs_probe_findings(src: _Cluster) -> list[Finding]:
+    """C4 at cluster level: each TVS probe that was not made, failed, or found a certificate that
+    no source ITL lists with role TVS."""
+    itl_tvs_ders = set().union(*(ls.role_ders([Role.TVS]) for ls in src.itl.values())) if src.itl else set()
+    out: list[Finding] = []
+    for t in src.ev.tvs:
+        ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
+        if t.outcome in EVIDENCE_GAPS:
+            out.append(
+                Finding(Code.EVIDENCE_MISSING, Severity.WARNING,
+                        f"TVS {t.name or t.address}:{t.port} was not probed: {t.detail or t.outcome}",
+                        ev | {"outcome": t.outcome, "unknown": True})
+            )
+        elif t.outcome == Outcome.SKIPPED:
+            out.append(
+                Finding(Code.TVS_OUTSIDE_PROFILE, Severity.WARNING,
+                        f"a source config names TVS {t.address}:{t.port}, which is not a TVS member of the "
+                        f"profile: never contacted ({t.detail or 'not in the profile'})",
+                        ev | {"outcome": t.outcome, "unknown": True})
+            )
+        elif t.outcome != Outcome.OK or t.cert_der is None:
+            out.append(
+                Finding(Code.TVS_UNREACHABLE, Severity.WARNING,
+                        f"TVS {t.name or t.address}:{t.port} {t.outcome}" + (f" ({t.detail})" if t.detail else ""),
+                        ev | {"outcome": t.outcome})
+            )
+        elif t.cert_der not in itl_tvs_ders:
+            out.append(
+                Finding(Code.TVS_CERT_NOT_IN_ITL, Severity.WARNING,
+                        f"TVS {t.name or t.address} presents a certificate that no source ITL lists with role TVS",
+                        ev | _cert_label(t.cert_der))
+            )
+    return out
+
+
+def _sast_store_findings(sast_store: StoreState) -> list[Finding]:
+    if sast_store is StoreState.OK:
+        return []
+    return [
+        Finding(Code.TRUST_STORE_MISSING, Severity.WARNING,
+                f"source {PHONE_SAST_TRUST} store is {sast_store}: destination signers "
+                "cannot be checked against what TVS will vouch for",
+                {"cluster": "source", "store": PHONE_SAST_TRUST, "unknown": True})
+    ]
+
+
+def _dest_signers(src: _Cluster, dst: _Cluster, sast_store: StoreState) -> tuple[DestSigner, ...]:
+    """C5 at cluster level: who signs each destination node's CTL (mixed mode) and ITL, and is
+    that signer in the source's stores?"""
+    sast, cm = src.store_ders(PHONE_SAST_TRUST), src.store_ders(CALLMANAGER_TRUST)
+    out: list[DestSigner] = []
+    for node in dst.ev.nodes:
+        lists = []
+        if dst.ev.mixed and node in dst.ctl:
+            lists.append(("CTLFile.tlv", dst.ctl[node]))
+        if node in dst.itl:
+            lists.append(("ITLFile.tlv", dst.itl[node]))
+        for fname, ls in lists:
+            untrusted = _untrusted_signer_findings(node, fname, ls, sast, cm) if sast_store is StoreState.OK else ()
+            out.append(DestSigner(node, fname, ls, untrusted))
+    return tuple(out)
+
+
+def _untrusted_signer_findings(
+    node: str, fname: str, ls: ListState, sast: set[bytes], cm: set[bytes]
+) -> tuple[Finding, ...]:
+    """The blockers for a destination list whose signer the source's Phone-SAST-trust (``sast``)
+    does not hold: in CallManager-trust (``cm``) only, or in neither; and, beside the general code,
+    the specific cause when the signer is the destination's ITLRecovery."""
+    der = ls.signer_der
+    if der is None or der in sast:
+        return ()  # an invalid destination file: reported per phone as DEST_*_INVALID
+    ev = {"cluster": "destination", "node": node, "file": fname} | _cert_label(der)
+    label = _signer_label(ls)
+    if der in cm:
+        return (Finding(Code.DEST_SIGNER_NOT_PHONE_SAST, Severity.BLOCKER,
+                        f"destination {fname} of {node} is signed by {label}, which the source has in "
+                        "CallManager-trust only: TVS will not vouch for it as SAST",
+                        ev | {"store": CALLMANAGER_TRUST}),)
+    found = [Finding(Code.DEST_SIGNER_UNTRUSTED, Severity.BLOCKER,
+                     f"destination {fname} of {node} is signed by {label}, which is not in the source's "
+                     f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})]
+    if "ITLRECOVERY" in label.upper():
+        # The destination's ITLRecovery certificate was never uploaded to the source's
+        # Phone-SAST-trust: a step of the manual certificate import for migrations to 12.x.
+        found.append(Finding(Code.ITLRECOVERY_NOT_IMPORTED, Severity.BLOCKER,
+                             f"destination ITLRecovery {label} (signer of {fname} of {node}) was not imported "
+                             f"into the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST}))
+    return tuple(found)
+
+
+def _once_per_list(found: Iterable[Finding]) -> list[Finding]:
+    """One finding per code, node and file: a cluster lists each once; phones that need TVS for
+    the list repeat it."""
+    out: list[Finding] = []
+    for x in found:
+        if not any(y.code is x.code and y.evidence.get("node") == x.evidence.get("node")
+                   and y.evidence.get("file") == x.evidence.get("file") for y in out):
+            out.append(x)
+    return out
+
+
+def _way_back(src: _Cluster, dst: _Cluster) -> tuple[CheckStatus, list[Finding]]:
+    """C8: could phones migrate back? The source's signers must be in the destination's
+    Phone-SAST-trust and CallManager-trust. UNKNOWN without the destination's Phone-SAST-trust."""
+    if dst.store_state(PHONE_SAST_TRUST) is not StoreState.OK:
+        return CheckStatus.UNKNOWN, []
+    d_sast, d_cm = dst.store_ders(PHONE_SAST_TRUST), dst.store_ders(CALLMANAGER_TRUST)
+    missing = sorted({
+        _signer_label(ls)
+        for ls in [*src.ctl.values(), *src.itl.values()]
+        if ls.signer_der is not None and (ls.signer_der not in d_sast or ls.signer_der not in d_cm)
+    })
+    if not missing:
+        return CheckStatus.PASS, []
+    return CheckStatus.WARN, [
+        Finding(Code.NO_ROLLBACK_PATH, Severity.WARNING,
+                "source signers missing from the destination's Phone-SAST-trust/CallManager-trust: "
+                "phones could not migrate back: " + "; ".join(missing),
+                {"cluster": "destination", "signers": missing})
+    ]
 
 
 # --- The evaluation -----------------------------------------------------------------------------
@@ -378,196 +631,24 @@ class ScanInput:
 
 
 class Evaluator:
-    """Cluster analysis once, then phones one at a time (a generator: results stream out)."""
+    """The cluster-level checks once, then phones one at a time (``evaluate`` is a generator:
+    results stream out)."""
 
     def __init__(
-        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: AnalysisCache = DEFAULT_CACHE
+        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: TrustFileCache = DEFAULT_CACHE
     ) -> None:
         self.policy = policy
         self.now = policy.judge_time(now)
         self.cache = cache
         self.src = _cluster_state(scan.source, cache)
         self.dst = _cluster_state(scan.destination, cache)
-        self._cluster_checks()
-
-    # Cluster level ---------------------------------------------------------------------------
-
-    def _cluster_checks(self) -> None:
-        src, dst = self.src, self.dst
-        for state in (src, dst):
-            for kind, lists in (("CTL", state.ctl), ("ITL", state.itl)):
-                for node, ls in lists.items():
-                    tf = ls.file
-                    if tf is None:
-                        continue
-                    certs = sum(1 for r in tf.records if r.certificate)
-                    if len(tf.data) > PHONE_MAX_TRUST_LIST_BYTES or certs > PHONE_MAX_TRUST_LIST_CERTS:
-                        state.findings.append(
-                            Finding(
-                                "ITL_TOO_LARGE", Severity.BLOCKER,
-                                f"{state.ev.name} node {node} serves a {kind} of {len(tf.data)} bytes with "
-                                f"{certs} certificates; phones refuse more than 64 KB or 39 certificates",
-                                {"cluster": state.ev.name, "node": node, "file": ls.fetch.name,
-                                 "bytes": len(tf.data), "certificates": certs},
-                            )
-                        )
-                    self._expiry(state, node, ls)
-        # C3: the blank rollback ITL.
-        blank_nodes = sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
-        self.src_blank = bool(blank_nodes)
-        if blank_nodes:
-            src.findings.append(
-                Finding(
-                    "SRC_ROLLBACK_ACTIVE", Severity.INFO,
-                    "source serves the blank rollback ITL: phones that downloaded it accept any new ITL",
-                    {"cluster": "source", "nodes": blank_nodes},
-                )
-            )
-            if src.ev.mixed:
-                src.findings.append(
-                    Finding(
-                        "SRC_MIXED_MODE_ROLLBACK", Severity.BLOCKER,
-                        "source is in mixed mode and serves the blank rollback ITL: phones cannot reach "
-                        "TVS to verify the destination CTL (set \"Prepare Cluster for Rollback to pre-8.0\" "
-                        "to False)",
-                        {"cluster": "source", "nodes": blank_nodes},
-                    )
-                )
-        # C4 at cluster level: every TVS probed.
-        src_tvs_ders = set().union(*(ls.role_ders([Role.TVS]) for ls in src.itl.values())) if src.itl else set()
-        # On the rollback path (non-secure source, blank ITL) phones never consult TVS.
-        tvs_matters = not (self.src_blank and not src.ev.mixed)
-        for t in src.ev.tvs if tvs_matters else ():
-            ev = {"cluster": "source", "tvs": t.name, "address": f"{t.address}:{t.port}"}
-            if t.outcome in EVIDENCE_GAPS:
-                src.findings.append(
-                    Finding("EVIDENCE_MISSING", Severity.WARNING,
-                            f"TVS {t.name or t.address}:{t.port} was not probed: {t.detail or t.outcome}",
-                            ev | {"outcome": t.outcome, "unknown": True})
-                )
-            elif t.outcome == "skipped":
-                src.findings.append(
-                    Finding("TVS_OUTSIDE_PROFILE", Severity.WARNING,
-                            f"a source config names TVS {t.address}:{t.port}, which is not a TVS member of the "
-                            f"profile: never contacted ({t.detail or 'not in the profile'})",
-                            ev | {"outcome": t.outcome, "unknown": True})
-                )
-            elif t.outcome != OK or t.cert_der is None:
-                src.findings.append(
-                    Finding("TVS_UNREACHABLE", Severity.WARNING,
-                            f"TVS {t.name or t.address}:{t.port} {t.outcome}" + (f" ({t.detail})" if t.detail else ""),
-                            ev | {"outcome": t.outcome})
-                )
-            elif t.cert_der not in src_tvs_ders:
-                src.findings.append(
-                    Finding("TVS_CERT_NOT_IN_ITL", Severity.WARNING,
-                            f"TVS {t.name or t.address} presents a certificate that no source ITL lists with role TVS",
-                            ev | _cert_label(t.cert_der))
-                )
-        # C5 at cluster level: who signs the destination's lists, and is it in the source stores?
-        self.dest_signers: list[tuple[str, str, ListState]] = []  # (node, file, state)
-        for node in dst.ev.nodes:
-            if dst.ev.mixed and node in dst.ctl:
-                self.dest_signers.append((node, "CTLFile.tlv", dst.ctl[node]))
-            if node in dst.itl:
-                self.dest_signers.append((node, "ITLFile.tlv", dst.itl[node]))
-        self.sast_store = src.store_ders(PHONE_SAST_TRUST)
-        self.cm_store = src.store_ders(CALLMANAGER_TRUST)
-        self.sast_store_state = src.store_state(PHONE_SAST_TRUST)
-        if self.sast_store_state != "ok":
-            src.findings.append(
-                Finding("TRUST_STORE_MISSING", Severity.WARNING,
-                        f"source {PHONE_SAST_TRUST} store is {self.sast_store_state}: destination signers "
-                        "cannot be checked against what TVS will vouch for",
-                        {"cluster": "source", "store": PHONE_SAST_TRUST, "unknown": True})
-            )
-        self.dest_signer_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
-        for node, fname, ls in self.dest_signers:
-            self.dest_signer_verdicts[(node, fname)] = self._dest_signer_finding(node, fname, ls)
-        # C8: can phones go back? The source's signers must be in the destination's stores.
-        d_sast, d_cm = dst.store_ders(PHONE_SAST_TRUST), dst.store_ders(CALLMANAGER_TRUST)
-        if dst.store_state(PHONE_SAST_TRUST) == "ok":
-            missing = sorted({
-                _signer_label(ls)
-                for ls in [*src.ctl.values(), *src.itl.values()]
-                if ls.signer_der is not None and (ls.signer_der not in d_sast or ls.signer_der not in d_cm)
-            })
-            if missing:
-                dst.findings.append(
-                    Finding("NO_ROLLBACK_PATH", Severity.WARNING,
-                            "source signers missing from the destination's Phone-SAST-trust/CallManager-trust: "
-                            "phones could not migrate back: " + "; ".join(missing),
-                            {"cluster": "destination", "signers": missing})
-                )
-        self.c8_status = (
-            CheckStatus.UNKNOWN if dst.store_state(PHONE_SAST_TRUST) != "ok"
-            else CheckStatus.WARN if any(f.code == "NO_ROLLBACK_PATH" for f in dst.findings)
-            else CheckStatus.PASS
-        )
-
-    def _expiry(self, state: _Cluster, node: str, ls: ListState) -> None:
-        der = ls.signer_der
-        if der is None:
-            return
-        cert = load_certificate(der)
-        if cert is None:
-            return
-        facts = cert_facts(cert)
-        ev = {"cluster": state.ev.name, "node": node, "file": ls.fetch.name, "serial": facts.serial,
-              "subject": facts.subject, "not_after": facts.not_after.isoformat()}
-        if facts.expired(self.now):
-            sev = Severity.BLOCKER if state.ev.name == "destination" else Severity.WARNING
-            state.findings.append(
-                Finding("CERT_EXPIRED", sev,
-                        f"{state.ev.name} {ls.fetch.name} of node {node} is signed by {facts.subject}, "
-                        f"expired {facts.not_after:%Y-%m-%d}", ev)
-            )
-        elif facts.expires_within(self.now, self.policy.expiry_window):
-            state.findings.append(
-                Finding("CERT_EXPIRING", Severity.WARNING,
-                        f"{state.ev.name} {ls.fetch.name} signer {facts.subject} expires "
-                        f"{facts.not_after:%Y-%m-%d}", ev)
-            )
-
-    def _dest_signer_finding(self, node: str, fname: str, ls: ListState) -> tuple[Finding, ...]:
-        der = ls.signer_der
-        if der is None:
-            return ()  # an invalid destination file: reported per phone as DEST_*_INVALID
-        ev = {"cluster": "destination", "node": node, "file": fname} | _cert_label(der)
-        if self.sast_store_state != "ok":
-            return ()
-        if der in self.sast_store:
-            return ()
-        label = _signer_label(ls)
-        if der in self.cm_store:
-            f = Finding("DEST_SIGNER_NOT_PHONE_SAST", Severity.BLOCKER,
-                        f"destination {fname} of {node} is signed by {label}, which the source has in "
-                        "CallManager-trust only: TVS will not vouch for it as SAST",
-                        ev | {"store": CALLMANAGER_TRUST})
-        else:
-            f = Finding("DEST_SIGNER_UNTRUSTED", Severity.BLOCKER,
-                        f"destination {fname} of {node} is signed by {label}, which is not in the source's "
-                        f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})
-        found = [f]
-        if "ITLRECOVERY" in label.upper() and der not in self.cm_store:
-            # The specific cause, beside the general code: the seed's step 5 was skipped.
-            found.append(Finding("ITLRECOVERY_NOT_IMPORTED", Severity.BLOCKER,
-                                 f"destination ITLRecovery {label} (signer of {fname} of {node}) was not imported "
-                                 f"into the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST}))
-        # Reported once per cluster; phones that need TVS for it list it too.
-        for x in found:
-            if not any(y.code == x.code and y.evidence.get("node") == node and y.evidence.get("file") == fname
-                       for y in self.dst.findings):
-                self.dst.findings.append(x)
-        return tuple(found)
+        self.facts = _cluster_checks(self.src, self.dst, self.now, policy.expiry_window)
 
     def cluster_results(self) -> tuple[ClusterResult, ClusterResult]:
         return (
             ClusterResult("source", tuple(self.src.findings)),
             ClusterResult("destination", tuple(self.dst.findings)),
         )
-
-    # Phone level -----------------------------------------------------------------------------
 
     def evaluate(self, phones: Iterable[PhoneEvidence]) -> Iterator[PhoneResult]:
         for p in phones:
@@ -609,12 +690,12 @@ class _PhoneRun:
         for what the evidence directory lacks (never collected, or its bytes damaged)."""
         gaps = [f for f in fetches if f.outcome in EVIDENCE_GAPS] or ([] if fetches else [_NO_LIST.fetch])
         failed = [f for f in fetches if f.outcome not in EVIDENCE_GAPS]
-        if gaps and all(f.outcome == "not_found" for f in failed):
+        if gaps and all(f.outcome == Outcome.NOT_FOUND for f in failed):
             failed = []  # definite answers beside the gap: the gap alone is why this is unknown
         if failed:
             reasons = sorted({f.outcome for f in failed})
             self.add(check, CheckStatus.UNKNOWN, Finding(
-                "FETCH_FAILED", Severity.WARNING,
+                Code.FETCH_FAILED, Severity.WARNING,
                 f"{what}: could not be fetched ({', '.join(reasons)})",
                 {"file": what, "reasons": reasons, "nodes": sorted({f.node for f in failed})},
             ))
@@ -623,52 +704,71 @@ class _PhoneRun:
             details = sorted({f.detail for f in gaps if f.detail})
             files = sorted({f"{f.node}/{f.name}" if f.node else f.name or what for f in gaps})
             self.add(check, CheckStatus.UNKNOWN, Finding(
-                "EVIDENCE_MISSING", Severity.WARNING,
+                Code.EVIDENCE_MISSING, Severity.WARNING,
                 f"{what}: no usable evidence ({', '.join(reasons)}" + (f": {details[0]}" if details else "") + ")",
                 {"file": what, "reasons": reasons, "files": files, "details": details},
             ))
 
-    def _analysis_error(self, check: str, ls: ListState) -> None:
-        v = ls.analysis.verification if ls.analysis is not None else None
+    def _internal_error(self, check: str, ls: ListState) -> None:
+        """UNKNOWN for ``check``: the scanner failed on the list (ANALYSIS_ERROR, a bug)."""
+        v = ls.checked.verification if ls.checked is not None else None
         self.add(check, CheckStatus.UNKNOWN, Finding(
-            "ANALYSIS_ERROR", Severity.WARNING,
+            Code.ANALYSIS_ERROR, Severity.WARNING,
             f"{ls.fetch.cluster} {ls.fetch.name} from {ls.fetch.node} could not be analysed: "
             f"{v.reason if v else INTERNAL_ERROR}",
             {"cluster": ls.fetch.cluster, "node": ls.fetch.node, "file": ls.fetch.name},
         ))
 
     def result(self) -> PhoneResult:
+        """Every check on the phone, in the order a phone meets the links of its chain (C4 after
+        C5: whether TVS is needed depends on the destination's signers)."""
         for c in CHECKS:
             self.checks[c] = CheckStatus.PASS
-        src_itls = self.c1()
-        held = self.c2(src_itls)
-        for kind, gaps in sorted(self.partial_failures.items()):
-            # Which list the phone holds is unknown, so a node we could not read may be its node.
-            self.fetch_failed("C1", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
-        self.c3(held)
-        self.c5_c4(held)
-        self.c6()
-        self.c7()
-        # Nodes of one cluster that disagree: whichever node the phone uses decides what it gets.
-        for state, check in ((self.ev.src, "C1"), (self.ev.dst, "C6")):
-            for f in state.findings:
-                if f.code == "NODE_MISMATCH":
-                    self.add(check, CheckStatus.WARN, f)
-        # C5 and C7 judge the destination's lists: a list that is an evidence gap leaves them
-        # unknown (C6 carries the finding that says which list and why).
-        dst = self.ev.dst
-        if any(ls.fetch.outcome in EVIDENCE_GAPS or ls.internal_error for ls in [*dst.itl.values(), *dst.ctl.values()]):
-            self.set("C5", CheckStatus.UNKNOWN)
-            self.set("C7", CheckStatus.UNKNOWN)
-        self.checks["C8"] = self.ev.c8_status
-        for f in self.ev.dst.findings:
-            if f.code == "NO_ROLLBACK_PATH":
-                self.findings.append(f)
+        src_itls = self.source_lists_valid()
+        held = self.phone_holds_served_lists(src_itls)
+        self._unread_source_nodes()
+        self.source_itl_not_blank(held)
+        needs_tvs = self.destination_signers_trusted(held)
+        if not (held.tofu or held.rollback):  # on those paths the phone never asks TVS
+            self.tvs_trusted(held, needed=needs_tvs)
+        self.destination_provisioned()
+        self.within_phone_limits()
+        self._repeat_node_mismatch()
+        self._destination_gaps()
+        self._way_back()
         readiness = self._readiness()
         p = self.p
         return PhoneResult(
             p.name, p.model, p.ip, p.device_pool, readiness, dict(self.checks), tuple(self.findings), self.facts
         )
+
+    def _unread_source_nodes(self) -> None:
+        """Source nodes whose list could not be read, left after C2: which list the phone holds is
+        unknown, so a node we could not read may be its node (C1 UNKNOWN)."""
+        for kind, gaps in sorted(self.partial_failures.items()):
+            self.fetch_failed("C1", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
+
+    def _repeat_node_mismatch(self) -> None:
+        """Nodes of one cluster that disagree: whichever node the phone uses decides what it gets."""
+        for state, check in ((self.ev.src, "C1"), (self.ev.dst, "C6")):
+            for f in state.findings:
+                if f.code is Code.NODE_MISMATCH:
+                    self.add(check, CheckStatus.WARN, f)
+
+    def _destination_gaps(self) -> None:
+        """C5 and C7 judge the destination's lists: a list that is an evidence gap (or that the
+        scanner failed on) leaves them unknown (C6 carries the finding that says which list and why)."""
+        dst = self.ev.dst
+        if any(ls.fetch.outcome in EVIDENCE_GAPS or ls.internal_error for ls in [*dst.itl.values(), *dst.ctl.values()]):
+            self.set("C5", CheckStatus.UNKNOWN)
+            self.set("C7", CheckStatus.UNKNOWN)
+
+    def _way_back(self) -> None:
+        """C8 is decided for the cluster; its finding is repeated on every phone."""
+        self.checks["C8"] = self.ev.facts.way_back
+        for f in self.ev.dst.findings:
+            if f.code is Code.NO_ROLLBACK_PATH:
+                self.findings.append(f)
 
     def _readiness(self) -> Readiness:
         if any(s is CheckStatus.FAIL for s in self.checks.values()):
@@ -677,9 +777,10 @@ class _PhoneRun:
             return Readiness.UNKNOWN
         return Readiness.READY
 
-    # C1 -------------------------------------------------------------------------------------
-    def c1(self) -> dict[str, ListState]:
-        """The source's CTL/ITL for this phone from every node: parse, verify, signer is SAST."""
+    def source_lists_valid(self) -> dict[str, ListState]:
+        """C1: the source's ITL (and, in mixed mode, CTL) for this phone from every node parses,
+        verifies, and its signer holds SAST in the file. Returns the source ITLs the phone may
+        hold, by node (C2 matches the phone's hash against them)."""
         ev, src = self.ev, self.ev.src
         states: dict[str, ListState] = {}
         for kind, generic, per_node in (("ITL", "ITLFile.tlv", src.itl), ("CTL", "CTLFile.tlv", src.ctl)):
@@ -694,12 +795,12 @@ class _PhoneRun:
                 fetches = [final_answer([f for f in tried if f.name == n]) for n in dict.fromkeys(f.name for f in tried)]
                 ok = next((f for f in fetches if f.ok), None)
                 if ok is not None:
-                    by_node[node] = _analyse(ok, ev.cache)
-                elif fetches and all(f.outcome == "not_found" for f in fetches):
+                    by_node[node] = _list_state(ok, ev.cache)
+                elif fetches and all(f.outcome == Outcome.NOT_FOUND for f in fetches):
                     fallback = per_node.get(node, _NO_LIST).fetch
                     if fallback.ok:
                         by_node[node] = per_node[node]  # the phone falls back to the generic file
-                    elif fallback.outcome == "not_found":
+                    elif fallback.outcome == Outcome.NOT_FOUND:
                         continue  # neither exists on this node
                     else:  # the generic file is the phone's; what it holds is unknown
                         failures.extend([*fetches, fallback])
@@ -707,10 +808,10 @@ class _PhoneRun:
                     failures.extend(fetches)
                 else:  # never asked for this phone (an interrupted collection): not evidence of absence
                     failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", NOT_COLLECTED))
-            missing_code = "SRC_ITL_MISSING" if kind == "ITL" else "SRC_CTL_INVALID"
-            invalid_code = f"SRC_{kind}_INVALID"
+            missing_code = Code.SRC_ITL_MISSING if kind == "ITL" else Code.SRC_CTL_INVALID
+            invalid_code = Code.SRC_ITL_INVALID if kind == "ITL" else Code.SRC_CTL_INVALID
             if not by_node:
-                if failures and any(f.outcome != "not_found" for f in failures):
+                if failures and any(f.outcome != Outcome.NOT_FOUND for f in failures):
                     self.fetch_failed("C1", failures, f"source {kind}SEP{self.p.name[3:]}.tlv")
                 else:
                     self.add("C1", CheckStatus.FAIL, Finding(
@@ -723,15 +824,15 @@ class _PhoneRun:
                 if kind == "ITL" and ls.file is not None and is_blank_itl(ls.file):
                     continue  # the rollback ITL lists no signer to check: C3 judges it
                 if ls.internal_error:
-                    self._analysis_error("C1", ls)
+                    self._internal_error("C1", ls)
                 elif not ls.valid:
                     self.add("C1", CheckStatus.FAIL, Finding(
                         invalid_code, Severity.BLOCKER,
                         f"source {kind} from {node} is not valid: {ls.problem}",
                         {"cluster": "source", "node": node, "file": ls.fetch.name,
-                         "sha256": ls.analysis.sha256 if ls.analysis else None},
+                         "sha256": ls.checked.sha256 if ls.checked else None},
                     ))
-            if failures and any(f.outcome != "not_found" for f in failures):
+            if failures and any(f.outcome != Outcome.NOT_FOUND for f in failures):
                 # Another node answered: whether this gap matters depends on which node's list
                 # the phone holds (decided in C2).
                 self.partial_failures[kind] = failures
@@ -741,13 +842,13 @@ class _PhoneRun:
                 self.src_ctl = by_node
         return states
 
-    # C2 -------------------------------------------------------------------------------------
-    def c2(self, src_itls: dict[str, ListState]) -> _Held:
-        """What the phone reports holding (its web page's whole-file hashes) vs what S serves."""
+    def phone_holds_served_lists(self, src_itls: dict[str, ListState]) -> _Held:
+        """C2: what the phone reports holding (its web page's whole-file hashes) is what the source
+        serves it; and its status messages do not end with a failed trust-list update."""
         p, held = self.p, _Held()
         if p.status is not None and p.status.trust_update_failed:
             self.add("C2", CheckStatus.FAIL, Finding(
-                "PHONE_TRUST_UPDATE_FAILED", Severity.BLOCKER,
+                Code.PHONE_TRUST_UPDATE_FAILED, Severity.BLOCKER,
                 f"the phone's status messages end with a failed trust-list update: {p.status.last_trust_event!r}",
                 {"event": p.status.last_trust_event},
             ))
@@ -757,7 +858,7 @@ class _PhoneRun:
             if page is not None:
                 why = "its web page shows no trust-list fields"
             self.add("C2", CheckStatus.UNKNOWN, Finding(
-                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                Code.PHONE_EVIDENCE_MISSING, Severity.WARNING,
                 f"which CTL/ITL the phone holds is unknown: web page {why}"
                 + (f" ({p.page_detail})" if p.page_detail else ""),
                 {"outcome": why},
@@ -770,7 +871,7 @@ class _PhoneRun:
         if not page.itl_installed and not page.ctl_installed:
             held.tofu = True
             self.add("C2", CheckStatus.WARN, Finding(
-                "PHONE_TRUST_ON_FIRST_USE", Severity.WARNING,
+                Code.PHONE_TRUST_ON_FIRST_USE, Severity.WARNING,
                 "the phone holds no CTL and no ITL: it will trust the first ITL it gets",
                 {},
             ))
@@ -789,7 +890,7 @@ class _PhoneRun:
             self.fetch_failed("C2", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
             return
         self.add("C2", CheckStatus.FAIL, Finding(
-            "PHONE_TRUST_STALE", Severity.BLOCKER,
+            Code.PHONE_TRUST_STALE, Severity.BLOCKER,
             f"the phone's {kind} ({shown or 'no hash shown'}) is not what any source node serves: a stale "
             f"or foreign {kind}",
             {"file": kind, "phone_hash": shown,
@@ -803,7 +904,7 @@ class _PhoneRun:
         # when there is none): a phone holding the generic ITL while its ITLSEP differs is stale.
         if shown is None:
             self.add("C2", CheckStatus.UNKNOWN, Finding(
-                "PHONE_EVIDENCE_MISSING", Severity.WARNING,
+                Code.PHONE_EVIDENCE_MISSING, Severity.WARNING,
                 f"the phone's web page says a {kind} is installed but shows no hash of it",
                 {"outcome": "no hash shown", "file": kind},
             ))
@@ -820,13 +921,14 @@ class _PhoneRun:
         self._unmatched(kind, shown, served)
         return None
 
-    # C3 -------------------------------------------------------------------------------------
-    def c3(self, held: _Held) -> None:
+    def source_itl_not_blank(self, held: _Held) -> None:
+        """C3: the source does not serve the blank rollback ITL (in mixed mode a blocker; else the
+        phone that holds it takes the rollback path, READY)."""
         src = self.ev.src
         for f in src.findings:
-            if f.code == "SRC_MIXED_MODE_ROLLBACK":
+            if f.code is Code.SRC_MIXED_MODE_ROLLBACK:
                 self.add("C3", CheckStatus.FAIL, f)
-            elif f.code == "SRC_ROLLBACK_ACTIVE":
+            elif f.code is Code.SRC_ROLLBACK_ACTIVE:
                 holds_blank = held.itl is not None and held.itl.file is not None and is_blank_itl(held.itl.file)
                 if src.ev.mixed or holds_blank:
                     # Mixed mode: the blocker above decides. Otherwise the rollback path is open.
@@ -835,66 +937,67 @@ class _PhoneRun:
                 else:
                     self.add("C3", CheckStatus.WARN, f)
         gaps = sorted(n for n, ls in src.itl.items() if ls.fetch.outcome in EVIDENCE_GAPS)
-        if src.ev.mixed and gaps and not self.ev.src_blank:
+        if src.ev.mixed and gaps and not self.ev.facts.source_blank_itl:
             # In mixed mode a blank ITL on any node is a blocker; a node's ITL we never saw may be it.
             self.add("C3", CheckStatus.UNKNOWN, Finding(
-                "EVIDENCE_MISSING", Severity.WARNING,
+                Code.EVIDENCE_MISSING, Severity.WARNING,
                 f"source ITLFile.tlv of node(s) {', '.join(gaps)} not in the evidence: whether a source node "
                 "serves the blank rollback ITL is unknown",
                 {"cluster": "source", "nodes": gaps, "file": "ITLFile.tlv"},
             ))
 
-    # C4 + C5 ----------------------------------------------------------------------------------
-    def c5_c4(self, held: _Held) -> None:
+    def destination_signers_trusted(self, held: _Held) -> bool:
+        """C5: each destination node's CTL (mixed mode) and ITL signer is trusted by the phone:
+        SAST in the lists it holds, SAST in the destination CTL it has just accepted, or vouched
+        for by TVS (in the source's Phone-SAST-trust). A CCM+TFTP record in the new CTL is not
+        enough: only SAST signs lists; and every destination node counts, since a phone may use
+        any of them. Returns whether the phone needs TVS for a signer, or whether that is unknown
+        (then C4 decides the phone)."""
         ev = self.ev
-        direct = held.sast_ders()
-        needs_tvs: list[Finding] = []
-        any_unknown = False
         if held.tofu or held.rollback:
             self.set("C5", CheckStatus.PASS)
-        else:
-            dst = ev.dst
-            # The spec's C5 (and the seed: "import the CallManager certificate of every
-            # destination TFTP node"): each node's ITL signer must be SAST-trusted by the phone or
-            # vouched by TVS. A CCM+TFTP record in the new CTL is not enough: only SAST signs lists.
-            new_ctl: dict[str, ListState] = dst.ctl if dst.ev.mixed else {}
-            for node, fname, ls in ev.dest_signers:
-                der = ls.signer_der
-                if der is None:
-                    continue  # invalid file: C6
-                if der in direct:
-                    continue
-                if fname == "ITLFile.tlv" and der in new_ctl.get(node, _NO_LIST).sast_ders():
-                    continue  # SAST in the destination CTL the phone has just accepted
-                verdict = ev.dest_signer_verdicts.get((node, fname))
-                if ev.sast_store_state != "ok":
-                    any_unknown = True
-                    continue
-                if verdict:
-                    for f in verdict:
-                        self.add("C5", CheckStatus.FAIL, f)
-                else:
-                    needs_tvs.append(Finding("TVS", Severity.INFO, "", {"node": node, "file": fname}))
-            if any_unknown:
-                self.add("C5", CheckStatus.UNKNOWN, Finding(
-                    "TRUST_STORE_MISSING", Severity.WARNING,
-                    f"source {PHONE_SAST_TRUST} store {ev.sast_store_state}: cannot tell whether TVS will vouch "
-                    "for the destination signers",
-                    {"cluster": "source", "store": PHONE_SAST_TRUST},
-                ))
-            if ev.src.ev.mixed and not ev.dst.ev.mixed:
-                self.add("C5", CheckStatus.FAIL, Finding(
-                    "SRC_CTL_WITHOUT_DEST_CTL", Severity.BLOCKER,
-                    "source is in mixed mode and the destination is not: the phone keeps the source CTL and "
-                    "rejects the destination's files until the CTL is deleted by hand",
-                    {},
-                ))
-        if not (held.tofu or held.rollback):  # on those paths the phone never asks TVS
-            self.c4(held, needed=bool(needs_tvs) or any_unknown)
+            return False
+        direct = held.sast_ders()
+        needs_tvs = False
+        any_unknown = False
+        dst = ev.dst
+        new_ctl: dict[str, ListState] = dst.ctl if dst.ev.mixed else {}
+        for signer in ev.facts.dest_signers:
+            der = signer.list.signer_der
+            if der is None:
+                continue  # invalid file: C6
+            if der in direct:
+                continue
+            if signer.file == "ITLFile.tlv" and der in new_ctl.get(signer.node, _NO_LIST).sast_ders():
+                continue  # SAST in the destination CTL the phone has just accepted
+            if ev.facts.sast_store is not StoreState.OK:
+                any_unknown = True
+                continue
+            if signer.untrusted:
+                for f in signer.untrusted:
+                    self.add("C5", CheckStatus.FAIL, f)
+            else:
+                needs_tvs = True  # the source's TVS vouches for it: the phone must reach TVS
+        if any_unknown:
+            self.add("C5", CheckStatus.UNKNOWN, Finding(
+                Code.TRUST_STORE_MISSING, Severity.WARNING,
+                f"source {PHONE_SAST_TRUST} store {ev.facts.sast_store}: cannot tell whether TVS will vouch "
+                "for the destination signers",
+                {"cluster": "source", "store": PHONE_SAST_TRUST},
+            ))
+        if ev.src.ev.mixed and not ev.dst.ev.mixed:
+            self.add("C5", CheckStatus.FAIL, Finding(
+                Code.SRC_CTL_WITHOUT_DEST_CTL, Severity.BLOCKER,
+                "source is in mixed mode and the destination is not: the phone keeps the source CTL and "
+                "rejects the destination's files until the CTL is deleted by hand",
+                {},
+            ))
+        return needs_tvs or any_unknown
 
-    def c4(self, held: _Held, *, needed: bool) -> None:
-        """TVS: the phone's configured members, reachable, presenting a cert its ITL lists as TVS."""
-        ev = self.ev
+    def tvs_trusted(self, held: _Held, *, needed: bool) -> None:
+        """C4: the phone's TVS members (from its source config) were probed, and one is reachable
+        and presents a certificate that the phone's ITL lists with role TVS. A blocker only when
+        ``needed`` (a destination signer is trusted only through TVS); else its problems warn."""
         fail = CheckStatus.FAIL if needed else CheckStatus.WARN
         sev = Severity.BLOCKER if needed else Severity.WARNING
         cfg, refused = self._source_config()
@@ -902,7 +1005,7 @@ class _PhoneRun:
             if refused is not None:
                 fe, exc = refused
                 self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
-                    "CONFIG_REFUSED", Severity.WARNING,
+                    Code.CONFIG_REFUSED, Severity.WARNING,
                     f"the source config {fe.name} from {fe.node} was refused by the parser ({refusal_kind(exc)}): "
                     f"{exc}; its TVS members are unknown",
                     {"cluster": "source", "node": fe.node, "file": fe.name, "reason": refusal_kind(exc),
@@ -916,41 +1019,53 @@ class _PhoneRun:
         self.facts["tvs_members"] = [f"{a}:{p}" for a, p in members]
         if not members:
             self.add("C4", fail, Finding(
-                "TVS_NOT_CONFIGURED", sev, "the phone's source config lists no TVS member", {"cluster": "source"},
+                Code.TVS_NOT_CONFIGURED, sev, "the phone's source config lists no TVS member", {"cluster": "source"},
             ))
             return
+        self._judge_tvs(self._survey_tvs(members, held), needed=needed)
+
+    def _survey_tvs(self, members: Sequence[tuple[str, int]], held: _Held) -> _TvsSurvey:
+        """Each TVS member of the phone's config by what its probe found."""
+        ev = self.ev
         itl_ders = (
             held.itl.role_ders([Role.TVS]) if held.itl is not None
             else set().union(*(ls.role_ders([Role.TVS]) for ls in ev.src.itl.values()))
         )
-        good: list[str] = []
-        unreachable: list[str] = []
-        timeouts: list[str] = []
-        untrusted: list[str] = []
-        unprobed: list[str] = []  # the scanner never asked: says nothing of the phone's TVS
+        survey = _TvsSurvey()
         for address, port in members:
             known = ev.src.tvs_by_address.get(address_key(address), [])
             probes = [t for t in known if t.port == port]
-            probe = next((t for t in probes if t.outcome == OK), probes[0] if probes else None)
+            probe = next((t for t in probes if t.outcome == Outcome.OK), probes[0] if probes else None)
             label = f"{address}:{port}"
             if probe is None:
-                unprobed.append(label + " (not probed)")
+                survey.unprobed.append(label + " (not probed)")
             elif probe.outcome in NOT_PROBED:
-                unprobed.append(f"{label} ({'outside the profile' if probe.outcome == 'skipped' else probe.outcome})")
-            elif probe.outcome != OK or probe.cert_der is None:
-                (timeouts if probe.outcome == "timeout" else unreachable).append(f"{label} ({probe.outcome})")
+                why = "outside the profile" if probe.outcome == Outcome.SKIPPED else probe.outcome
+                survey.unprobed.append(f"{label} ({why})")
+            elif probe.outcome != Outcome.OK or probe.cert_der is None:
+                failed = survey.timeouts if probe.outcome == Outcome.TIMEOUT else survey.unreachable
+                failed.append(f"{label} ({probe.outcome})")
             elif probe.cert_der in itl_ders:
-                good.append(label)
+                survey.good.append(label)
             elif held.itl is None and not (ev.src.itl and all(ls.fetch.ok for ls in ev.src.itl.values())):
                 # Which ITL the phone holds is unknown and some source ITL was not read: that
                 # one may list this certificate.
-                unprobed.append(f"{label} (certificate not checkable: a source ITL is missing)")
+                survey.unprobed.append(f"{label} (certificate not checkable: a source ITL is missing)")
             else:
-                untrusted.append(label)
+                survey.untrusted.append(label)
+        return survey
+
+    def _judge_tvs(self, survey: _TvsSurvey, *, needed: bool) -> None:
+        """C4 from the survey: one usable member is enough (the others warn); else what failed,
+        a blocker when ``needed``; a member never probed leaves it UNKNOWN, as may a timeout."""
+        good, unreachable, timeouts = survey.good, survey.unreachable, survey.timeouts
+        untrusted, unprobed = survey.untrusted, survey.unprobed
+        fail = CheckStatus.FAIL if needed else CheckStatus.WARN
+        sev = Severity.BLOCKER if needed else Severity.WARNING
         if good:
             if unreachable or timeouts or untrusted or unprobed:
                 self.add("C4", CheckStatus.WARN, Finding(
-                    "TVS_UNREACHABLE" if unreachable or timeouts or unprobed else "TVS_CERT_NOT_IN_ITL",
+                    Code.TVS_UNREACHABLE if unreachable or timeouts or unprobed else Code.TVS_CERT_NOT_IN_ITL,
                     Severity.WARNING,
                     f"TVS {', '.join(good)} usable; not: {', '.join(unreachable + timeouts + unprobed + untrusted)}",
                     {"usable": good, "unreachable": unreachable + timeouts, "untrusted": untrusted,
@@ -959,9 +1074,9 @@ class _PhoneRun:
             return
         if unprobed and not (untrusted or unreachable):
             # Some member was never probed and none seen failed for certain: that member may be
-            # the one that works (the seed: a phone tries its TVS members in order).
+            # the one that works (a phone tries its TVS members in order until one answers).
             self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
-                "EVIDENCE_MISSING", Severity.WARNING,
+                Code.EVIDENCE_MISSING, Severity.WARNING,
                 f"TVS {', '.join(unprobed)} of the phone's config was not probed"
                 + (f"; {', '.join(timeouts)} did not answer" if timeouts else ""),
                 {"not_probed": unprobed, "unreachable": timeouts},
@@ -972,25 +1087,25 @@ class _PhoneRun:
             fail = CheckStatus.UNKNOWN if needed else CheckStatus.WARN
             sev = Severity.WARNING
             self.add("C4", fail, Finding(
-                "EVIDENCE_MISSING", Severity.WARNING,
+                Code.EVIDENCE_MISSING, Severity.WARNING,
                 f"TVS {', '.join(unprobed)} of the phone's config was not probed; the others failed",
                 {"not_probed": unprobed},
             ))
         if untrusted:
             self.add("C4", fail, Finding(
-                "TVS_CERT_NOT_IN_ITL", sev,
+                Code.TVS_CERT_NOT_IN_ITL, sev,
                 f"TVS {', '.join(untrusted)} presents a certificate that is not in the phone's ITL with role TVS",
                 {"untrusted": untrusted},
             ))
-        if unreachable or (timeouts and ev.policy.tvs_timeout_is_failure):
+        if unreachable or (timeouts and self.ev.policy.tvs_timeout_is_failure):
             self.add("C4", fail, Finding(
-                "TVS_UNREACHABLE", sev,
+                Code.TVS_UNREACHABLE, sev,
                 f"no TVS of the phone is reachable: {', '.join(unreachable + timeouts)}",
                 {"unreachable": unreachable + timeouts},
             ))
         elif timeouts:
             self.add("C4", CheckStatus.UNKNOWN if needed else CheckStatus.WARN, Finding(
-                "TVS_UNREACHABLE", Severity.WARNING,
+                Code.TVS_UNREACHABLE, Severity.WARNING,
                 f"TVS did not answer the scanner: {', '.join(timeouts)} (it may only be out of the scanner's reach)",
                 {"unreachable": timeouts},
             ))
@@ -1003,7 +1118,7 @@ class _PhoneRun:
                 continue
             payload = fe.data
             if fe.name.lower().endswith(".sgn"):
-                a = self.ev.cache.analyse(fe.data, name_hint=fe.name, verify_signature=False)
+                a = self.ev.cache.check(fe.data, name_hint=fe.name, verify_signature=False)
                 if a.file is None:
                     refused = refused or (fe, ParseError(f"signed header: {a.error}"))
                     continue
@@ -1014,33 +1129,43 @@ class _PhoneRun:
                 refused = refused or (fe, exc)
         return None, refused
 
-    # C6 -------------------------------------------------------------------------------------
-    def c6(self) -> None:
+    def destination_provisioned(self) -> None:
+        """C6: the destination serves a valid ITL (and, in mixed mode, CTL) on every node, and a
+        config for the phone whose ``.sgn`` is signed by a TFTP record of that node's lists."""
+        self._destination_lists_valid()
+        self._destination_configs()
+
+    def _destination_lists_valid(self) -> None:
         dst = self.ev.dst
         for kind, lists in (("ITL", dst.itl), ("CTL", dst.ctl if dst.ev.mixed else {})):
             for node, ls in sorted(lists.items()):
-                if ls.analysis is None:
-                    if ls.fetch.outcome == "not_found" and kind == "CTL":
+                if ls.checked is None:
+                    if ls.fetch.outcome == Outcome.NOT_FOUND and kind == "CTL":
                         self.add("C6", CheckStatus.FAIL, Finding(
-                            "DEST_CTL_INVALID", Severity.BLOCKER,
+                            Code.DEST_CTL_INVALID, Severity.BLOCKER,
                             f"destination is in mixed mode but {node} serves no CTL", {"node": node},
                         ))
-                    elif ls.fetch.outcome == "not_found":
+                    elif ls.fetch.outcome == Outcome.NOT_FOUND:
                         self.add("C6", CheckStatus.FAIL, Finding(
-                            "DEST_ITL_INVALID", Severity.BLOCKER, f"destination node {node} serves no ITL",
+                            Code.DEST_ITL_INVALID, Severity.BLOCKER, f"destination node {node} serves no ITL",
                             {"node": node},
                         ))
                     else:
                         self.fetch_failed("C6", [ls.fetch], f"destination {ls.fetch.name} from {node}")
                 elif ls.internal_error:
-                    self._analysis_error("C6", ls)
+                    self._internal_error("C6", ls)
                 elif not ls.valid:
                     self.add("C6", CheckStatus.FAIL, Finding(
-                        f"DEST_{kind}_INVALID", Severity.BLOCKER,
+                        Code.DEST_ITL_INVALID if kind == "ITL" else Code.DEST_CTL_INVALID, Severity.BLOCKER,
                         f"destination {kind} from {node} is not valid: {ls.problem}",
                         {"cluster": "destination", "node": node, "file": ls.fetch.name},
                     ))
-        # Per node, what a phone gets: the signed config, else (not found) the plain one.
+
+    def _destination_configs(self) -> None:
+        """Per node, what a phone gets: the signed config, else (not found) the plain one. None
+        on any node is a blocker; a node without one, a warning; a node we could not read, or one
+        whose config is not in the evidence, leaves C6 unknown."""
+        dst = self.ev.dst
         ok: list[FileEvidence] = []
         missing: list[str] = []
         unknown: list[FileEvidence] = []
@@ -1051,12 +1176,12 @@ class _PhoneRun:
             good = [f for f in signed if f.ok] or [f for f in plain if f.ok]
             if good:
                 ok.append(good[0])
-            elif signed and all(f.outcome == "not_found" for f in signed) and all(
-                f.outcome == "not_found" for f in plain
+            elif signed and all(f.outcome == Outcome.NOT_FOUND for f in signed) and all(
+                f.outcome == Outcome.NOT_FOUND for f in plain
             ):
                 missing.append(node)
             else:
-                unknown += [f for f in signed + plain if f.outcome != "not_found"] or [
+                unknown += [f for f in signed + plain if f.outcome != Outcome.NOT_FOUND] or [
                     FileEvidence("destination", node, f"SEP{self.p.name[3:]}.cnf.xml.sgn", NOT_COLLECTED)
                 ]
         gaps = [f for f in unknown if f.outcome in EVIDENCE_GAPS]
@@ -1068,7 +1193,7 @@ class _PhoneRun:
         if not ok:
             if missing and not unknown:
                 self.add("C6", CheckStatus.FAIL, Finding(
-                    "DEST_NOT_PROVISIONED", Severity.BLOCKER,
+                    Code.DEST_NOT_PROVISIONED, Severity.BLOCKER,
                     "no destination TFTP node has a config for this phone: it will not register",
                     {"cluster": "destination", "file": f"SEP{self.p.name[3:]}.cnf.xml.sgn"},
                 ))
@@ -1077,7 +1202,7 @@ class _PhoneRun:
             return
         if missing:
             self.add("C6", CheckStatus.WARN, Finding(
-                "DEST_NOT_PROVISIONED", Severity.WARNING,
+                Code.DEST_NOT_PROVISIONED, Severity.WARNING,
                 f"destination nodes {', '.join(missing)} have no config for this phone", {"nodes": missing},
             ))
         for fe in ok:
@@ -1089,7 +1214,7 @@ class _PhoneRun:
         dst = self.ev.dst
         trusted: set[bytes] = set()
         lists = [ls for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)) if ls is not None]
-        if not any(ls.analysis is not None and ls.file is not None for ls in lists):
+        if not any(ls.checked is not None and ls.file is not None for ls in lists):
             # Neither of the node's lists was read: who may sign its configs is unknown (C6
             # already says why the lists are missing).
             self.set("C6", CheckStatus.UNKNOWN)
@@ -1100,7 +1225,7 @@ class _PhoneRun:
             tf = parse(fe.data or b"", name_hint=fe.name)
         except ParseError as exc:
             self.add("C6", CheckStatus.FAIL, Finding(
-                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                Code.DEST_CONFIG_SIGNER_UNKNOWN, Severity.BLOCKER,
                 f"destination config from {fe.node} is malformed: {exc}", {"node": fe.node, "file": fe.name},
             ))
             return
@@ -1116,7 +1241,7 @@ class _PhoneRun:
             v = verify(tf, [store], signed_digest=digest)
         except Exception as exc:  # a bug in verify: the config says nothing yet (ANALYSIS_ERROR)
             self.add("C6", CheckStatus.UNKNOWN, Finding(
-                "ANALYSIS_ERROR", Severity.WARNING,
+                Code.ANALYSIS_ERROR, Severity.WARNING,
                 f"destination config from {fe.node} could not be analysed: {INTERNAL_ERROR}: "
                 f"{type(exc).__name__}: {exc}",
                 {"node": fe.node, "file": fe.name},
@@ -1124,22 +1249,24 @@ class _PhoneRun:
             return
         if not v.valid:
             self.add("C6", CheckStatus.FAIL, Finding(
-                "DEST_CONFIG_SIGNER_UNKNOWN", Severity.BLOCKER,
+                Code.DEST_CONFIG_SIGNER_UNKNOWN, Severity.BLOCKER,
                 f"destination config from {fe.node} is signed by {tf.header.signer_name} "
                 f"(serial {tf.header.signer_serial_hex}), not a TFTP record of that node's ITL/CTL",
                 {"node": fe.node, "file": fe.name, "serial": tf.header.signer_serial_hex},
             ))
 
-    # C7 -------------------------------------------------------------------------------------
-    def c7(self) -> None:
+    def within_phone_limits(self) -> None:
+        """C7: nothing known to break phones: destination lists within 64 KB and 39 certificates,
+        no SHA-512 signature for a model that cannot verify it, signers not expired (destination:
+        blocker) or expiring at the judged time."""
         ev = self.ev
         for state in (ev.dst, ev.src):
             for f in state.findings:
-                if f.code == "ITL_TOO_LARGE" and state is ev.dst:
+                if f.code is Code.ITL_TOO_LARGE and state is ev.dst:
                     self.add("C7", CheckStatus.FAIL, f)
-                elif f.code == "CERT_EXPIRED":
+                elif f.code is Code.CERT_EXPIRED:
                     self.add("C7", CheckStatus.FAIL if f.severity is Severity.BLOCKER else CheckStatus.WARN, f)
-                elif f.code == "CERT_EXPIRING":
+                elif f.code is Code.CERT_EXPIRING:
                     self.add("C7", CheckStatus.WARN, f)
         model = self.p.model or self.facts.get("model_from_page")
         if ev.policy.model_lacks_sha512(model):
@@ -1152,10 +1279,21 @@ class _PhoneRun:
                 sha512.append(f"SEP{self.p.name[3:]}.cnf.xml.sgn")
             if sha512:
                 self.add("C7", CheckStatus.FAIL, Finding(
-                    "DIGEST_UNSUPPORTED", Severity.BLOCKER,
+                    Code.DIGEST_UNSUPPORTED, Severity.BLOCKER,
                     f"{model} cannot verify SHA-512 signatures, used by the destination's {', '.join(sha512)}",
                     {"model": model, "files": sha512},
                 ))
+
+
+@dataclass
+class _TvsSurvey:
+    """The phone's TVS members (``address:port``, with why for the failed ones) by what was found."""
+
+    good: list[str] = field(default_factory=list)  # reachable, with a certificate the ITL lists as TVS
+    unreachable: list[str] = field(default_factory=list)  # refused, or another failed answer
+    timeouts: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)  # a certificate the ITL does not list as TVS
+    unprobed: list[str] = field(default_factory=list)  # the scanner never asked: says nothing of the TVS
 
 
 @dataclass

@@ -3,6 +3,11 @@
 A fleet of 10,000 phones usually holds a handful of distinct trust lists (every phone of a node
 gets the same ITL bytes under its own file name), so the scan pays for each distinct file once.
 Results are immutable, so sharing them is safe.
+
+``TrustFileCheck`` is what is known of one file's bytes (named after ``trustlist.TrustFile``, the
+parse it holds; signed configs parse to one too); ``TrustFileCache`` is the cache of them. The
+word "analysis" is kept for the phase that turns an evidence directory into verdicts
+(``scanner.app.analysis``).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ DEFAULT_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class Analysis:
-    """Everything known about one file's bytes: hashes, the parse (or its error), the verdict."""
+class TrustFileCheck:
+    """Everything known about one file's bytes: hashes, the parse (or its error), the verification
+    (None when the caller asked for no signature check)."""
 
     digests: FileDigests
     file: TrustFile | None
@@ -37,15 +43,18 @@ class Analysis:
         return self.digests.sha256
 
 
-class AnalysisCache:
+class TrustFileCache:
+    """``TrustFileCheck``s by content (and by what else changes the result), least recently used
+    first out; ``hits`` and ``misses`` go into the report's run section."""
+
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[tuple[str, str | None, bool, tuple[str, ...]], Analysis] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str | None, bool, tuple[str, ...]], TrustFileCheck] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def analyse(
+    def check(
         self,
         data: bytes,
         *,
@@ -53,7 +62,7 @@ class AnalysisCache:
         strict: bool = False,
         trust_stores: Sequence[TrustStore] = (),
         verify_signature: bool = True,
-    ) -> Analysis:
+    ) -> TrustFileCheck:
         sha256 = hashlib.sha256(data).hexdigest()
         # The name only matters when the header does not say what the file is; the trust stores
         # matter only when the file's own records cannot verify it.
@@ -69,13 +78,17 @@ class AnalysisCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return hit
-        result = _analyse(data, name_hint, strict, trust_stores, verify_signature)
+        result = _check(data, name_hint, strict, trust_stores, verify_signature)
         with self._lock:
             self.misses += 1
             self._entries[key] = result
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         return result
+
+    # The old name, kept only while scanner/app/inspection.py, bench/bench_tlv.py and
+    # fuzz/targets.py (not converted yet) call it; ``check`` is the name.
+    analyse = check
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,20 +104,20 @@ def _kind_hint(name: str | None) -> str | None:
     return None
 
 
-def _analyse(
+def _check(
     data: bytes,
     name_hint: str | None,
     strict: bool,
     trust_stores: Sequence[TrustStore],
     verify_signature: bool,
-) -> Analysis:
+) -> TrustFileCheck:
     digests = FileDigests.of(data)
     try:
         tf = parse(data, name_hint=name_hint, strict=strict)
     except ParseError as exc:
-        return Analysis(digests, None, exc, None)
+        return TrustFileCheck(digests, None, exc, None)
     verification = _verify(tf, trust_stores) if verify_signature else None
-    return Analysis(digests, tf, None, verification)
+    return TrustFileCheck(digests, tf, None, verification)
 
 
 INTERNAL_ERROR = "internal error while verifying (a bug: please report it)"
@@ -123,4 +136,9 @@ def _verify(tf: TrustFile, trust_stores: Sequence[TrustStore]) -> Verification:
         return Verification(False, reason, None, None, False, False, ())
 
 
-DEFAULT_CACHE = AnalysisCache()
+DEFAULT_CACHE = TrustFileCache()
+
+# The old names, kept only while scanner/app/inspection.py, bench/bench_tlv.py and fuzz/targets.py
+# (not converted yet) import them.
+Analysis = TrustFileCheck
+AnalysisCache = TrustFileCache

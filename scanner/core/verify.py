@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from scanner.core.errors import ParseError
-from scanner.core.findings import Finding, Severity
+from scanner.core.findings import Code, Finding, Severity
 from scanner.core.trustlist import Digest, Record, Role, TrustFile
 
 _HASHES: dict[int, type[hashes.HashAlgorithm]] = {
@@ -380,7 +380,8 @@ def _load_cert_file(data: bytes, errors: list[ParseError] | None = None) -> list
 
 # --- Verification -------------------------------------------------------------------------------
 
-CERT_MALFORMED = "CERT_MALFORMED"
+# Kept for scanner/app/inspection.py until it names the registry's member itself.
+CERT_MALFORMED = Code.CERT_MALFORMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,7 +523,7 @@ def _malformed_findings(
         blocks = not valid and rc.index in signer_indexes
         out.append(
             Finding(
-                CERT_MALFORMED,
+                Code.CERT_MALFORMED,
                 Severity.BLOCKER if blocks else Severity.WARNING,
                 f"record {rc.index} certificate cannot be read: {rc.cert_error}"
                 + ("; it is the signer the header names, so the file cannot be verified" if blocks else ""),

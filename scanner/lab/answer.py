@@ -18,74 +18,76 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.findings import Code
+from scanner.core.readiness import Readiness, Verdict
 from scanner.lab.scenario import Scenario, effective_shapes
 
 BLOCKERS = frozenset(
     {
-        "SRC_MIXED_MODE_ROLLBACK",
-        "DEST_SIGNER_UNTRUSTED",
-        "DEST_SIGNER_NOT_PHONE_SAST",
-        "ITLRECOVERY_NOT_IMPORTED",
-        "ITL_TOO_LARGE",
-        "CERT_EXPIRED",
-        "SRC_ITL_MISSING",
-        "SRC_ITL_INVALID",
-        "SRC_CTL_INVALID",
-        "PHONE_TRUST_STALE",
-        "PHONE_TRUST_UPDATE_FAILED",
-        "TVS_NOT_CONFIGURED",
-        "DEST_NOT_PROVISIONED",
-        "DEST_CONFIG_SIGNER_UNKNOWN",
-        "DEST_ITL_INVALID",
-        "DEST_CTL_INVALID",
-        "DIGEST_UNSUPPORTED",
-        "SRC_CTL_WITHOUT_DEST_CTL",
+        Code.SRC_MIXED_MODE_ROLLBACK,
+        Code.DEST_SIGNER_UNTRUSTED,
+        Code.DEST_SIGNER_NOT_PHONE_SAST,
+        Code.ITLRECOVERY_NOT_IMPORTED,
+        Code.ITL_TOO_LARGE,
+        Code.CERT_EXPIRED,
+        Code.SRC_ITL_MISSING,
+        Code.SRC_ITL_INVALID,
+        Code.SRC_CTL_INVALID,
+        Code.PHONE_TRUST_STALE,
+        Code.PHONE_TRUST_UPDATE_FAILED,
+        Code.TVS_NOT_CONFIGURED,
+        Code.DEST_NOT_PROVISIONED,
+        Code.DEST_CONFIG_SIGNER_UNKNOWN,
+        Code.DEST_ITL_INVALID,
+        Code.DEST_CTL_INVALID,
+        Code.DIGEST_UNSUPPORTED,
+        Code.SRC_CTL_WITHOUT_DEST_CTL,
     }
 )
-UNKNOWNS = frozenset({"PHONE_EVIDENCE_MISSING", "FETCH_FAILED", "TRUST_STORE_MISSING"})
-WARNINGS = frozenset({"SRC_ROLLBACK_ACTIVE", "NODE_MISMATCH", "NO_ROLLBACK_PATH", "CERT_EXPIRING"})
+UNKNOWNS = frozenset({Code.PHONE_EVIDENCE_MISSING, Code.FETCH_FAILED, Code.TRUST_STORE_MISSING})
+WARNINGS = frozenset({Code.SRC_ROLLBACK_ACTIVE, Code.NODE_MISMATCH, Code.NO_ROLLBACK_PATH, Code.CERT_EXPIRING})
 # TVS_UNREACHABLE and TVS_CERT_NOT_IN_ITL: blocker or warning per phone (see module docstring).
 
 # Which cluster a cluster-level code is filed under in answer-key.json "clusters".
 _CLUSTER_OF = {
-    "SRC_ROLLBACK_ACTIVE": "source",
-    "SRC_MIXED_MODE_ROLLBACK": "source",
-    "TVS_UNREACHABLE": "source",
-    "TVS_CERT_NOT_IN_ITL": "source",
-    "TRUST_STORE_MISSING": "source",
-    "DEST_SIGNER_UNTRUSTED": "destination",
-    "DEST_SIGNER_NOT_PHONE_SAST": "destination",
-    "ITLRECOVERY_NOT_IMPORTED": "destination",
-    "ITL_TOO_LARGE": "destination",
-    "CERT_EXPIRED": "destination",
-    "NO_ROLLBACK_PATH": "destination",
+    Code.SRC_ROLLBACK_ACTIVE: "source",
+    Code.SRC_MIXED_MODE_ROLLBACK: "source",
+    Code.TVS_UNREACHABLE: "source",
+    Code.TVS_CERT_NOT_IN_ITL: "source",
+    Code.TRUST_STORE_MISSING: "source",
+    Code.DEST_SIGNER_UNTRUSTED: "destination",
+    Code.DEST_SIGNER_NOT_PHONE_SAST: "destination",
+    Code.ITLRECOVERY_NOT_IMPORTED: "destination",
+    Code.ITL_TOO_LARGE: "destination",
+    Code.CERT_EXPIRED: "destination",
+    Code.NO_ROLLBACK_PATH: "destination",
 }
 
 _PHONE_FAULT_CODES = {
-    "phone-stale-itl": ("PHONE_TRUST_STALE",),
-    "phone-stale-ctl": ("PHONE_TRUST_STALE",),
-    "phone-trust-update-failed": ("PHONE_TRUST_STALE", "PHONE_TRUST_UPDATE_FAILED"),
-    "phone-src-itl-invalid": ("PHONE_TRUST_STALE", "SRC_ITL_INVALID"),
-    "phone-src-ctl-invalid": ("PHONE_TRUST_STALE", "SRC_CTL_INVALID"),
-    "tvs-not-configured": ("TVS_NOT_CONFIGURED",),
-    "dest-not-provisioned": ("DEST_NOT_PROVISIONED",),
-    "dest-config-signer-unknown": ("DEST_CONFIG_SIGNER_UNKNOWN",),
-    "sha512-unsupported-model": ("DIGEST_UNSUPPORTED",),
-    "web-access-off": ("PHONE_EVIDENCE_MISSING",),
-    "phone-web-stall": ("PHONE_EVIDENCE_MISSING",),
+    "phone-stale-itl": (Code.PHONE_TRUST_STALE,),
+    "phone-stale-ctl": (Code.PHONE_TRUST_STALE,),
+    "phone-trust-update-failed": (Code.PHONE_TRUST_STALE, Code.PHONE_TRUST_UPDATE_FAILED),
+    "phone-src-itl-invalid": (Code.PHONE_TRUST_STALE, Code.SRC_ITL_INVALID),
+    "phone-src-ctl-invalid": (Code.PHONE_TRUST_STALE, Code.SRC_CTL_INVALID),
+    "tvs-not-configured": (Code.TVS_NOT_CONFIGURED,),
+    "dest-not-provisioned": (Code.DEST_NOT_PROVISIONED,),
+    "dest-config-signer-unknown": (Code.DEST_CONFIG_SIGNER_UNKNOWN,),
+    "sha512-unsupported-model": (Code.DIGEST_UNSUPPORTED,),
+    "web-access-off": (Code.PHONE_EVIDENCE_MISSING,),
+    "phone-web-stall": (Code.PHONE_EVIDENCE_MISSING,),
 }
 
 _CLUSTER_FAULT_CODES = {
-    "itlrecovery-not-imported": ("DEST_SIGNER_UNTRUSTED", "ITLRECOVERY_NOT_IMPORTED"),
-    "dest-node-cert-not-imported": ("DEST_SIGNER_UNTRUSTED",),
-    "dest-signer-not-phone-sast": ("DEST_SIGNER_NOT_PHONE_SAST",),
-    "dest-itl-invalid": ("DEST_ITL_INVALID",),
-    "dest-ctl-invalid": ("DEST_CTL_INVALID",),
-    "dest-itl-too-large": ("ITL_TOO_LARGE",),
-    "dest-signer-expired": ("CERT_EXPIRED",),
-    "no-rollback-path": ("NO_ROLLBACK_PATH",),
-    "trust-store-missing": ("TRUST_STORE_MISSING",),
-    "dest-node-mismatch": ("NODE_MISMATCH",),
+    "itlrecovery-not-imported": (Code.DEST_SIGNER_UNTRUSTED, Code.ITLRECOVERY_NOT_IMPORTED),
+    "dest-node-cert-not-imported": (Code.DEST_SIGNER_UNTRUSTED,),
+    "dest-signer-not-phone-sast": (Code.DEST_SIGNER_NOT_PHONE_SAST,),
+    "dest-itl-invalid": (Code.DEST_ITL_INVALID,),
+    "dest-ctl-invalid": (Code.DEST_CTL_INVALID,),
+    "dest-itl-too-large": (Code.ITL_TOO_LARGE,),
+    "dest-signer-expired": (Code.CERT_EXPIRED,),
+    "no-rollback-path": (Code.NO_ROLLBACK_PATH,),
+    "trust-store-missing": (Code.TRUST_STORE_MISSING,),
+    "dest-node-mismatch": (Code.NODE_MISMATCH,),
 }
 
 _BREAKING = ("node-error", "node-stall", "node-truncate")
@@ -120,36 +122,36 @@ def node_broken(scenario: Scenario, node: str) -> bool:
     return transport in broken
 
 
-def base_codes(scenario: Scenario, phone: PhoneFacts) -> tuple[set[str], set[str]]:
+def base_codes(scenario: Scenario, phone: PhoneFacts) -> tuple[set[Code], set[Code]]:
     """(codes, blocking TVS codes) from node and cluster faults, before the phone's own fault."""
     src, dst = effective_shapes(scenario)
-    codes: set[str] = set()
+    codes: set[Code] = set()
     for f in scenario.faults:
         if f.name in _CLUSTER_FAULT_CODES:
             codes.update(_CLUSTER_FAULT_CODES[f.name])
     if src.mode == "mixed" and dst.mode != "mixed":
         # The shape itself (or the dest-non-secure fault): phones keep the source CTL.
-        codes.add("SRC_CTL_WITHOUT_DEST_CTL")
+        codes.add(Code.SRC_CTL_WITHOUT_DEST_CTL)
     rollback = bool(scenario.uses("src-rollback"))
     if rollback:
-        codes.add("SRC_ROLLBACK_ACTIVE")
+        codes.add(Code.SRC_ROLLBACK_ACTIVE)
         if src.mode == "mixed":
-            codes.add("SRC_MIXED_MODE_ROLLBACK")
+            codes.add(Code.SRC_MIXED_MODE_ROLLBACK)
     # Transport: the phone's own source node, and every destination node.
     for node in {phone.primary_tftp, "dst-pub", "dst-sub1"}:
         if node_broken(scenario, node):
-            codes.add("FETCH_FAILED")
+            codes.add(Code.FETCH_FAILED)
     # TVS.
-    tvs_codes: dict[str, set[str]] = {m: set() for m in phone.tvs_members}
+    tvs_codes: dict[str, set[Code]] = {m: set() for m in phone.tvs_members}
     for f in scenario.faults:
         if f.name == "tvs-down" and f.node in tvs_codes:
-            tvs_codes[f.node].add("TVS_UNREACHABLE")
+            tvs_codes[f.node].add(Code.TVS_UNREACHABLE)
         elif f.name == "tvs-cert-not-in-itl" and f.node in tvs_codes:
-            tvs_codes[f.node].add("TVS_CERT_NOT_IN_ITL")
+            tvs_codes[f.node].add(Code.TVS_CERT_NOT_IN_ITL)
     if rollback and src.mode == "mixed":
         for m in tvs_codes:
-            tvs_codes[m].add("TVS_CERT_NOT_IN_ITL")
-    tvs_found = set().union(*tvs_codes.values()) if tvs_codes else set()
+            tvs_codes[m].add(Code.TVS_CERT_NOT_IN_ITL)
+    tvs_found: set[Code] = set().union(*tvs_codes.values()) if tvs_codes else set()
     codes |= tvs_found
     rollback_path = rollback and src.mode != "mixed"
     all_bad = bool(tvs_codes) and all(tvs_codes.values())
@@ -157,16 +159,16 @@ def base_codes(scenario: Scenario, phone: PhoneFacts) -> tuple[set[str], set[str
     return codes, blocking_tvs
 
 
-def readiness_of(codes: Iterable[str], blocking_tvs: Iterable[str]) -> str:
-    codes = set(codes)
-    if codes & BLOCKERS or set(blocking_tvs):
-        return "NOT_READY"
-    if codes & UNKNOWNS:
-        return "UNKNOWN"
-    return "READY"
+def readiness_of(codes: Iterable[Code], blocking_tvs: Iterable[Code]) -> Readiness:
+    found = set(codes)
+    if found & BLOCKERS or set(blocking_tvs):
+        return Readiness.NOT_READY
+    if found & UNKNOWNS:
+        return Readiness.UNKNOWN
+    return Readiness.READY
 
 
-def phone_answer(scenario: Scenario, phone: PhoneFacts) -> tuple[str, list[str]]:
+def phone_answer(scenario: Scenario, phone: PhoneFacts) -> tuple[Readiness, list[Code]]:
     codes, blocking = base_codes(scenario, phone)
     if phone.fault is not None:
         codes.update(_PHONE_FAULT_CODES[phone.fault])
@@ -174,41 +176,43 @@ def phone_answer(scenario: Scenario, phone: PhoneFacts) -> tuple[str, list[str]]
 
 
 def answer_key(scenario: Scenario, seed: str, phones: Sequence[PhoneFacts]) -> dict[str, Any]:
+    """answer-key.json: the verdict, the counts, each phone's readiness and codes, each cluster's
+    codes (plain strings: the key is read back by tools that know no enum)."""
     devices: dict[str, dict[str, Any]] = {}
-    clusters: dict[str, set[str]] = {"source": set(), "destination": set()}
+    clusters: dict[str, set[Code]] = {"source": set(), "destination": set()}
     for p in phones:
         readiness, codes = phone_answer(scenario, p)
-        devices[p.name] = {"readiness": readiness, "codes": codes}
+        devices[p.name] = {"readiness": readiness.value, "codes": [c.value for c in codes]}
         for code in codes:
             if code in _CLUSTER_OF:
                 clusters[_CLUSTER_OF[code]].add(code)
     # Cluster-level codes that hold even when no phone lists them.
     for f in scenario.faults:
         for code in _CLUSTER_FAULT_CODES.get(f.name, ()):
-            if code == "NODE_MISMATCH":
+            if code is Code.NODE_MISMATCH:
                 clusters["destination"].add(code)
             elif code in _CLUSTER_OF:
                 clusters[_CLUSTER_OF[code]].add(code)
         if f.name == "tvs-down":
-            clusters["source"].add("TVS_UNREACHABLE")
+            clusters["source"].add(Code.TVS_UNREACHABLE)
         if f.name == "tvs-cert-not-in-itl":
-            clusters["source"].add("TVS_CERT_NOT_IN_ITL")
+            clusters["source"].add(Code.TVS_CERT_NOT_IN_ITL)
     cluster_blocker = any(code in BLOCKERS for cs in clusters.values() for code in cs)
     states = {d["readiness"] for d in devices.values()}
-    if "NOT_READY" in states or cluster_blocker:
-        verdict = "NO_GO"
-    elif "UNKNOWN" in states or any(code in UNKNOWNS for cs in clusters.values() for code in cs):
-        verdict = "INCOMPLETE"
+    if Readiness.NOT_READY in states or cluster_blocker:
+        verdict = Verdict.NO_GO
+    elif Readiness.UNKNOWN in states or any(code in UNKNOWNS for cs in clusters.values() for code in cs):
+        verdict = Verdict.INCOMPLETE
     else:
-        verdict = "GO"
+        verdict = Verdict.GO
     counts = {
-        s: sum(1 for d in devices.values() if d["readiness"] == s) for s in ("READY", "NOT_READY", "UNKNOWN")
+        s.value: sum(1 for d in devices.values() if d["readiness"] == s) for s in Readiness
     }
     return {
-        "verdict": verdict,
+        "verdict": verdict.value,
         "counts": counts,
         "devices": devices,
-        "clusters": {k: sorted(v) for k, v in clusters.items()},
+        "clusters": {k: [c.value for c in sorted(v)] for k, v in clusters.items()},
         "scenario": scenario.name,
         "seed": seed,
     }

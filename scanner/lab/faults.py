@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from scanner.core.findings import Code
+
 Scope = Literal["phone", "node", "cluster"]
 # What a node-scoped fault may target.
 NodeKind = Literal["tftp", "src-tftp", "dst-tftp", "src-tvs"]
@@ -33,7 +35,7 @@ class FaultDef:
     scope: Scope
     check: str  # C1..C8, "evidence" or "transport"
     summary: str
-    codes: tuple[str, ...]  # codes on the affected phones (see answer.py for the exact rule)
+    codes: tuple[Code, ...]  # codes on the affected phones (see answer.py for the exact rule)
     readiness: str  # what it does to an affected phone: NOT_READY / UNKNOWN / READY (warning) / none
     node_kind: NodeKind | None = None
     params: tuple[Param, ...] = field(default_factory=tuple)
@@ -58,7 +60,7 @@ CATALOG: dict[str, FaultDef] = {
             "C2",
             "the phone holds an older ITL of its TFTP node (offline during a certificate change): its "
             "ITL signature on the web page differs from the ITL served",
-            ("PHONE_TRUST_STALE",),
+            (Code.PHONE_TRUST_STALE,),
             "NOT_READY",
         ),
         FaultDef(
@@ -66,7 +68,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "C2",
             "the phone holds an older CTL than the one served",
-            ("PHONE_TRUST_STALE",),
+            (Code.PHONE_TRUST_STALE,),
             "NOT_READY",
             needs=("source-mixed",),
         ),
@@ -75,7 +77,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "C2",
             "status messages end with 'Trust List Update Failed'; the phone kept its previous ITL",
-            ("PHONE_TRUST_STALE", "PHONE_TRUST_UPDATE_FAILED"),
+            (Code.PHONE_TRUST_STALE, Code.PHONE_TRUST_UPDATE_FAILED),
             "NOT_READY",
         ),
         FaultDef(
@@ -84,7 +86,7 @@ CATALOG: dict[str, FaultDef] = {
             "C1",
             "the source serves this phone an ITLSEP<MAC>.tlv with a broken signature (the phone still "
             "holds the good generic ITL)",
-            ("PHONE_TRUST_STALE", "SRC_ITL_INVALID"),
+            (Code.PHONE_TRUST_STALE, Code.SRC_ITL_INVALID),
             "NOT_READY",
         ),
         FaultDef(
@@ -93,7 +95,7 @@ CATALOG: dict[str, FaultDef] = {
             "C1",
             "the source serves this phone a CTLSEP<MAC>.tlv with a broken signature (the phone still "
             "holds the good generic CTL)",
-            ("PHONE_TRUST_STALE", "SRC_CTL_INVALID"),
+            (Code.PHONE_TRUST_STALE, Code.SRC_CTL_INVALID),
             "NOT_READY",
             needs=("source-mixed",),
         ),
@@ -102,7 +104,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "C4",
             "the phone's source config has no <TVS> members (it only got XMLDefault, CSCti64589)",
-            ("TVS_NOT_CONFIGURED",),
+            (Code.TVS_NOT_CONFIGURED,),
             "NOT_READY",
         ),
         FaultDef(
@@ -110,7 +112,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "C6",
             "the destination has no SEP<MAC>.cnf.xml(.sgn) for the phone",
-            ("DEST_NOT_PROVISIONED",),
+            (Code.DEST_NOT_PROVISIONED,),
             "NOT_READY",
         ),
         FaultDef(
@@ -119,7 +121,7 @@ CATALOG: dict[str, FaultDef] = {
             "C6",
             "the destination's SEP<MAC>.cnf.xml.sgn for the phone is signed by a retired CallManager "
             "key that is in no destination trust list",
-            ("DEST_CONFIG_SIGNER_UNKNOWN",),
+            (Code.DEST_CONFIG_SIGNER_UNKNOWN,),
             "NOT_READY",
         ),
         FaultDef(
@@ -128,7 +130,7 @@ CATALOG: dict[str, FaultDef] = {
             "C7",
             "the destination signs with SHA-512 and the phone is a model that cannot verify it "
             "(the fault sets the destination's TFTP File Signature Algorithm to SHA-512)",
-            ("DIGEST_UNSUPPORTED",),
+            (Code.DIGEST_UNSUPPORTED,),
             "NOT_READY",
         ),
         FaultDef(
@@ -136,7 +138,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "evidence",
             "web access disabled: nothing listens on the phone's web port (connection refused)",
-            ("PHONE_EVIDENCE_MISSING",),
+            (Code.PHONE_EVIDENCE_MISSING,),
             "UNKNOWN",
         ),
         FaultDef(
@@ -144,7 +146,7 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "evidence",
             "the phone's web server accepts connections and never answers",
-            ("PHONE_EVIDENCE_MISSING",),
+            (Code.PHONE_EVIDENCE_MISSING,),
             "UNKNOWN",
         ),
         # -- nodes --------------------------------------------------------------------------
@@ -153,7 +155,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "C4",
             "a source TVS service is down (nothing listens on its port)",
-            ("TVS_UNREACHABLE",),
+            (Code.TVS_UNREACHABLE,),
             "NOT_READY if every TVS the phone lists is faulty, else READY (warning)",
             node_kind="src-tvs",
         ),
@@ -162,7 +164,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "C4",
             "a source TVS presents a regenerated certificate that no ITL contains",
-            ("TVS_CERT_NOT_IN_ITL",),
+            (Code.TVS_CERT_NOT_IN_ITL,),
             "NOT_READY if every TVS the phone lists is faulty, else READY (warning)",
             node_kind="src-tvs",
         ),
@@ -171,7 +173,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "C5",
             "one destination TFTP node serves an older CTL than the others (same signer, older time)",
-            ("NODE_MISMATCH",),
+            (Code.NODE_MISMATCH,),
             "READY (warning)",
             node_kind="dst-tftp",
             needs=("destination-mixed",),
@@ -181,7 +183,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "transport",
             "a TFTP node is down: nothing listens on its TFTP or HTTP port",
-            ("FETCH_FAILED",),
+            (Code.FETCH_FAILED,),
             "UNKNOWN (source node: its phones; destination node: every phone)",
             node_kind="tftp",
         ),
@@ -190,7 +192,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "transport",
             "a TFTP node answers every TFTP read with ERROR 2 and every HTTP GET with 500",
-            ("FETCH_FAILED",),
+            (Code.FETCH_FAILED,),
             "as node-dead when every protocol the profile's transport uses is hit, else none",
             node_kind="tftp",
             params=(_PROTOCOLS,),
@@ -200,7 +202,7 @@ CATALOG: dict[str, FaultDef] = {
             "node",
             "transport",
             "a TFTP node takes requests and never answers (TFTP silence, HTTP hangs): timeouts",
-            ("FETCH_FAILED",),
+            (Code.FETCH_FAILED,),
             "as node-error",
             node_kind="tftp",
             params=(_PROTOCOLS,),
@@ -211,7 +213,7 @@ CATALOG: dict[str, FaultDef] = {
             "transport",
             "a TFTP node sends only the first bytes of every file (TFTP: tsize says the full size; "
             "HTTP: Content-Length says the full size and the connection closes early)",
-            ("FETCH_FAILED",),
+            (Code.FETCH_FAILED,),
             "as node-error",
             node_kind="tftp",
             params=(_PROTOCOLS, Param("bytes", "int", 700, 0, 1 << 20, help="bytes sent before stopping")),
@@ -243,7 +245,7 @@ CATALOG: dict[str, FaultDef] = {
             "C3",
             "'Prepare Cluster for Rollback to pre-8.0' is True on the source: every source node serves "
             "a blank ITL (CAPF only) and every phone holds it",
-            ("SRC_ROLLBACK_ACTIVE", "SRC_MIXED_MODE_ROLLBACK", "TVS_CERT_NOT_IN_ITL"),
+            (Code.SRC_ROLLBACK_ACTIVE, Code.SRC_MIXED_MODE_ROLLBACK, Code.TVS_CERT_NOT_IN_ITL),
             "NOT_READY if the source is in mixed mode; READY by the rollback path (SRC_ROLLBACK_ACTIVE "
             "only) if it is not",
         ),
@@ -253,7 +255,7 @@ CATALOG: dict[str, FaultDef] = {
             "C5",
             "the destination's ITLRecovery certificate (signer of its CTL and ITL) is in neither source "
             "trust store",
-            ("DEST_SIGNER_UNTRUSTED", "ITLRECOVERY_NOT_IMPORTED"),
+            (Code.DEST_SIGNER_UNTRUSTED, Code.ITLRECOVERY_NOT_IMPORTED),
             "NOT_READY",
             needs=("destination-12",),
         ),
@@ -263,7 +265,7 @@ CATALOG: dict[str, FaultDef] = {
             "C5",
             "only some destination TFTP nodes' CallManager certificates were imported into the source: "
             "the given node's (signer of its ITL before 12.0) is in neither source trust store",
-            ("DEST_SIGNER_UNTRUSTED",),
+            (Code.DEST_SIGNER_UNTRUSTED,),
             "NOT_READY",
             node_kind="dst-tftp",
             needs=("destination-pre-12",),
@@ -274,7 +276,7 @@ CATALOG: dict[str, FaultDef] = {
             "C5",
             "the destination's signer certificates were imported into the source's CallManager-trust "
             "only, not Phone-SAST-trust (TVS will not vouch for them as SAST)",
-            ("DEST_SIGNER_NOT_PHONE_SAST",),
+            (Code.DEST_SIGNER_NOT_PHONE_SAST,),
             "NOT_READY",
         ),
         FaultDef(
@@ -282,7 +284,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C6",
             "a destination node serves a broken ITL (signature byte flipped, or the file cut in half)",
-            ("DEST_ITL_INVALID",),
+            (Code.DEST_ITL_INVALID,),
             "NOT_READY",
             node_kind="dst-tftp",
             params=(Param("how", "str", "signature", choices=("signature", "truncated")),),
@@ -292,7 +294,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C6",
             "a destination node serves a broken CTL (signature byte flipped, or the file cut in half)",
-            ("DEST_CTL_INVALID",),
+            (Code.DEST_CTL_INVALID,),
             "NOT_READY",
             node_kind="dst-tftp",
             needs=("destination-mixed",),
@@ -303,7 +305,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C7",
             "the destination's ITLs carry 40 extra certificates: over 64 KB and over 39 certificates",
-            ("ITL_TOO_LARGE",),
+            (Code.ITL_TOO_LARGE,),
             "NOT_READY",
         ),
         FaultDef(
@@ -311,7 +313,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C7",
             "the destination's trust-list signer certificate expired on 2025-06-30",
-            ("CERT_EXPIRED",),
+            (Code.CERT_EXPIRED,),
             "NOT_READY",
         ),
         FaultDef(
@@ -320,7 +322,7 @@ CATALOG: dict[str, FaultDef] = {
             "C1",
             "the destination is not in mixed mode (no CTL) while the source is: phones keep the "
             "source CTL until it is deleted by hand",
-            ("SRC_CTL_WITHOUT_DEST_CTL",),
+            (Code.SRC_CTL_WITHOUT_DEST_CTL,),
             "NOT_READY",
             needs=("source-mixed",),
         ),
@@ -329,7 +331,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C8",
             "the source's signers were never imported into the destination's Phone-SAST-trust",
-            ("NO_ROLLBACK_PATH",),
+            (Code.NO_ROLLBACK_PATH,),
             "READY (warning)",
         ),
         FaultDef(
@@ -337,7 +339,7 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "evidence",
             "the source's trust stores were not exported: the profile names none",
-            ("TRUST_STORE_MISSING",),
+            (Code.TRUST_STORE_MISSING,),
             "UNKNOWN",
         ),
     )
