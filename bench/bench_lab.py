@@ -123,7 +123,7 @@ def main() -> int:
 
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, client_cpus = cpus[0], (cpus[1:] or cpus)
-    cmd = [sys.executable, "-m", "scanner.lab.cli", "serve", str(lab_dir)]
+    cmd = [sys.executable, "-m", "scanner", "lab", "serve", str(lab_dir)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,

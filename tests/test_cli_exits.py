@@ -84,17 +84,17 @@ def test_lab_build_without_out_is_64(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_demo_passes_base_to_lab_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import scanner.lab.cli
+    from scanner.cli import lab
 
-    seen: list[argparse.Namespace] = []
+    seen: list[lab.BuildRequest] = []
 
-    def fake_run_lab(args: argparse.Namespace) -> int:
-        seen.append(args)
+    def fake_build(req: lab.BuildRequest) -> int:
+        seen.append(req)
         return 64  # stop the demo before it serves anything
 
-    monkeypatch.setattr(scanner.lab.cli, "run_lab", fake_run_lab)
+    monkeypatch.setattr(lab, "build", fake_build)
     assert main(["demo", "--out", str(tmp_path / "d"), "--base", "42", "--phones", "5"]) == 64
-    assert seen[0].base == 42 and seen[0].lab_command == "build"
+    assert seen[0].base == 42 and seen[0].phones == 5 and seen[0].out == str(tmp_path / "d" / "lab")
     seen.clear()
     assert main(["demo", "--out", str(tmp_path / "e"), "--phones", "5"]) == 64
     assert seen[0].base is None

@@ -1,4 +1,4 @@
-"""``trustscan collect`` argument handling and dry run, through add_collect_parser/run_collect."""
+"""``trustscan collect`` argument handling and dry run, through the collect module's add_parser and run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from scanner.cli.collect import add_collect_parser, run_collect
+from scanner.cli import collect
 
 PROFILE = b"""
 [clusters.source]
@@ -28,7 +28,7 @@ address = "127.0.0.1"
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="trustscan")
     sub = p.add_subparsers(dest="command")
-    add_collect_parser(sub)
+    collect.add_parser(sub)
     return p.parse_args(argv)
 
 
@@ -50,7 +50,7 @@ def test_dry_run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
             "10",
         ]
     )
-    assert run_collect(args) == 0
+    assert collect.run(args) == 0
     out, err = capsys.readouterr()
     plan = orjson.loads(out)
     assert plan["phones"] == 1
@@ -65,7 +65,7 @@ def test_dry_run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_bad_profile_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "profile.toml").write_bytes(PROFILE.replace(b'transport = "tftp"', b'transport = "ftp"'))
     args = parse(["collect", "--profile", str(tmp_path / "profile.toml"), "--out", str(tmp_path / "ev")])
-    assert run_collect(args) == 64  # bad input, as in every command (2 means INCOMPLETE for scan)
+    assert collect.run(args) == 64  # bad input, as in every command (2 means INCOMPLETE for scan)
     assert "clusters.destination.transport: unknown value 'ftp'" in capsys.readouterr().err
 
 
@@ -74,6 +74,6 @@ def test_text_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     args = parse(
         ["collect", "--profile", str(tmp_path / "profile.toml"), "--out", str(tmp_path / "ev"), "--dry-run"]
     )
-    assert run_collect(args) == 0
+    assert collect.run(args) == 0
     out = capsys.readouterr().out
     assert "discovered at run time" in out and "src-a" in out and "total:" in out

@@ -86,7 +86,7 @@ def test_tftp_hpa_client_with_blksize(tmp_path: Path) -> None:
 def test_cli_serve_prints_ready_and_stops_on_sigterm() -> None:
     d = built_lab("healthy", phones=5)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner.lab.cli", "serve", str(d)],
+        [sys.executable, "-m", "scanner", "lab", "serve", str(d)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

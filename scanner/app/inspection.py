@@ -6,6 +6,7 @@ Pure: given bytes, a name, trust stores and ``now``; the CLI reads files and pri
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,13 @@ from scanner.core.trustcache import DEFAULT_CACHE, AnalysisCache
 from scanner.core.trustlist import TrustFile
 from scanner.core.verify import CERT_MALFORMED, TrustStore, Verification
 
-EXIT_OK = 0
-EXIT_UNVERIFIED = 1
-EXIT_MALFORMED = 2
+
+class Outcome(enum.Enum):
+    """What a set of inspected files comes to, worst first (``trustscan inspect`` exits with it)."""
+
+    MALFORMED = "malformed"  # some file is unreadable or malformed
+    UNVERIFIED = "unverified"  # every file parsed; some signature is invalid or could not be verified
+    VERIFIED = "verified"  # every file parsed and its signature verified
 
 
 def inspect_bytes(
@@ -53,8 +58,8 @@ def inspect_bytes(
     return safe
 
 
-# JSON numbers a reader can take (orjson refuses more; so do many JSON consumers past 2^53,
-# but 64 bits is what a 8-byte field a lenient parse kept can hold).
+# The widest JSON integers written: 64 bits, what an 8-byte field holds (orjson refuses more;
+# many JSON consumers already lose precision past 2^53).
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 
 
@@ -143,16 +148,17 @@ def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
     return out
 
 
-def exit_code(reports: Sequence[dict[str, Any]]) -> int:
-    """2 if any file is unreadable or malformed, else 1 if any signature did not verify, else 0.
+def outcome(reports: Sequence[dict[str, Any]]) -> Outcome:
+    """MALFORMED if any file is unreadable or malformed, else UNVERIFIED if any signature did not
+    verify, else VERIFIED.
 
     A file with a certificate that cannot be read (CERT_MALFORMED) is malformed in part: it is
     described in full, with the finding, and counts as malformed here."""
     if any("error" in r or any(f["code"] == CERT_MALFORMED for f in r["findings"]) for r in reports):
-        return EXIT_MALFORMED
+        return Outcome.MALFORMED
     if any(not r["signature"]["valid"] for r in reports):
-        return EXIT_UNVERIFIED
-    return EXIT_OK
+        return Outcome.UNVERIFIED
+    return Outcome.VERIFIED
 
 
 def render_text(r: dict[str, Any]) -> str:
@@ -208,4 +214,4 @@ def render_text(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["exit_code", "inspect_bytes", "render_text"]
+__all__ = ["Outcome", "inspect_bytes", "outcome", "render_text"]

@@ -1,36 +1,36 @@
 """``trustscan collect``: argv → ``scanner.app.collect.collect`` → exit code.
 
-This is CLI code (it prints, picks the event loop, reads the files named on the command line);
-``scanner/cli/main.py`` wires it in with ``add_collect_parser(sub)`` and dispatches ``collect`` to
-``run_collect(args)``.
-
-Exit codes: 0 collection finished (whatever the phones answered: outcomes are evidence, not
-errors), 64 usage or bad input (a bad profile or inventory, an output directory that already
-holds evidence), 70 internal error — as for ``scan``, where 2 means INCOMPLETE.
+Exit codes (scanner/cli/exitcodes.py): 0 collection finished (whatever the phones answered:
+outcomes are evidence, not errors), 64 usage or bad input (a bad profile or inventory, an output
+directory that already holds evidence), 70 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scanner.cli import runner
+from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from scanner.cli.output import Stop, internal_error, json_line
+from scanner.cli.progress import collection_bar
 from scanner.core.errors import ParseError
 from scanner.core.ratelimit import Limits
 
-__all__ = ["add_collect_parser", "run_collect"]
+if TYPE_CHECKING:
+    from scanner.app.collect import CollectionResult, DryRun
+    from scanner.app.resume import ResumePoint
+    from scanner.core.inventory import Inventory
+    from scanner.core.profile import Profile
 
-EXIT_OK = 0
-EXIT_USAGE = 64
-EXIT_BAD_INPUT = EXIT_USAGE  # a bad profile or inventory is bad input, as in every command
-EXIT_INTERNAL = 70
+PROG = "trustscan collect"
 
 
-def add_collect_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``collect`` to an ``argparse`` subparsers object (its own parser_class is used)."""
     d = Limits()
     p = subparsers.add_parser(
@@ -108,21 +108,51 @@ def _positive_float(text: str) -> float:
 
 
 def _err(message: str) -> None:
-    print(f"trustscan collect: {message}", file=sys.stderr)
+    print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def run_collect(args: argparse.Namespace) -> int:
-    import orjson
+def run(args: argparse.Namespace) -> int:
+    try:
+        profile = _load_profile(args.profile)
+        limits = _limits(profile, args)
+        inventory, inv_sha = _read_inventory(args.inventory)
+        if args.dry_run:
+            _dry_run(profile, limits, inventory, args.json)
+            return EXIT_OK
+        out = Path(args.out)
+        point = None
+        if args.resume:
+            point = _resume_point(out, profile, inv_sha)
+        else:
+            _refuse_existing_evidence(out)
+    except Stop as stop:
+        _err(str(stop))
+        return stop.code
+    try:
+        result = _collect(args, profile, limits, inventory, inv_sha, out, point)
+    except FileExistsError:
+        _err(f"{out} already holds evidence; choose a new directory")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted; the evidence written so far is in " + str(out))
+        return EXIT_INTERRUPTED
+    except Exception:  # the one boundary where anything unexpected becomes exit 70
+        return internal_error(PROG)
+    _print_result(result, out, args.json)
+    return EXIT_OK
 
-    from scanner.app.collect import collect, dry_run
-    from scanner.core.inventory import Inventory, parse_inventory
+
+def _load_profile(path: str) -> Profile:
     from scanner.store.profiles import load_profile
 
     try:
-        profile = load_profile(args.profile)
+        return load_profile(path)
     except ParseError as exc:
-        _err(f"bad profile: {exc}")
-        return EXIT_BAD_INPUT
+        raise Stop(EXIT_USAGE, f"bad profile: {exc}") from None
+
+
+def _limits(profile: Profile, args: argparse.Namespace) -> Limits:
+    """The profile's limits, with the ones given on the command line instead."""
     overrides = {
         k: v
         for k, v in (
@@ -134,93 +164,85 @@ def run_collect(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    limits = dataclasses.replace(profile.limits, **overrides)
-    inventory: Inventory | None = None
-    inv_sha: str | None = None
-    if args.inventory:
-        try:
-            data = Path(args.inventory).read_bytes()
-        except OSError as exc:
-            _err(f"cannot read inventory: {exc.strerror or exc}")
-            return EXIT_BAD_INPUT
-        inv_sha = hashlib.sha256(data).hexdigest()
-        try:
-            inventory = parse_inventory(data, path=args.inventory)
-        except ParseError as exc:
-            _err(f"bad inventory: {exc}")
-            return EXIT_BAD_INPUT
-        for issue in inventory.issues:
-            _err(f"warning: {issue}")
-        if not inventory.phones:
-            _err("the inventory has no usable phone")
-            return EXIT_BAD_INPUT
+    return dataclasses.replace(profile.limits, **overrides)
 
-    if args.dry_run:
-        plan = dry_run(
-            dataclasses.replace(profile, limits=limits), None if inventory is None else inventory.phones
-        )
-        if args.json:
-            doc = {
-                "phones": plan.phones,
-                "total": plan.total,
-                "total_max": plan.total_max,
-                "rows": [dataclasses.asdict(r) for r in plan.rows],
-            }
-            sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
-        else:
-            _print_plan(plan, limits)
-        return EXIT_OK
 
-    out = Path(args.out)
-    point = None
-    if args.resume:
-        from scanner.app.resume import NothingToResume, resume_point
+def _read_inventory(path: str | None) -> tuple[Inventory | None, str | None]:
+    """The inventory and the SHA-256 of its bytes (None, None without ``--inventory``); the rows
+    it refused are printed as warnings, and an inventory without a usable phone is refused."""
+    from scanner.core.inventory import parse_inventory
 
-        if not (out / "manifest.jsonl").is_file():
-            _err(f"{out} holds no collection to resume (no manifest.jsonl)")
-            return EXIT_USAGE
-        try:
-            point = resume_point(out, profile, inv_sha)
-        except NothingToResume as exc:
-            _err(str(exc))
-            return EXIT_OK
-        except ParseError as exc:
-            _err(f"cannot resume: {exc}")
-            return EXIT_USAGE
-        _err(f"resuming {out}: {len(point.keep)} attempts kept, {point.redo} to ask again")
-    elif (out / "manifest.jsonl").exists():
-        _err(f"{out} already holds evidence; choose a new directory or finish it with --resume")
-        return EXIT_USAGE
-    show = sys.stderr.isatty() and not args.no_progress
-
-    def start(observer: Any) -> Any:
-        return collect(
-            profile,
-            out,
-            inventory=inventory,
-            inventory_path=args.inventory,
-            inventory_sha256=inv_sha,
-            limits=limits,
-            observer=observer,
-            ca_bundle=args.ca_bundle,
-            resume=point,
-        )
-
+    if not path:
+        return None, None
     try:
-        result = _run(start, show)
-    except FileExistsError:
-        _err(f"{out} already holds evidence; choose a new directory")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        _err("interrupted; the evidence written so far is in " + str(out))
-        return 130
-    except Exception:  # the one boundary where anything unexpected becomes exit 70
-        import traceback
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise Stop(EXIT_USAGE, f"cannot read inventory: {exc.strerror or exc}") from None
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        inventory = parse_inventory(data, path=path)
+    except ParseError as exc:
+        raise Stop(EXIT_USAGE, f"bad inventory: {exc}") from None
+    for issue in inventory.issues:
+        _err(f"warning: {issue}")
+    if not inventory.phones:
+        raise Stop(EXIT_USAGE, "the inventory has no usable phone")
+    return inventory, sha
 
-        _err("internal error (please report it with this trace):\n" + traceback.format_exc())
-        return EXIT_INTERNAL
-    if args.json:
-        sys.stdout.buffer.write(orjson.dumps(result.summary, option=orjson.OPT_APPEND_NEWLINE))
+
+def _resume_point(out: Path, profile: Profile, inv_sha: str | None) -> ResumePoint:
+    """Where the unfinished collection in ``out`` stands: what to keep and what to ask again."""
+    from scanner.app.resume import NothingToResume, resume_point
+
+    if not (out / "manifest.jsonl").is_file():
+        raise Stop(EXIT_USAGE, f"{out} holds no collection to resume (no manifest.jsonl)")
+    try:
+        point = resume_point(out, profile, inv_sha)
+    except NothingToResume as exc:
+        raise Stop(EXIT_OK, str(exc)) from None
+    except ParseError as exc:
+        raise Stop(EXIT_USAGE, f"cannot resume: {exc}") from None
+    _err(f"resuming {out}: {len(point.keep)} attempts kept, {point.redo} to ask again")
+    return point
+
+
+def _refuse_existing_evidence(out: Path) -> None:
+    """Refuse an ``out`` that already holds evidence (a new collection would mix with it)."""
+    if (out / "manifest.jsonl").exists():
+        raise Stop(EXIT_USAGE, f"{out} already holds evidence; choose a new directory or finish it with --resume")
+
+
+def _collect(
+    args: argparse.Namespace,
+    profile: Profile,
+    limits: Limits,
+    inventory: Inventory | None,
+    inv_sha: str | None,
+    out: Path,
+    point: ResumePoint | None,
+) -> CollectionResult:
+    from scanner.app.collect import collect
+
+    runner.interrupt_on_sigterm()
+    with collection_bar(sys.stderr.isatty() and not args.no_progress) as observer:
+        return runner.run(
+            collect(
+                profile,
+                out,
+                inventory=inventory,
+                inventory_path=args.inventory,
+                inventory_sha256=inv_sha,
+                limits=limits,
+                observer=observer,
+                ca_bundle=args.ca_bundle,
+                resume=point,
+            )
+        )
+
+
+def _print_result(result: CollectionResult, out: Path, as_json: bool) -> None:
+    if as_json:
+        json_line(result.summary)
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_outcome.items()))
         print(
@@ -233,71 +255,26 @@ def run_collect(args: argparse.Namespace) -> int:
         print(f"evidence: {out}")
     for issue in result.summary.get("discovery_issues", []):
         _err(f"warning: discovery: {issue}")
-    return EXIT_OK
 
 
-def _run(start: Any, show: bool) -> Any:
-    _install_uvloop()
-    _sigterm_interrupts()
-    if not show:
-        return asyncio.run(start(None))
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _dry_run(profile: Profile, limits: Limits, inventory: Inventory | None, as_json: bool) -> None:
+    from scanner.app.collect import dry_run
 
-    from scanner.app.collect import Progress as Snapshot
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("collect"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>7.0f} jobs/s"),
-        TextColumn("failures {task.fields[failures]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("collect", total=None, rate=0.0, failures=0)
-
-        def observer(p: Snapshot) -> None:
-            rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
-            bar.update(task, total=p.total, completed=p.done, rate=rate, failures=p.failures)
-
-        return asyncio.run(start(observer))
+    plan = dry_run(dataclasses.replace(profile, limits=limits), None if inventory is None else inventory.phones)
+    if as_json:
+        json_line(
+            {
+                "phones": plan.phones,
+                "total": plan.total,
+                "total_max": plan.total_max,
+                "rows": [dataclasses.asdict(r) for r in plan.rows],
+            }
+        )
+    else:
+        _print_plan(plan, limits)
 
 
-def _sigterm_interrupts() -> None:
-    # SIGTERM (a scheduler stopping a nightly job) ends the run like Ctrl-C does: the collector
-    # unwinds, writes collection.json as "interrupted" and the evidence can be resumed. Without
-    # this the default action kills the process with collection.json still saying "running"
-    # (which the analysis also handles, only with less to say).
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _install_uvloop() -> None:
-    # uvloop is faster for thousands of sockets; the library never picks the loop, the CLI does.
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def _print_plan(plan: Any, limits: Limits) -> None:
+def _print_plan(plan: DryRun, limits: Limits) -> None:
     phones = "discovered at run time" if plan.phones is None else str(plan.phones)
     print(
         f"dry run: phones {phones}; per node: {limits.per_node_concurrency} in flight, "

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-EXIT_USAGE = 64
+from scanner.cli import lab, scan
+from scanner.cli.exitcodes import EXIT_OK, EXIT_USAGE
+
+PROG = "trustscan demo"
 # lab serve prints "ready" once every listener of every process is up: a second for 10,000 phones
 # in one process, about 20 s for 100,000 in six; it gives its workers 300 s
 # (scanner.lab.serve.WORKER_READY_TIMEOUT), so we wait a little longer than that.
@@ -42,47 +45,47 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from scanner.cli.scan import run_scan
-    from scanner.lab.cli import run_lab
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
 
-    out = Path(args.out).resolve()
-    lab, scan = out / "lab", out / "scan"
-    if (scan / "evidence" / "manifest.jsonl").exists() or lab.exists():
-        # A demo is a fresh run each time: move the old one aside rather than mix them.
-        old = out.with_name(f"{out.name}.old-{int(time.time())}")
-        out.rename(old)
-        print(f"trustscan demo: previous demo moved to {old}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    from scanner.cli.main import build_parser
 
-    parser = build_parser()
-    build = parser.parse_args(
-        ["lab", "build", "--out", str(lab), "--phones", str(args.phones), "--scenario", args.scenario,
-         "--seed", str(args.seed)]
-        + ([] if getattr(args, "base", None) is None else ["--base", str(args.base)])
+def run(args: argparse.Namespace) -> int:
+    out = _fresh_out(Path(args.out).resolve())
+    lab_dir, scan_dir = out / "lab", out / "scan"
+    _say(f"building a lab of {args.phones} phones, scenario {args.scenario!r} …")
+    code = lab.build(
+        lab.BuildRequest(out=str(lab_dir), scenario=args.scenario, phones=args.phones, seed=str(args.seed),
+                         base=args.base)
     )
-    print(f"trustscan demo: building a lab of {args.phones} phones, scenario {args.scenario!r} …", file=sys.stderr)
-    code = run_lab(build)
-    if code != 0:
+    if code != EXIT_OK:
         return code
     try:
-        with serving_subprocess(lab):
-            print("trustscan demo: lab serving on 127.0.0.0/8; scanning …", file=sys.stderr)
-            scan_args = parser.parse_args(
-                ["scan", "--profile", str(lab / "profile.toml"), "--inventory", str(lab / "inventory.csv"),
-                 "--out", str(scan), "--history", str(out / "history.sqlite")]
-                + (["--no-progress"] if args.no_progress else [])
+        with serving_subprocess(lab_dir):
+            _say("lab serving on 127.0.0.0/8; scanning …")
+            code = scan.scan(
+                scan.ScanRequest(profile=str(lab_dir / "profile.toml"), inventory=str(lab_dir / "inventory.csv"),
+                                 out=str(scan_dir), history=str(out / "history.sqlite"),
+                                 no_progress=args.no_progress)
             )
-            code = run_scan(scan_args)
     except LabNotReady as exc:
-        print(f"trustscan demo: the lab server did not start:\n{exc}", file=sys.stderr)
+        _say(f"the lab server did not start:\n{exc}")
         return EXIT_USAGE
-    report = scan / "report.html"
+    report = scan_dir / "report.html"
     if report.exists():
-        print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab / 'answer-key.json'})",
+        print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab_dir / 'answer-key.json'})",
               file=sys.stderr)
     return code
+
+
+def _fresh_out(out: Path) -> Path:
+    """``out``, created; a demo is a fresh run each time: an earlier one is moved aside rather
+    than mixed with this one."""
+    if (out / "scan" / "evidence" / "manifest.jsonl").exists() or (out / "lab").exists():
+        old = out.with_name(f"{out.name}.old-{int(time.time())}")
+        out.rename(old)
+        _say(f"previous demo moved to {old}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
@@ -115,19 +118,7 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
         lines: queue.Queue[str | None] = queue.Queue()
         drain = threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True)
         drain.start()
-        deadline = time.monotonic() + READY_TIMEOUT
-        seen: list[str] = []
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = lines.get(timeout=max(0.0, left)) if left > 0 else None
-            except queue.Empty:
-                line = None
-            if line is None:
-                raise LabNotReady("".join(seen[-20:]) or f"no 'ready' from lab serve in {READY_TIMEOUT:g} s")
-            seen.append(line)
-            if line.startswith("ready"):
-                break
+        _wait_until_ready(lines)
         yield server
     finally:
         server.terminate()
@@ -140,3 +131,21 @@ def serving_subprocess(lab: Path) -> Iterator[subprocess.Popen[str]]:
             drain.join(10)  # EOF once lab serve's workers, which share the pipe, have stopped too
         if server.stdout is not None and (drain is None or not drain.is_alive()):
             server.stdout.close()
+
+
+def _wait_until_ready(lines: queue.Queue[str | None]) -> None:
+    """Return at lab serve's ``ready`` line; LabNotReady, with its last output, when it ends
+    (EOF) or stays silent for READY_TIMEOUT first."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    seen: list[str] = []
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            line = lines.get(timeout=max(0.0, left)) if left > 0 else None
+        except queue.Empty:
+            line = None
+        if line is None:
+            raise LabNotReady("".join(seen[-20:]) or f"no 'ready' from lab serve in {READY_TIMEOUT:g} s")
+        seen.append(line)
+        if line.startswith("ready"):
+            return

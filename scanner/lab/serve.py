@@ -516,12 +516,14 @@ class LabServer:
     # -- worker processes --------------------------------------------------------------------
 
     async def _spawn(self, share: tuple[int, int]) -> _Worker:
+        # The worker is `trustscan lab serve DIR --worker START:STOP` (scanner/cli/lab.py). Its
         # stdin is a pipe only this process writes to: when it goes away, however it dies, the
         # worker reads EOF and stops. stderr is shared, so a worker's complaints reach the user.
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "scanner.lab.cli",
+            "scanner",
+            "lab",
             "serve",
             str(self.dir),
             "--worker",

@@ -1,6 +1,11 @@
-"""``trustscan lab build`` and ``trustscan lab serve``: the argv side of the lab.
+"""``trustscan lab build`` and ``trustscan lab serve``: the simulated clusters (docs/lab.md).
 
-Wired into the main CLI with ``add_lab_parser(subparsers)`` and ``run_lab(args)``.
+``lab serve`` runs as long as it is told: until SIGINT/SIGTERM, ``--duration`` or the death of the
+process that started it. When a lab needs more phone listeners than one process may open, it
+starts its worker processes as ``python -m scanner lab serve DIR --worker START:STOP``
+(scanner/lab/serve.py); a worker serves until its stdin, a pipe from the main process, ends.
+
+Exit codes (scanner/cli/exitcodes.py): 0 done, 64 bad input, 70 a worker died while serving.
 """
 
 from __future__ import annotations
@@ -13,20 +18,24 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from scanner.cli import runner
+from scanner.cli.exitcodes import EXIT_LAB_FAILED, EXIT_OK, EXIT_USAGE
 from scanner.lab.errors import LabError
 
-__all__ = ["add_lab_parser", "run_lab"]
+if TYPE_CHECKING:
+    from scanner.lab.serve import LabServer
 
-EXIT_OK = 0
-EXIT_USAGE = 64
-EXIT_FAILED = 70  # lab serve: a worker process died while serving
+PROG = "trustscan lab"
 # How often lab serve checks that its parent is alive (a stop within half a second of its death).
 PARENT_POLL = 0.5
+BASE_RANGE = range(1, 151)  # --base: the range a scenario file allows for network.base (docs/lab.md)
 
 
-def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: Any) -> None:
     """Add ``lab build`` and ``lab serve`` (the subparsers' own parser_class is used)."""
     lab = subparsers.add_parser(
         "lab",
@@ -35,6 +44,11 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "faults and an answer key (docs/lab.md).",
     )
     sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
+    _add_build_parser(sub)
+    _add_serve_parser(sub)
+
+
+def _add_build_parser(sub: Any) -> None:
     b = sub.add_parser(
         "build",
         help="write a lab directory",
@@ -63,6 +77,9 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         help="second octet of the lab's loopback addresses (default 10: 127.10.x.x …), to run two labs at once",
     )
     b.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_serve_parser(sub: Any) -> None:
     s = sub.add_parser(
         "serve",
         help="serve a built lab until SIGINT/SIGTERM",
@@ -83,51 +100,6 @@ def add_lab_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
     s.add_argument("--worker", type=_share, default=None, help=argparse.SUPPRESS)
 
 
-def run_lab(args: argparse.Namespace) -> int:
-    try:
-        if args.lab_command == "build":
-            return _build(args)
-        if args.lab_command == "serve":
-            return _serve(args)
-    except LabError as exc:
-        print(f"trustscan lab: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print("trustscan lab: give a command: build or serve", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _build(args: argparse.Namespace) -> int:
-    from scanner.lab.build import build_lab
-    from scanner.lab.faults import CATALOG
-    from scanner.lab.scenario import BUILTIN, load_scenario
-
-    if args.list_scenarios:
-        for name, sc in BUILTIN.items():
-            print(f"scenario {name:<28} {sc.description}")
-        for name, f in CATALOG.items():
-            print(f"fault    {name:<28} [{f.scope}, {f.check}] {f.summary}")
-        return EXIT_OK
-    if not args.out:
-        print("trustscan lab: build needs --out DIR (or --list-scenarios on its own)", file=sys.stderr)
-        return EXIT_USAGE
-    scenario = load_scenario(args.scenario)
-    if getattr(args, "base", None) is not None:
-        if not 1 <= args.base <= 150:
-            print("trustscan lab: --base must be in 1..150", file=sys.stderr)
-            return EXIT_USAGE
-        scenario = dataclasses.replace(scenario, base=args.base)
-    say = (lambda _m: None) if args.quiet else (lambda m: print(f"  {m}", file=sys.stderr))
-    result = build_lab(Path(args.out), scenario, phones=args.phones, seed=str(args.seed), progress=say)
-    if not args.quiet:
-        a = result.answer
-        counts = ", ".join(f"{k} {v}" for k, v in a["counts"].items())
-        print(
-            f"lab {scenario.name!r} seed {args.seed}: {result.phones} phones in {result.path} "
-            f"({result.seconds:.1f} s); expected verdict {a['verdict']} ({counts})"
-        )
-    return EXIT_OK
-
-
 def _share(text: str) -> tuple[int, int]:
     start, _, stop = text.partition(":")
     try:
@@ -139,23 +111,109 @@ def _share(text: str) -> tuple[int, int]:
     return share
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.lab_command == "build":
+        return build(
+            BuildRequest(
+                out=args.out, scenario=args.scenario, phones=args.phones, seed=str(args.seed), base=args.base,
+                quiet=args.quiet, list_scenarios=args.list_scenarios,
+            )
+        )
+    if args.lab_command == "serve":
+        return serve(args.dir, tls13=args.tls13, duration=args.duration,
+                     phones_per_process=args.phones_per_process, worker=args.worker)
+    _err("give a command: build or serve")
+    return EXIT_USAGE
+
+
+# lab build ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """What ``lab build`` was asked to do (``demo`` builds one too)."""
+
+    out: str | None
+    scenario: str = "healthy"  # a built-in scenario's name or a TOML file
+    phones: int | None = None  # None: the scenario's
+    seed: str = "1"
+    base: int | None = None  # None: the scenario's second octet
+    quiet: bool = False
+    list_scenarios: bool = False
+
+
+def build(req: BuildRequest) -> int:
+    if req.list_scenarios:
+        _list_scenarios()
+        return EXIT_OK
+    if not req.out:
+        _err("build needs --out DIR (or --list-scenarios on its own)")
+        return EXIT_USAGE
+    try:
+        return _build(req, req.out)
+    except LabError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+
+
+def _list_scenarios() -> None:
+    from scanner.lab.faults import CATALOG
+    from scanner.lab.scenario import BUILTIN
+
+    for name, sc in BUILTIN.items():
+        print(f"scenario {name:<28} {sc.description}")
+    for name, f in CATALOG.items():
+        print(f"fault    {name:<28} [{f.scope}, {f.check}] {f.summary}")
+
+
+def _build(req: BuildRequest, out: str) -> int:
+    from scanner.lab.build import build_lab
+    from scanner.lab.scenario import load_scenario
+
+    scenario = load_scenario(req.scenario)
+    if req.base is not None:
+        if req.base not in BASE_RANGE:
+            _err(f"--base must be in {BASE_RANGE.start}..{BASE_RANGE.stop - 1}")
+            return EXIT_USAGE
+        scenario = dataclasses.replace(scenario, base=req.base)
+    say = (lambda _m: None) if req.quiet else (lambda m: print(f"  {m}", file=sys.stderr))
+    result = build_lab(Path(out), scenario, phones=req.phones, seed=req.seed, progress=say)
+    if not req.quiet:
+        a = result.answer
+        counts = ", ".join(f"{k} {v}" for k, v in a["counts"].items())
+        print(
+            f"lab {scenario.name!r} seed {req.seed}: {result.phones} phones in {result.path} "
+            f"({result.seconds:.1f} s); expected verdict {a['verdict']} ({counts})"
+        )
+    return EXIT_OK
+
+
+# lab serve ------------------------------------------------------------------------------------
+
+
+def serve(
+    directory: str,
+    *,
+    tls13: bool = False,
+    duration: float | None = None,
+    phones_per_process: int | None = None,
+    worker: tuple[int, int] | None = None,
+) -> int:
     from scanner.lab.serve import LabServer
 
-    # Checks the directory before any socket opens.
-    server = LabServer(
-        args.dir, tls13=args.tls13, phones_per_process=args.phones_per_process, share=args.worker
-    )
     try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Unix
-        runner = asyncio.Runner()
-    with runner:
-        if args.worker is not None:
+        # Checks the directory before any socket opens.
+        server = LabServer(directory, tls13=tls13, phones_per_process=phones_per_process, share=worker)
+        if worker is not None:
             return runner.run(_worker_until_eof(server))
-        return runner.run(_serve_until_signal(server, args.duration))
+        return runner.run(_serve_until_stopped(server, duration))
+    except LabError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
 
 
 def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -179,13 +237,12 @@ async def _watch_parent(stop: asyncio.Event) -> None:
         if os.getppid() != parent:
             stop.set()  # first: the parent held our stderr pipe, so the print below may fail
             with contextlib.suppress(OSError):
-                print(f"trustscan lab: parent process {parent} is gone; stopping", file=sys.stderr, flush=True)
+                _err(f"parent process {parent} is gone; stopping")
 
 
-async def _serve_until_signal(server: object, duration: float | None) -> int:
-    from scanner.lab.serve import LabServer
-
-    assert isinstance(server, LabServer)
+async def _serve_until_stopped(server: LabServer, duration: float | None) -> int:
+    """Serve, print each service and then ``ready``; stop on SIGINT/SIGTERM, after ``duration``,
+    when the parent dies (0) or when a worker process dies (70)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     _stop_on_signals(loop, stop)
@@ -196,14 +253,10 @@ async def _serve_until_signal(server: object, duration: float | None) -> int:
         await server.start(lambda s: print(s.line(), flush=True))
         print(f"ready ({time.perf_counter() - started:.1f} s, {server.phones_listening} phones listening "
               f"in {server.processes} process{'es' if server.processes > 1 else ''})", flush=True)
-        failure = asyncio.create_task(server.wait_failure())
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait((failure, stopped), timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-        failure.cancel()
-        stopped.cancel()
-        if failure in done and stopped not in done:
-            print(f"trustscan lab: {failure.result()}; stopping", file=sys.stderr, flush=True)
-            code = EXIT_FAILED
+        failure = await _first_of_failure_or_stop(server, stop, duration)
+        if failure is not None:
+            _err(f"{failure}; stopping")
+            code = EXIT_LAB_FAILED
     finally:
         parent.cancel()
         await server.stop()
@@ -213,13 +266,21 @@ async def _serve_until_signal(server: object, duration: float | None) -> int:
     return code
 
 
-async def _worker_until_eof(server: object) -> int:
+async def _first_of_failure_or_stop(server: LabServer, stop: asyncio.Event, duration: float | None) -> str | None:
+    """Wait for a worker's death, ``stop`` or the end of ``duration``; the failure's reason, if
+    that came first (and alone)."""
+    failure = asyncio.create_task(server.wait_failure())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait((failure, stopped), timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    failure.cancel()
+    stopped.cancel()
+    return failure.result() if failure in done and stopped not in done else None
+
+
+async def _worker_until_eof(server: LabServer) -> int:
     """A worker of `lab serve`: serve its share of phones, say `ready N` (or `error MESSAGE`) on
     stdout, then serve until SIGINT/SIGTERM or until stdin, a pipe from the main process, ends:
     it ends however the main process dies, even by SIGKILL."""
-    from scanner.lab.serve import LabServer
-
-    assert isinstance(server, LabServer)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     _stop_on_signals(loop, stop)
@@ -250,14 +311,3 @@ async def _worker_until_eof(server: object) -> int:
         await server.stop()
         _forget_signals(loop)
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m scanner.lab.cli build|serve ...``."""
-    parser = argparse.ArgumentParser(prog="trustscan")
-    add_lab_parser(parser.add_subparsers(dest="command"))
-    return run_lab(parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

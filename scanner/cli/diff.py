@@ -1,0 +1,125 @@
+"""``trustscan diff OLD NEW``: the phones whose readiness changed between two scans, for people
+(text) and pipelines (JSONL and the exit code).
+
+Exit codes (scanner/cli/exitcodes.py): 0 nothing got worse, 1 some phone or the fleet verdict got
+worse, 64 usage or bad input, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from scanner.cli.exitcodes import EXIT_OK, EXIT_USAGE, EXIT_WORSE
+from scanner.cli.output import err, internal_error, json_line
+from scanner.core.errors import ParseError
+
+if TYPE_CHECKING:
+    from scanner.report.diff import Side
+
+HISTORY_PREFIX = "history:"
+
+
+def add_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "diff",
+        help="phones whose verdict changed between two scans",
+        description="OLD and NEW are report.json files or history runs: history:latest, history:previous, "
+        "history:<id>. Prints the changed phones (JSONL with --json, then a summary record), and the "
+        "summary on stderr. Exit codes: 0 nothing worse, 1 some phone or the fleet verdict got worse, "
+        "64 usage or bad input, 70 internal error.",
+    )
+    d.add_argument("old", metavar="OLD")
+    d.add_argument("new", metavar="NEW")
+    d.add_argument("--history", metavar="PATH", help="history database for history:… references")
+    d.add_argument("--json", action="store_true",
+                   help="JSONL on stdout: one record per changed phone, then the summary record")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanner.report.diff import change_dict, diff, render_summary, render_text, summarize
+
+    try:
+        old, new = _side(args.old, args.history), _side(args.new, args.history)
+    except ParseError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    try:
+        changes = diff(old.rows, new.rows)
+        summary = summarize(old, new, changes)
+        if args.json:
+            for c in changes:
+                json_line(change_dict(c))
+            json_line(summary.as_dict())
+        else:
+            print(render_text(changes))
+        sys.stdout.flush()
+        print(render_summary(summary), file=sys.stderr)
+    except BrokenPipeError:
+        raise  # a reader such as `head` went away: main keeps that quiet
+    except Exception:  # the one boundary where anything unexpected becomes exit 70
+        return internal_error()
+    return EXIT_WORSE if summary.worse else EXIT_OK
+
+
+def _side(ref: str, history: str | None) -> Side:
+    """One side of the diff: a history run (``history:<run>``) or a report.json file."""
+    if ref.startswith(HISTORY_PREFIX):
+        return _history_side(ref, ref.removeprefix(HISTORY_PREFIX), history)
+    return _report_side(ref)
+
+
+def _history_side(ref: str, run_ref: str, history: str | None) -> Side:
+    """The run's phones from the history database; its policy and inventory from the run's
+    report.json when that file is still there and still says the same."""
+    from scanner.report.diff import Side, rows_from
+    from scanner.store.history import History, default_path
+
+    path = Path(history) if history else default_path()
+    if not path.exists():
+        raise ParseError(f"no history database at {path}")
+    with History(path) as h:
+        for w in h.warnings:
+            err(f"warning: {w}")
+        run = h.resolve(run_ref)
+        if run is None:
+            raise ParseError(f"no history run {run_ref!r} in {path}")
+        rows = rows_from(h.devices(run))
+        row = h.db.execute("SELECT verdict, profile_sha256, report_path FROM runs WHERE id = ?", (run,)).fetchone()
+    verdict, profile_sha, report_path = row
+    policy = inventory_sha = None
+    if report_path:
+        kept = _kept_report(report_path)
+        if kept is not None and kept.profile_sha256 == profile_sha and kept.rows == rows:
+            policy, inventory_sha = kept.policy, kept.inventory_sha256
+    return Side(ref, rows, verdict, profile_sha, policy, inventory_sha)
+
+
+def _kept_report(path: str) -> Side | None:
+    """The report.json a history run points at, if it can still be read."""
+    from scanner.report.diff import side_from_report
+
+    try:
+        return side_from_report(orjson.loads(Path(path).read_bytes()), path)
+    except (OSError, orjson.JSONDecodeError, ParseError):
+        return None
+
+
+def _report_side(ref: str) -> Side:
+    from scanner.report.diff import side_from_report
+
+    try:
+        doc = orjson.loads(Path(ref).read_bytes())
+    except IsADirectoryError:
+        hint = Path(ref) / "report.json"
+        more = f"; did you mean {hint}?" if hint.is_file() else ""
+        raise ParseError(f"a directory, not a report.json{more}", path=ref) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read report: {exc.strerror or exc}", path=ref) from None
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"not JSON: {exc}", path=ref) from None
+    return side_from_report(doc, ref)
