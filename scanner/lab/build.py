@@ -40,7 +40,7 @@ from scanner.lab.answer import PhoneFacts, answer_key, phone_answer
 from scanner.lab.builder import RecordSpec, Signer, build_signed_file, build_trust_list
 from scanner.lab.errors import LabError
 from scanner.lab.pki import EXPIRED_AT, LAB_EPOCH, CertAndKey, KeyFactory, make_cert, serial_for
-from scanner.lab.scenario import ClusterShape, Scenario, effective_shapes, validate
+from scanner.lab.scenario import ClusterShape, Scenario, check_loopback, effective_shapes, validate
 
 __all__ = ["LAB_FORMAT", "BuildResult", "build_lab"]
 
@@ -563,23 +563,13 @@ def build_lab(
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     validate(scenario)
-    count = phones if phones is not None else scenario.phones
-    if not 1 <= count <= MAX_PHONES:
-        raise LabError(f"--phones: must be 1..{MAX_PHONES} (got {count})")
-    last_octet = scenario.base + 90 + (count - 1) // PHONES_PER_OCTET
-    if last_octet > 255:
-        raise LabError(
-            f"network.base: {scenario.base} leaves no room for {count} phones at 127.{scenario.base + 90}.x.x"
-            f"..127.{last_octet}.x.x"
-        )
+    count = _phone_count(scenario, phones)
     keys = keys or KeyFactory(seed)
     if keys.seed != seed:
         raise ValueError("key factory seed differs from the build seed")
     src_shape, dst_shape = effective_shapes(scenario)
     nodes, tvs_list = _addresses(scenario)
     for n in nodes:
-        from scanner.lab.scenario import check_loopback
-
         check_loopback(n.address, f"node {n.name} address")
     tmp = _prepare_out(out)
     try:
@@ -589,6 +579,48 @@ def build_lab(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuildResult(out.resolve(), count, time.perf_counter() - started, answer)
+
+
+def _phone_count(scenario: Scenario, phones: int | None) -> int:
+    """The fleet size asked for (or the scenario's), checked against the addresses there are."""
+    count = phones if phones is not None else scenario.phones
+    if not 1 <= count <= MAX_PHONES:
+        raise LabError(f"--phones: must be 1..{MAX_PHONES} (got {count})")
+    last_octet = scenario.base + 90 + (count - 1) // PHONES_PER_OCTET
+    if last_octet > 255:
+        raise LabError(
+            f"network.base: {scenario.base} leaves no room for {count} phones at 127.{scenario.base + 90}.x.x"
+            f"..127.{last_octet}.x.x"
+        )
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class _Clusters:
+    """What every step of a build reads: the scenario and both clusters' shape, addresses and PKI."""
+
+    scenario: Scenario
+    seed: str
+    keys: KeyFactory
+    uses: frozenset[str]  # the names of the scenario's faults
+    src_shape: ClusterShape
+    dst_shape: ClusterShape
+    nodes: list[Node]
+    tvs_list: list[Tvs]
+    src: ClusterPki
+    dst: ClusterPki
+    addr: dict[str, str]  # TFTP node name -> address
+    src_tvs: dict[str, Tvs]  # TVS node name -> TVS, per cluster
+    dst_tvs: dict[str, Tvs]
+
+
+@dataclass(frozen=True, slots=True)
+class _TrustFiles:
+    """The trust lists a build serves and the ones phones hold."""
+
+    served: dict[str, dict[str, bytes]]  # TFTP node -> file name -> bytes it serves
+    variants: dict[str, bytes]  # the trust lists a phone may hold, by the name lab.json gives them
+    src_ctl: bytes | None  # the source's CTL (None: the source is not in mixed mode)
 
 
 def _build_into(
@@ -603,8 +635,56 @@ def _build_into(
     tvs_list: list[Tvs],
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    uses = {f.name for f in scenario.faults}
+    """Write every file of the lab into ``d``, step by step; the answer key."""
     say("keys and certificates")
+    c = _clusters(scenario, seed, keys, src_shape, dst_shape, nodes, tvs_list)
+    src_tl, dst_tl = _trust_list_makers(c)
+
+    say("trust lists")
+    trust = _trust_files(c, src_tl, dst_tl)
+
+    say("phones")
+    fleet = _fleet(scenario, seed, count)
+
+    say("configs")
+    tftp_dir = d / "tftp"
+    for node in nodes:
+        (tftp_dir / node.name).mkdir(parents=True)
+    phone_records, cache = _write_phone_files(tftp_dir, c, trust, fleet)
+
+    say("node files")
+    _write_node_files(tftp_dir, c, trust.served, cache)
+
+    say("trust stores")
+    trust_rel = _write_trust_stores(d, c)
+
+    say("pki")
+    tvs_files = _write_pki(d / "pki", c)
+
+    say("profile, inventory, answer key")
+    _write(d / "profile.toml", _profile(scenario, src_shape, dst_shape, nodes, tvs_list, trust_rel).encode())
+    _write(d / "inventory.csv", _inventory(phone_records).encode())
+    answer = answer_key(scenario, seed, [_facts(p, scenario) for p in fleet])
+    _write(d / "answer-key.json", orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    lab = _lab_json(c, count, trust.variants, phone_records, tvs_files)
+    _write(d / "lab.json", orjson.dumps(lab, option=orjson.OPT_SORT_KEYS))
+    return answer
+
+
+# -- keys, certificates and trust lists ---------------------------------------------------------
+
+
+def _clusters(
+    scenario: Scenario,
+    seed: str,
+    keys: KeyFactory,
+    src_shape: ClusterShape,
+    dst_shape: ClusterShape,
+    nodes: list[Node],
+    tvs_list: list[Tvs],
+) -> _Clusters:
+    """Both clusters' keys and certificates, with their addresses."""
+    uses = frozenset(f.name for f in scenario.faults)
     src = _cluster_pki(
         keys,
         "source",
@@ -624,39 +704,64 @@ def _build_into(
         itlrec_expired=dst_expired and dst_shape.major >= 12.0,
         cm_expired=dst_expired and dst_shape.major < 12.0,
     )
-    addr = {n.name: n.address for n in nodes}
-    tvs_by = {(t.cluster, t.name): t for t in tvs_list}
-    src_tvs = {t.name: t for t in tvs_list if t.cluster == "source"}
-    dst_tvs = {t.name: t for t in tvs_list if t.cluster == "destination"}
+    return _Clusters(
+        scenario=scenario,
+        seed=seed,
+        keys=keys,
+        uses=uses,
+        src_shape=src_shape,
+        dst_shape=dst_shape,
+        nodes=nodes,
+        tvs_list=tvs_list,
+        src=src,
+        dst=dst,
+        addr={n.name: n.address for n in nodes},
+        src_tvs={t.name: t for t in tvs_list if t.cluster == "source"},
+        dst_tvs={t.name: t for t in tvs_list if t.cluster == "destination"},
+    )
+
+
+def _trust_list_makers(c: _Clusters) -> tuple[TrustLists, TrustLists]:
+    """The source's and the destination's CTL/ITL makers (with the destination's 45 extra
+    application-server records when its ITLs are to be too large)."""
     src_tl = TrustLists(
-        src,
-        {k: v for k, v in addr.items() if k.startswith("src-")},
-        {k: v.address for k, v in src_tvs.items()},
+        c.src,
+        {k: v for k, v in c.addr.items() if k.startswith("src-")},
+        {k: v.address for k, v in c.src_tvs.items()},
     )
     dst_tl = TrustLists(
-        dst,
-        {k: v for k, v in addr.items() if k.startswith("dst-")},
-        {k: v.address for k, v in dst_tvs.items()},
+        c.dst,
+        {k: v for k, v in c.addr.items() if k.startswith("dst-")},
+        {k: v.address for k, v in c.dst_tvs.items()},
     )
-    if "dest-itl-too-large" in uses:
-        app_key = keys.key("destination/bulk-app-server", "rsa2048")
-        for i in range(45):
-            app_cert = make_cert(
-                app_key,
-                common_name=f"app-server-{i:02d}.lab.example",
-                organization="Lab Destination",
-                unit="Apps",
-                serial=serial_for(seed, f"app-{i}"),
-            )
-            dst_tl.extra.append(RecordSpec(app_cert, Role.APP_SERVER, dns_name=f"app-server-{i:02d}"))
+    if "dest-itl-too-large" in c.uses:
+        dst_tl.extra.extend(_app_server_records(c.keys, c.seed))
+    return src_tl, dst_tl
 
-    say("trust lists")
-    rollback = "src-rollback" in uses
-    src_mixed = src_shape.mode == "mixed"
-    dst_mixed = dst_shape.mode == "mixed"
-    served: dict[str, dict[str, bytes]] = {n.name: {} for n in nodes}
+
+def _app_server_records(keys: KeyFactory, seed: str) -> list[RecordSpec]:
+    """45 application-server certificates (one key): enough to push an ITL past 64 KB and 39 certificates."""
+    app_key = keys.key("destination/bulk-app-server", "rsa2048")
+    records = []
+    for i in range(45):
+        app_cert = make_cert(
+            app_key,
+            common_name=f"app-server-{i:02d}.lab.example",
+            organization="Lab Destination",
+            unit="Apps",
+            serial=serial_for(seed, f"app-{i}"),
+        )
+        records.append(RecordSpec(app_cert, Role.APP_SERVER, dns_name=f"app-server-{i:02d}"))
+    return records
+
+
+def _trust_files(c: _Clusters, src_tl: TrustLists, dst_tl: TrustLists) -> _TrustFiles:
+    """Each TFTP node's CTLFile.tlv and ITLFile.tlv (broken or older where a fault says so), and
+    the source trust lists phones may hold (current and stale)."""
+    rollback = "src-rollback" in c.uses
+    served: dict[str, dict[str, bytes]] = {n.name: {} for n in c.nodes}
     variants: dict[str, bytes] = {}
-    src_ctl = src_tl.ctl() if src_mixed else None
+    src_ctl = src_tl.ctl() if c.src_shape.mode == "mixed" else None
     if src_ctl is not None:
         variants["src-ctl"] = src_ctl
         variants["src-ctl-old"] = src_tl.ctl(STALE_TIME)
@@ -667,198 +772,249 @@ def _build_into(
         served[n]["ITLFile.tlv"] = current
         if src_ctl is not None:
             served[n]["CTLFile.tlv"] = src_ctl
-    dst_ctl = dst_tl.ctl() if dst_mixed else None
-    too_large = "dest-itl-too-large" in uses
+    dst_ctl = dst_tl.ctl() if c.dst_shape.mode == "mixed" else None
+    too_large = "dest-itl-too-large" in c.uses
     for n in ("dst-pub", "dst-sub1"):
         served[n]["ITLFile.tlv"] = dst_tl.itl(n, extra=too_large)
         if dst_ctl is not None:
             served[n]["CTLFile.tlv"] = dst_ctl
-    for f in scenario.faults:
+    for f in c.scenario.faults:
         if f.name == "dest-node-mismatch" and f.node:
             served[f.node]["CTLFile.tlv"] = dst_tl.ctl(MISMATCH_TIME)
         elif f.name in ("dest-itl-invalid", "dest-ctl-invalid") and f.node:
             fname = "ITLFile.tlv" if f.name == "dest-itl-invalid" else "CTLFile.tlv"
             how = break_signature if f.param("how") == "signature" else truncate_half
             served[f.node][fname] = how(served[f.node][fname])
+    return _TrustFiles(served, variants, src_ctl)
 
-    say("phones")
+
+# -- the fleet ---------------------------------------------------------------------------------
+
+
+def _fleet(scenario: Scenario, seed: str, count: int) -> list[Phone]:
+    """The phones, each with its phone fault if it drew one."""
     rng = random.Random(hashlib.sha256(f"{seed}/fleet".encode()).digest())
     fleet = _make_phones(rng, count, scenario.base)
     _assign_phone_faults(scenario, seed, fleet)
+    return fleet
 
-    say("configs")
-    tftp_dir = d / "tftp"
-    for node in nodes:
-        (tftp_dir / node.name).mkdir(parents=True)
-    src_signers = {n: _signer(src.cm[n]) for n in ("src-pub", "src-sub1")}
-    dst_signers = {n: _signer(dst.cm[n]) for n in ("dst-pub", "dst-sub1")}
+
+@dataclass(frozen=True, slots=True)
+class _ConfigSigners:
+    """Who signs each TFTP node's SEP<MAC>.cnf.xml.sgn files."""
+
+    src: dict[str, Signer]
+    dst: dict[str, Signer]
+    retired: dict[str, Signer]  # the destination's retired CallManager keys (dest-config-signer-unknown)
+    src_digest: Digest
+    dst_digest: Digest
+
+
+def _config_signers(c: _Clusters) -> _ConfigSigners:
     retired: dict[str, Signer] = {}
-    if "dest-config-signer-unknown" in uses:
+    if "dest-config-signer-unknown" in c.uses:
         for n in ("dst-pub", "dst-sub1"):
             retired[n] = _signer(
                 _cert(
-                    keys, f"destination/{n}/CallManager-retired", dst_shape.key, n, "Lab Destination", "Voice"
+                    c.keys, f"destination/{n}/CallManager-retired", c.dst_shape.key, n, "Lab Destination", "Voice"
                 )
             )
-    src_digest, dst_digest = _digest(src_shape), _digest(dst_shape)
-    cache: dict[str, list[str]] = {n.name: ["XMLDefault.cnf.xml"] for n in nodes}
+    return _ConfigSigners(
+        src={n: _signer(c.src.cm[n]) for n in ("src-pub", "src-sub1")},
+        dst={n: _signer(c.dst.cm[n]) for n in ("dst-pub", "dst-sub1")},
+        retired=retired,
+        src_digest=_digest(c.src_shape),
+        dst_digest=_digest(c.dst_shape),
+    )
+
+
+def _write_phone_files(
+    tftp_dir: Path, c: _Clusters, trust: _TrustFiles, fleet: list[Phone]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Every phone's signed config on the nodes that serve it and its per-phone trust-list
+    overrides; the phones' records for lab.json and each node's ConfigFileCacheList.txt entries."""
+    signers = _config_signers(c)
+    cache: dict[str, list[str]] = {n.name: ["XMLDefault.cnf.xml"] for n in c.nodes}
     phone_records: list[dict[str, Any]] = []
     for p in fleet:
-        prng = random.Random(f"{seed}/{p.name}")
-        pool_name, _, members, tftp = SRC_POOLS[p.pool]
-        web = "1" if p.fault == "web-access-off" else "0"
-        common = {
-            "ctiid": 10000 + p.index,
-            "uuid": _uuid(prng),
-            "ssh": p.ssh,
-            "pool_uuid": _uuid(prng),
-            "dts_uuid": _uuid(prng),
-            "pool": pool_name,
-            "label": p.ext,
-            "ext": p.ext,
-            "desc": p.description,
-            "load": p.load,
-            "web": web,
-            "stamp": f"{FILE_TIME}-{_uuid(prng)}",
-            "user": p.user,
-        }
-        tvs_members = () if p.fault == "tvs-not-configured" else members
-        src_xml = _CONFIG.format(
-            cmg=f"CMG-{pool_name[3:]}",
-            members=_members(members, {**{k: v.address for k, v in src_tvs.items()}, **addr}),
-            tvs=_tvs_xml(tvs_members, src_tvs),
-            cm0=addr.get(members[0], src_tvs[members[0]].address),
-            **common,
-        ).encode()
-        dst_members = ("dst-pub", "dst-sub1")
-        dst_xml = _CONFIG.format(
-            cmg="CMG-DEST",
-            members=_members(dst_members, addr),
-            tvs=_tvs_xml(dst_members, dst_tvs),
-            cm0=addr["dst-pub"],
-            **common,
-        ).encode()
+        src_xml, dst_xml = _config_xml(c, p)
         fname = f"{p.name}.cnf.xml"
         for n in ("src-pub", "src-sub1"):
-            nd = tftp_dir / n
-            _write(
-                nd / f"{fname}.sgn",
-                build_signed_file(
-                    src_signers[n], src_xml, filename=f"{fname}.sgn", digest=src_digest, timestamp=FILE_TIME
-                ),
-            )
+            _write_signed_config(tftp_dir / n, fname, src_xml, signers.src[n], signers.src_digest)
             cache[n].append(fname)
         if p.fault != "dest-not-provisioned":
-            for n in dst_members:
-                nd = tftp_dir / n
-                signer = retired[n] if p.fault == "dest-config-signer-unknown" else dst_signers[n]
-                _write(
-                    nd / f"{fname}.sgn",
-                    build_signed_file(
-                        signer, dst_xml, filename=f"{fname}.sgn", digest=dst_digest, timestamp=FILE_TIME
-                    ),
-                )
+            for n in ("dst-pub", "dst-sub1"):
+                signer = signers.retired[n] if p.fault == "dest-config-signer-unknown" else signers.dst[n]
+                _write_signed_config(tftp_dir / n, fname, dst_xml, signer, signers.dst_digest)
                 cache[n].append(fname)
-        # Per-phone trust-list overrides on the source.
-        for n in ("src-pub", "src-sub1"):
-            if p.fault == "phone-src-itl-invalid":
-                _write(tftp_dir / n / f"ITLSEP{p.mac}.tlv", break_signature(served[n]["ITLFile.tlv"]))
-            if p.fault == "phone-src-ctl-invalid" and src_ctl is not None:
-                _write(tftp_dir / n / f"CTLSEP{p.mac}.tlv", break_signature(src_ctl))
-        primary = tftp[0]
-        itl_variant = (
-            f"src-itl-old:{primary}"
-            if p.fault in ("phone-stale-itl", "phone-trust-update-failed")
-            else f"src-itl:{primary}"
-        )
-        ctl_variant = None
-        if src_ctl is not None:
-            ctl_variant = "src-ctl-old" if p.fault == "phone-stale-ctl" else "src-ctl"
-        web_state = {"web-access-off": "off", "phone-web-stall": "stall"}.get(p.fault or "", "on")
-        phone_records.append(
-            {
-                "name": p.name,
-                "mac": p.mac,
-                "model": p.model,
-                "ip": p.ip,
-                "pool": pool_name,
-                "description": p.description,
-                "user": p.user,
-                "ext": p.ext,
-                "load": p.load,
-                "web": web_state,
-                "ctl": ctl_variant,
-                "itl": itl_variant,
-                "tftp": [addr[t] for t in tftp],
-                "cms": [src_tvs[m].address if m not in addr else addr[m] for m in members],
-                "status": "failed" if p.fault == "phone-trust-update-failed" else "ok",
-                "fault": p.fault,
-            }
-        )
+        _write_phone_trust_overrides(tftp_dir, p, trust)
+        phone_records.append(_phone_record(c, p, trust.src_ctl is not None))
+    return phone_records, cache
 
-    say("node files")
-    for node in nodes:
+
+def _config_xml(c: _Clusters, p: Phone) -> tuple[bytes, bytes]:
+    """The phone's SEP<MAC>.cnf.xml on the source and on the destination (same device, same
+    random identifiers drawn from the phone's own seed; different call manager group and TVS)."""
+    prng = random.Random(f"{c.seed}/{p.name}")
+    pool_name, _, members, _ = SRC_POOLS[p.pool]
+    web = "1" if p.fault == "web-access-off" else "0"
+    common = {
+        "ctiid": 10000 + p.index,
+        "uuid": _uuid(prng),
+        "ssh": p.ssh,
+        "pool_uuid": _uuid(prng),
+        "dts_uuid": _uuid(prng),
+        "pool": pool_name,
+        "label": p.ext,
+        "ext": p.ext,
+        "desc": p.description,
+        "load": p.load,
+        "web": web,
+        "stamp": f"{FILE_TIME}-{_uuid(prng)}",
+        "user": p.user,
+    }
+    tvs_members = () if p.fault == "tvs-not-configured" else members
+    src_xml = _CONFIG.format(
+        cmg=f"CMG-{pool_name[3:]}",
+        members=_members(members, {**{k: v.address for k, v in c.src_tvs.items()}, **c.addr}),
+        tvs=_tvs_xml(tvs_members, c.src_tvs),
+        cm0=c.addr.get(members[0], c.src_tvs[members[0]].address),
+        **common,
+    ).encode()
+    dst_members = ("dst-pub", "dst-sub1")
+    dst_xml = _CONFIG.format(
+        cmg="CMG-DEST",
+        members=_members(dst_members, c.addr),
+        tvs=_tvs_xml(dst_members, c.dst_tvs),
+        cm0=c.addr["dst-pub"],
+        **common,
+    ).encode()
+    return src_xml, dst_xml
+
+
+def _write_signed_config(node_dir: Path, fname: str, xml: bytes, signer: Signer, digest: Digest) -> None:
+    _write(
+        node_dir / f"{fname}.sgn",
+        build_signed_file(signer, xml, filename=f"{fname}.sgn", digest=digest, timestamp=FILE_TIME),
+    )
+
+
+def _write_phone_trust_overrides(tftp_dir: Path, p: Phone, trust: _TrustFiles) -> None:
+    """The per-phone ITLSEP/CTLSEP files with a broken signature the source serves a phone with
+    the phone-src-itl-invalid or phone-src-ctl-invalid fault."""
+    for n in ("src-pub", "src-sub1"):
+        if p.fault == "phone-src-itl-invalid":
+            _write(tftp_dir / n / f"ITLSEP{p.mac}.tlv", break_signature(trust.served[n]["ITLFile.tlv"]))
+        if p.fault == "phone-src-ctl-invalid" and trust.src_ctl is not None:
+            _write(tftp_dir / n / f"CTLSEP{p.mac}.tlv", break_signature(trust.src_ctl))
+
+
+def _phone_record(c: _Clusters, p: Phone, src_mixed: bool) -> dict[str, Any]:
+    """The phone as lab.json describes it to `lab serve`: its web page's state and the trust lists it holds."""
+    pool_name, _, members, tftp = SRC_POOLS[p.pool]
+    primary = tftp[0]
+    itl_variant = (
+        f"src-itl-old:{primary}"
+        if p.fault in ("phone-stale-itl", "phone-trust-update-failed")
+        else f"src-itl:{primary}"
+    )
+    ctl_variant = None
+    if src_mixed:
+        ctl_variant = "src-ctl-old" if p.fault == "phone-stale-ctl" else "src-ctl"
+    web_state = {"web-access-off": "off", "phone-web-stall": "stall"}.get(p.fault or "", "on")
+    return {
+        "name": p.name,
+        "mac": p.mac,
+        "model": p.model,
+        "ip": p.ip,
+        "pool": pool_name,
+        "description": p.description,
+        "user": p.user,
+        "ext": p.ext,
+        "load": p.load,
+        "web": web_state,
+        "ctl": ctl_variant,
+        "itl": itl_variant,
+        "tftp": [c.addr[t] for t in tftp],
+        "cms": [c.src_tvs[m].address if m not in c.addr else c.addr[m] for m in members],
+        "status": "failed" if p.fault == "phone-trust-update-failed" else "ok",
+        "fault": p.fault,
+    }
+
+
+# -- node files, trust stores, PKI, lab.json ---------------------------------------------------
+
+
+def _write_node_files(
+    tftp_dir: Path, c: _Clusters, served: dict[str, dict[str, bytes]], cache: dict[str, list[str]]
+) -> None:
+    """Each TFTP node's trust lists, XMLDefault.cnf.xml and ConfigFileCacheList.txt."""
+    for node in c.nodes:
         nd = tftp_dir / node.name
         for fname, data in served[node.name].items():
             _write(nd / fname, data)
         members = ("src-pub", "src-sub1") if node.cluster == "source" else ("dst-pub", "dst-sub1")
-        _write(nd / "XMLDefault.cnf.xml", _XMLDEFAULT.format(members=_members(members, addr)).encode())
+        _write(nd / "XMLDefault.cnf.xml", _XMLDEFAULT.format(members=_members(members, c.addr)).encode())
         _write(nd / "ConfigFileCacheList.txt", ("\n".join(cache[node.name]) + "\n").encode())
 
-    say("trust stores")
-    stores: dict[str, dict[str, list[CertAndKey]]] = {"source": {}, "destination": {}}
-    stores["source"] = _store_contents(dst, dst_shape, src_shape.import_method, scenario)
-    stores["destination"] = _store_contents(src, src_shape, dst_shape.import_method, scenario, reverse=True)
+
+def _write_trust_stores(d: Path, c: _Clusters) -> dict[str, dict[str, str]]:
+    """Each cluster's trust stores as exported (PEM files: what it imported from the other
+    cluster); their directories, relative to ``d``, for the profile. The source's are missing
+    with the trust-store-missing fault."""
+    stores = {
+        "source": _store_contents(c.dst, c.dst_shape, c.src_shape.import_method, c.scenario),
+        "destination": _store_contents(c.src, c.src_shape, c.dst_shape.import_method, c.scenario, reverse=True),
+    }
     trust_rel: dict[str, dict[str, str]] = {"source": {}, "destination": {}}
     for cluster, by_store in stores.items():
-        if cluster == "source" and "trust-store-missing" in uses:
+        if cluster == "source" and "trust-store-missing" in c.uses:
             continue
         for store, certs in by_store.items():
-            directory = d / "trust" / cluster / store
-            _pem_files(directory, certs)
+            _pem_files(d / "trust" / cluster / store, certs)
             trust_rel[cluster][store] = f"trust/{cluster}/{store}"
+    return trust_rel
 
-    say("pki")
-    pki_dir = d / "pki"
+
+def _write_pki(pki_dir: Path, c: _Clusters) -> dict[tuple[str, str], tuple[str, str]]:
+    """The TVS servers' certificates and keys (a regenerated one for tvs-cert-not-in-itl), the lab
+    MIC CA and a phone client certificate; each TVS's (certificate, key) paths for lab.json."""
     tvs_files: dict[tuple[str, str], tuple[str, str]] = {}
-    for (cluster, name), _t in tvs_by.items():
-        pki = src if cluster == "source" else dst
-        tvs_cert = pki.tvs[name]
+    for t in c.tvs_list:
+        cluster, name = t.cluster, t.name
+        tvs_cert = (c.src if cluster == "source" else c.dst).tvs[name]
         if cluster == "source" and any(
-            f.name == "tvs-cert-not-in-itl" and f.node == name for f in scenario.faults
+            f.name == "tvs-cert-not-in-itl" and f.node == name for f in c.scenario.faults
         ):
             tvs_cert = _cert(
-                keys, f"{cluster}/{name}/TVS-regenerated", "rsa2048", name, "Lab Source", "Voice TVS"
+                c.keys, f"{cluster}/{name}/TVS-regenerated", "rsa2048", name, "Lab Source", "Voice TVS"
             )
         base = pki_dir / cluster
         base.mkdir(parents=True, exist_ok=True)
         _write(base / f"{name}-tvs.pem", tvs_cert.pem)
         _write(base / f"{name}-tvs.key", _key_pem(tvs_cert))
         tvs_files[(cluster, name)] = (f"pki/{cluster}/{name}-tvs.pem", f"pki/{cluster}/{name}-tvs.key")
-    mic_ca = _cert(keys, "mic-ca", "secp256r1", "Cisco Manufacturing CA (lab)", "Lab", "MIC", ca=True)
-    phone_cert = _cert(keys, "phone-mic", "secp256r1", "CP-8841-SEP000000000000", "Lab", "MIC", issuer=mic_ca)
+    mic_ca = _cert(c.keys, "mic-ca", "secp256r1", "Cisco Manufacturing CA (lab)", "Lab", "MIC", ca=True)
+    phone_cert = _cert(c.keys, "phone-mic", "secp256r1", "CP-8841-SEP000000000000", "Lab", "MIC", issuer=mic_ca)
     _write(pki_dir / "mic-ca.pem", mic_ca.pem)
     _write(pki_dir / "phone.pem", phone_cert.pem)
     _write(pki_dir / "phone.key", _key_pem(phone_cert))
+    return tvs_files
 
-    say("profile, inventory, answer key")
-    _write(d / "profile.toml", _profile(scenario, src_shape, dst_shape, nodes, tvs_list, trust_rel).encode())
-    _write(d / "inventory.csv", _inventory(phone_records).encode())
-    facts = [_facts(p, scenario) for p in fleet]
-    answer = answer_key(scenario, seed, facts)
-    _write(d / "answer-key.json", orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    faults_by_node: dict[str, dict[str, Any]] = {}
-    for f in scenario.faults:
-        if f.definition.check == "transport" and f.node:
-            entry = faults_by_node.setdefault(f.node, {})
-            entry[f.name] = {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in [(p.name, f.param(p.name)) for p in f.definition.params]
-            }
-    lab = {
+
+def _lab_json(
+    c: _Clusters,
+    count: int,
+    variants: dict[str, bytes],
+    phone_records: list[dict[str, Any]],
+    tvs_files: dict[tuple[str, str], tuple[str, str]],
+) -> dict[str, Any]:
+    """What `lab serve` loads: nodes, addresses, ports, faults, phones."""
+    faults_by_node = _transport_faults_by_node(c.scenario)
+    return {
         "format": LAB_FORMAT,
-        "scenario": scenario.name,
-        "seed": seed,
+        "scenario": c.scenario.name,
+        "seed": c.seed,
         "phones_count": count,
         "web_port": DEFAULT_PORTS["web"],
         "clusters": {
@@ -875,7 +1031,7 @@ def _build_into(
                         "dir": f"tftp/{n.name}",
                         "faults": faults_by_node.get(n.name, {}),
                     }
-                    for n in nodes
+                    for n in c.nodes
                     if n.cluster == cluster
                 ],
                 "tvs": [
@@ -885,21 +1041,32 @@ def _build_into(
                         "port": t.port,
                         "cert": tvs_files[(cluster, t.name)][0],
                         "key": tvs_files[(cluster, t.name)][1],
-                        "down": any(f.name == "tvs-down" and f.node == t.name for f in scenario.faults)
+                        "down": any(f.name == "tvs-down" and f.node == t.name for f in c.scenario.faults)
                         and cluster == "source",
                     }
-                    for t in tvs_list
+                    for t in c.tvs_list
                     if t.cluster == cluster
                 ],
             }
-            for cluster, shape in (("source", src_shape), ("destination", dst_shape))
+            for cluster, shape in (("source", c.src_shape), ("destination", c.dst_shape))
         },
         "mic_ca": "pki/mic-ca.pem",
         "trust_variants": {k: _page_facts(v) for k, v in variants.items()},
         "phones": phone_records,
     }
-    _write(d / "lab.json", orjson.dumps(lab, option=orjson.OPT_SORT_KEYS))
-    return answer
+
+
+def _transport_faults_by_node(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """The transport faults (node-dead, node-loss, ...) each TFTP node injects, with their parameters."""
+    faults_by_node: dict[str, dict[str, Any]] = {}
+    for f in scenario.faults:
+        if f.definition.check == "transport" and f.node:
+            entry = faults_by_node.setdefault(f.node, {})
+            entry[f.name] = {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in [(p.name, f.param(p.name)) for p in f.definition.params]
+            }
+    return faults_by_node
 
 
 def _key_pem(c: CertAndKey) -> bytes:
