@@ -1,7 +1,9 @@
-"""One scan: collect (or read archived evidence), analyse, write the reports, record history.
+"""The analysis: an evidence directory in, verdicts and reports out, the run recorded in the history.
 
-Library code: it prints nothing and picks no event loop (``trustscan scan`` does both). The
-analysis streams: each phone is decided, written to ``devices.jsonl`` and let go before the next.
+It reads evidence that is already on disk (``scanner.app.collect`` fetched it, now or in an
+earlier run: ``trustscan scan`` collects first unless given ``--from``); it never contacts a
+server. Library code: it prints nothing (``trustscan scan`` does). It streams: each phone is
+decided, written to ``devices.jsonl`` and let go before the next.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ OPTIONAL_FORMATS = ("sarif", "junit")
 
 @dataclass(frozen=True, slots=True)
 class ScanOutcome:
+    """What the analysis produced: the report (as written to report.json), the files written by
+    format, the warnings for the user, and the history run id when the run was recorded."""
+
     report: dict[str, Any]
     paths: dict[str, Path]
     warnings: tuple[str, ...]
@@ -41,6 +46,9 @@ class ScanOutcome:
 
 @dataclass
 class AnalysisOptions:
+    """What ``analyse`` reads and writes. ``on_device`` is called with each phone's report row as
+    it is decided (bench/bench_soak.py collects verdicts with it)."""
+
     profile: Profile
     evidence: Path
     out: Path

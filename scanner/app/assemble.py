@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from scanner.core.errors import ParseError
@@ -287,14 +286,14 @@ def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
                         try:
                             status = parse_status_messages(data)
                         except ParseError:
-                            status_outcome = "protocol_error"
+                            status_outcome = Outcome.PROTOCOL_ERROR.value
                 elif a.file == "network-setup":
                     page_outcome, page_detail = outcome, detail
                     if data is not None:
                         try:
                             page = parse_network_page(data)
                         except ParseError as exc:
-                            page_outcome, page_detail = "protocol_error", str(exc)
+                            page_outcome, page_detail = Outcome.PROTOCOL_ERROR.value, str(exc)
             elif a.cluster in ("source", "destination"):
                 files.append(_file(loaded.reader, a, state))
         files.sort(key=lambda f: (f.cluster, f.node, f.name))  # stable: see ``load``
@@ -350,6 +349,3 @@ def _model(device_type: str | None, page: PhonePage | None) -> str | None:
         return t if t.upper().startswith("CP-") else f"CP-{t}"
     return page.model if page is not None else None
 
-
-def is_evidence_dir(path: Path) -> bool:
-    return (path / "manifest.jsonl").is_file()

@@ -1,4 +1,4 @@
-"""Is a fetched file plausibly the file that was asked for? (issue 9: transfers that cannot mix)
+"""Is a fetched file plausibly the file that was asked for? (so that two transfers cannot mix)
 
 A TFTP DATA packet carries no file name, so a transfer that takes another transfer's datagrams
 stores the wrong file under the requested name, and nothing downstream would notice: the bytes

@@ -12,7 +12,8 @@ from scanner.core.findings import Code, Finding, Severity
 from scanner.core.trustlist import Digest, Kind, Role, TrustFile
 from scanner.core.verify import Verification
 
-# Cisco: an ITL over 64 KB (more than 39 certificates) does not load on phones [S10].
+# An ITL over 64 KB (more than 39 certificates) does not load on phones (Cisco's Security Guide
+# for CUCM 12.5(1)SU6, chapter "Default Security", its ITL section).
 PHONE_MAX_TRUST_LIST_BYTES = 64 * 1024
 PHONE_MAX_TRUST_LIST_CERTS = 39
 DEFAULT_EXPIRY_WINDOW = dt.timedelta(days=30)
@@ -25,9 +26,9 @@ def file_findings(
     *,
     expiry_window: dt.timedelta = DEFAULT_EXPIRY_WINDOW,
 ) -> list[Finding]:
-    """Every finding on ``tf``, in a fixed order: the signature and its signer, then each record's
-    certificate (only when ``verification`` is given), the size limits, the blank ITL, the digest,
-    unknown tags, what the lenient parse tolerated."""
+    """Every finding on ``tf``, in a fixed order: the signature and its signer and each record's
+    certificate (these two only when ``verification`` is given), the size limits, the blank ITL,
+    the digest, unknown tags, what the lenient parse tolerated."""
     out: list[Finding] = []
     if verification is not None:
         out += signature_findings(tf, verification)

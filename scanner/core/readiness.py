@@ -15,6 +15,11 @@ phone's ITL). The checks make each link of that chain visible:
   signer is trusted directly or through TVS; C6 the destination is provisioned for the phone and
   consistent; C7 nothing known to break phones; C8 a way back (advisory).
 
+What does not depend on the phone is checked once per scan (``_cluster_checks``, into
+``ClusterFacts``); then each phone's checks, named for what they check: ``source_lists_valid``
+(C1), ``phone_holds_served_lists`` (C2), ``source_itl_not_blank`` (C3),
+``destination_signers_trusted`` (C5, which says whether ``tvs_trusted``, C4, is needed),
+``destination_provisioned`` (C6), ``within_phone_limits`` (C7); C8 is the cluster's ``_way_back``.
 A cluster-level finding is repeated on each phone it affects, so each row explains itself.
 """
 
@@ -24,7 +29,7 @@ import datetime as dt
 import enum
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +107,8 @@ class FileEvidence:
     data: bytes | None = field(default=None, repr=False)
     transport: str | None = None
     detail: str | None = None
-    # Digest of the original signed message when the stored bytes were redacted (evidence.py).
+    # Digest of the original signed message when the stored bytes were redacted (the evidence
+    # record keeps it: scanner/core/evidence.py).
     signed_digest: str | None = None
 
     @property
@@ -582,7 +588,8 @@ def _untrusted_signer_findings(
                      f"{PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST})]
     if "ITLRECOVERY" in label.upper():
         # The destination's ITLRecovery certificate was never uploaded to the source's
-        # Phone-SAST-trust: a step of the manual certificate import for migrations to 12.x.
+        # Phone-SAST-trust: a step of the manual import for migrations to 12.x (Cisco's "Migrate
+        # Phones Between Secure Clusters", Doc 213407).
         found.append(Finding(Code.ITLRECOVERY_NOT_IMPORTED, Severity.BLOCKER,
                              f"destination ITLRecovery {label} (signer of {fname} of {node}) was not imported "
                              f"into the source's {PHONE_SAST_TRUST}", ev | {"store": PHONE_SAST_TRUST}))
@@ -631,8 +638,8 @@ class ScanInput:
 
 
 class Evaluator:
-    """The cluster-level checks once, then phones one at a time (``evaluate`` is a generator:
-    results stream out)."""
+    """The cluster-level checks once, at construction; then ``phone`` for one phone at a time (the
+    analysis streams: each result is written out before the next phone is read)."""
 
     def __init__(
         self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: TrustFileCache = DEFAULT_CACHE
@@ -649,10 +656,6 @@ class Evaluator:
             ClusterResult("source", tuple(self.src.findings)),
             ClusterResult("destination", tuple(self.dst.findings)),
         )
-
-    def evaluate(self, phones: Iterable[PhoneEvidence]) -> Iterator[PhoneResult]:
-        for p in phones:
-            yield self.phone(p)
 
     def phone(self, p: PhoneEvidence) -> PhoneResult:
         run = _PhoneRun(self, p)
@@ -781,33 +784,12 @@ class _PhoneRun:
         """C1: the source's ITL (and, in mixed mode, CTL) for this phone from every node parses,
         verifies, and its signer holds SAST in the file. Returns the source ITLs the phone may
         hold, by node (C2 matches the phone's hash against them)."""
-        ev, src = self.ev, self.ev.src
+        src = self.ev.src
         states: dict[str, ListState] = {}
         for kind, generic, per_node in (("ITL", "ITLFile.tlv", src.itl), ("CTL", "CTLFile.tlv", src.ctl)):
             if kind == "CTL" and not src.ev.mixed:
                 continue
-            mine = [f for f in self.p.files if f.cluster == "source" and f.name.upper().startswith(kind + "SEP")]
-            by_node: dict[str, ListState] = {}
-            failures: list[FileEvidence] = []
-            for node in src.ev.nodes:
-                tried = [f for f in mine if f.node == node]
-                # One answer per file name (the per-phone CTL/ITL has one name per kind).
-                fetches = [final_answer([f for f in tried if f.name == n]) for n in dict.fromkeys(f.name for f in tried)]
-                ok = next((f for f in fetches if f.ok), None)
-                if ok is not None:
-                    by_node[node] = _list_state(ok, ev.cache)
-                elif fetches and all(f.outcome == Outcome.NOT_FOUND for f in fetches):
-                    fallback = per_node.get(node, _NO_LIST).fetch
-                    if fallback.ok:
-                        by_node[node] = per_node[node]  # the phone falls back to the generic file
-                    elif fallback.outcome == Outcome.NOT_FOUND:
-                        continue  # neither exists on this node
-                    else:  # the generic file is the phone's; what it holds is unknown
-                        failures.extend([*fetches, fallback])
-                elif fetches:
-                    failures.extend(fetches)
-                else:  # never asked for this phone (an interrupted collection): not evidence of absence
-                    failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", NOT_COLLECTED))
+            by_node, failures = self._served_to_phone(kind, per_node)
             missing_code = Code.SRC_ITL_MISSING if kind == "ITL" else Code.SRC_CTL_INVALID
             invalid_code = Code.SRC_ITL_INVALID if kind == "ITL" else Code.SRC_CTL_INVALID
             if not by_node:
@@ -841,6 +823,37 @@ class _PhoneRun:
             else:
                 self.src_ctl = by_node
         return states
+
+    def _served_to_phone(
+        self, kind: str, per_node: dict[str, ListState]
+    ) -> tuple[dict[str, ListState], list[FileEvidence]]:
+        """Per source node, the list of ``kind`` it serves this phone: its per-phone file
+        (``ITLSEP<MAC>.tlv``), else, when that is not found, the node's generic file; and the
+        fetches that leave a node's answer unknown."""
+        src = self.ev.src
+        mine = [f for f in self.p.files if f.cluster == "source" and f.name.upper().startswith(kind + "SEP")]
+        by_node: dict[str, ListState] = {}
+        failures: list[FileEvidence] = []
+        for node in src.ev.nodes:
+            tried = [f for f in mine if f.node == node]
+            # One answer per file name (the per-phone CTL/ITL has one name per kind).
+            fetches = [final_answer([f for f in tried if f.name == n]) for n in dict.fromkeys(f.name for f in tried)]
+            ok = next((f for f in fetches if f.ok), None)
+            if ok is not None:
+                by_node[node] = _list_state(ok, self.ev.cache)
+            elif fetches and all(f.outcome == Outcome.NOT_FOUND for f in fetches):
+                fallback = per_node.get(node, _NO_LIST).fetch
+                if fallback.ok:
+                    by_node[node] = per_node[node]  # the phone falls back to the generic file
+                elif fallback.outcome == Outcome.NOT_FOUND:
+                    continue  # neither exists on this node
+                else:  # the generic file is the phone's; what it holds is unknown
+                    failures.extend([*fetches, fallback])
+            elif fetches:
+                failures.extend(fetches)
+            else:  # never asked for this phone (an interrupted collection): not evidence of absence
+                failures.append(FileEvidence("source", node, f"{kind}{self.p.name}.tlv", NOT_COLLECTED))
+        return by_node, failures
 
     def phone_holds_served_lists(self, src_itls: dict[str, ListState]) -> _Held:
         """C2: what the phone reports holding (its web page's whole-file hashes) is what the source

@@ -21,14 +21,12 @@ from scanner.core import tlv
 from scanner.core.errors import ParseError
 
 # --- Limits, each with its reason ---------------------------------------------------------------
-# Phones refuse an ITL over 64 KB (> 39 certificates, Cisco security guide [S10]); a scanner must
+# Phones refuse an ITL over 64 KB (> 39 certificates, Cisco's CUCM security guide); a scanner must
 # still read such a file to report ITL_TOO_LARGE, so allow 16x that before refusing outright.
 MAX_TRUST_LIST_SIZE = 1 << 20
 # A signed config (.sgn) carries a phone config of a few KB; firmware .sgn files are not fetched
 # by the scanner. 4 MiB is far above any config and still bounds memory per file.
 MAX_SIGNED_FILE_SIZE = 4 << 20
-# The header length is a 2-byte field (§1.2), so a header cannot exceed 65 535 bytes.
-MAX_HEADER_LENGTH = 0xFFFF
 # The smallest header that can hold tags 1 and 2 (5 bytes each).
 MIN_HEADER_LENGTH = 10
 # A record of a real file holds one certificate (~1-2 KB); the smallest possible record is its

@@ -123,7 +123,6 @@ class Scenario:
 SOURCE_TFTP = ("src-pub", "src-sub1")
 SOURCE_TVS = ("src-pub", "src-sub1", "src-sub2")
 DEST_TFTP = ("dst-pub", "dst-sub1")
-DEST_TVS = ("dst-pub", "dst-sub1")
 
 
 def _f(name: str, **kw: Any) -> FaultUse:

@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
-    return {"code": f.code, "severity": f.severity.value, "message": f.message, "evidence": _jsonable(f.evidence)}
+    return {"code": f.code.value, "severity": f.severity.value, "message": f.message, "evidence": _jsonable(f.evidence)}
 
 
 def _jsonable(value: Any) -> Any:
