@@ -84,7 +84,14 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     assert result["filtered"] == result["unknown"] or set(result["filtered"]) <= set(result["unknown"])
     assert result["detail"].startswith("SEP")
     assert result["alerted"] is False  # the <script> in a device pool never ran
-    assert EVIL not in done.stdout.split('<pre id="test-result">')[0].replace("&lt;", "<") or True
+    # The hostile device strings (a model and a device pool of EVIL, a pool of DP-<b>HQ</b>) are
+    # on the page as text: escaped in the DOM as rendered, never elements of it; and no <script>
+    # element was added to the page's own and the driver's.
+    dom = done.stdout.split('<pre id="test-result">')[0]
+    for hostile in (EVIL, "<b>HQ</b>"):
+        assert hostile not in dom
+        assert hostile.replace("<", "&lt;").replace(">", "&gt;") in dom
+    assert result["scripts"] == driven.read_text().count("<script")
     shot = tmp_path / "report.png"
     _chromium(
         "--window-size=1400,1000",
