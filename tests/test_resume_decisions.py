@@ -29,7 +29,8 @@ address = "127.0.0.2"
 
 def line(phone: str | None, cluster: str | None, node: str | None, transport: str, file: str,
          outcome: Outcome) -> Attempt:
-    return Attempt(phone, cluster, node, transport, file, outcome, None, None, 0.0)
+    return Attempt(phone=phone, cluster=cluster, node=node, transport=transport, file=file, outcome=outcome,
+                   size=None, sha256=None, duration=0.0)
 
 
 def write(tmp: Path, attempts: list[Attempt], state: str = "interrupted", phones: tuple[str, ...] = (PHONE,)

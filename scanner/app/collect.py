@@ -4,7 +4,7 @@ What is fetched (spec/migration-readiness.md):
 
 * per TFTP node of each cluster, once: ``CTLFile.tlv`` and ``ITLFile.tlv`` (C5 and the
   fallbacks of C1); on the source nodes, ``ConfigFileCacheList.txt`` when there is no inventory
-  (discovery, field notes lesson 7);
+  (discovery: the TFTP service's list of the configs it serves names the phones);
 * per phone, from every source node: ``CTLSEP<MAC>.tlv`` (mixed mode only; fallback
   ``CTLFile.tlv``), ``ITLSEP<MAC>.tlv`` (fallback ``ITLFile.tlv``), ``SEP<MAC>.cnf.xml.sgn``
   (fallback ``SEP<MAC>.cnf.xml``); from every destination node: ``SEP<MAC>.cnf.xml.sgn``
@@ -18,11 +18,12 @@ How (architecture: errors become data at one boundary, lazily fed workers):
 * A generator plans jobs; ``Limits.workers`` workers share one iterator over it and each takes
   the next job when it is free. Memory holds the jobs in progress, not the plan: flat as the
   fleet grows.
-* Every network attempt passes its node's gate: ``per_node_concurrency`` slots
-  (``scanner.net.gate.Slots``) and a token bucket of ``per_node_rate`` (``scanner.core.ratelimit``
-  explains the defaults), whose starts are released together on pacing ticks, and a
+* Every network attempt passes its node's gate: a semaphore of ``per_node_concurrency`` and a
+  token bucket of ``per_node_rate`` (``scanner.core.ratelimit`` explains the defaults), whose
+  starts are released together on pacing ticks, and a
   ``NodeHealth`` per node and transport: only ``dead_after`` consecutive timeouts mark it dead,
   after which its jobs are recorded as ``timeout`` without sending (one probe per interval).
+  ``job_timeout`` (``asyncio.timeout``) is the hard ceiling of each attempt.
 * Transport per cluster: ``http-first`` (6970, then TFTP when HTTP gives no definite answer),
   ``tftp``, ``http``, ``both`` (both, and ``mismatch`` is recorded when the bytes differ: the
   analysis reports NODE_MISMATCH).
@@ -34,10 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import math
-import re
 import time
 import traceback
 from collections import Counter
@@ -49,14 +48,15 @@ from typing import Any
 from scanner import __version__
 from scanner.app.resume import ResumePoint
 from scanner.core.content_check import check_fetched
+from scanner.core.devconfig import tvs_addresses
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Attempt, Outcome, TransportKind, prepare_for_storage
 from scanner.core.inventory import Inventory, Phone, merge_discovered, read_config_cache_list
 from scanner.core.plan import CACHE_LIST, CLUSTER_FILES, FileSpec, phone_file_specs
 from scanner.core.profile import Cluster, Profile, TftpNode, Transport
 from scanner.core.ratelimit import Limits, NodeHealth, TokenBucket
+from scanner.core.trustlist import header_length
 from scanner.core.tvs_targets import Scope, config_signed_by, scope_of
-from scanner.net.gate import Slots, Watchdog
 from scanner.store.evidence import EvidenceReader, EvidenceWriter
 
 __all__ = [
@@ -81,12 +81,6 @@ PROGRESS_INTERVAL = 0.1
 # tick, at most this long, whose starts per node stay within 3/4 of the token bucket's burst.
 MAX_PACING_TICK = 0.1
 PACING_SHARE_OF_BURST = 0.75
-# TVS members in a config: <TVS>...<address>host</address>...<port>2445</port>; a few hundred
-# bytes. Scanning only that block keeps the per-config cost to a find and a small regex.
-_TVS_BLOCK = re.compile(rb"<TVS>(.*?)</TVS>", re.DOTALL | re.IGNORECASE)
-_TVS_MEMBER = re.compile(rb"<member\b[^>]*>(.*?)</member>", re.DOTALL | re.IGNORECASE)
-_ADDRESS = re.compile(rb"<address>\s*([^<\s]+)\s*</address>", re.IGNORECASE)
-_PORT = re.compile(rb"<port>\s*(\d{1,5})\s*</port>", re.IGNORECASE)
 MAX_TVS_ADDRESSES = 256  # a cluster has at most a few dozen nodes; more is a hostile config
 # Configs kept per allow-listed TVS address until their signatures can be checked: any one that
 # verifies admits the address (a few, so memory stays bounded whatever the fleet).
@@ -232,22 +226,16 @@ def dry_run(profile: Profile, phones: Sequence[Phone] | None) -> DryRun:
     )
 
 
-def tvs_addresses_in_config(data: bytes) -> tuple[tuple[str, int], ...]:
-    """``(address, port)`` of each ``<TVS><members><member>`` in a config (or .sgn) file."""
-    block = _TVS_BLOCK.search(data)
-    if block is None:
-        return ()
-    found: list[tuple[str, int]] = []
-    for m in _TVS_MEMBER.finditer(block.group(1)):
-        a = _ADDRESS.search(m.group(1))
-        if a is None:
-            continue
-        p = _PORT.search(m.group(1))
-        port = int(p.group(1)) if p else 2445
-        if not 1 <= port <= 65535:
-            continue
-        found.append((a.group(1).decode("ascii", "replace"), port))
-    return tuple(found)
+def tvs_addresses_in_config(name: str, data: bytes) -> tuple[tuple[str, int], ...]:
+    """``(address, port)`` of each TVS member named by the config file ``name`` (a ``.cnf.xml``,
+    or a ``.cnf.xml.sgn`` whose XML follows its signed header): ``scanner.core.devconfig``'s
+    reading, the analysis's. A signed file whose header does not parse names none."""
+    if name.lower().endswith(".sgn"):
+        try:
+            data = data[header_length(data) :]
+        except ParseError:
+            return ()
+    return tvs_addresses(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,10 +293,10 @@ class _Shared:
 
 
 class _NodeGate:
-    __slots__ = ("_ticks", "bucket", "health", "http_base", "slots", "tftp_address")
+    __slots__ = ("bucket", "health", "http_base", "slots", "tftp_address")
 
     def __init__(self, limits: Limits, node: TftpNode, now: float) -> None:
-        self.slots = Slots(limits.per_node_concurrency)
+        self.slots = asyncio.Semaphore(limits.per_node_concurrency)
         self.bucket = TokenBucket(limits.per_node_rate, limits.per_node_burst, now)
         self.health = {
             t: NodeHealth(limits.dead_after, limits.dead_probe_interval)
@@ -317,35 +305,6 @@ class _NodeGate:
         # Formatted once per node, not once per file.
         self.http_base = f"http://{_host(node.address)}:{node.http_port}/"
         self.tftp_address = f"{node.address}:{node.tftp_port}"
-        # Pacing tick index -> the futures of the starts released on it (see ``released``).
-        self._ticks: dict[int, list[asyncio.Future[None]]] = {}
-
-    def released(self, loop: asyncio.AbstractEventLoop, tick: int, tick_seconds: float) -> asyncio.Future[None]:
-        """A future that completes on pacing tick ``tick``. One timer per tick serves every start
-        released on it (a sleep per start would cost a timer each); each start has its own
-        future, so cancelling one start never cancels another."""
-        fut: asyncio.Future[None] = loop.create_future()
-        waiting = self._ticks.get(tick)
-        if waiting is None:
-            waiting = self._ticks[tick] = []
-            loop.call_at(tick * tick_seconds, self._release, tick)
-        waiting.append(fut)
-        return fut
-
-    def _release(self, tick: int) -> None:
-        for fut in self._ticks.pop(tick, ()):
-            if not fut.done():
-                fut.set_result(None)
-
-
-def _tftp_outcomes() -> dict[Any, Outcome]:
-    from scanner.core.tftp.client import Outcome as TftpOutcome
-
-    return {o: Outcome(o.value) for o in TftpOutcome}
-
-
-# The TFTP client's outcomes are a subset of the manifest's, by value.
-_TFTP_OUTCOMES = _tftp_outcomes()
 
 
 def pacing_tick(limits: Limits) -> float:
@@ -361,42 +320,6 @@ def pacing_tick(limits: Limits) -> float:
     """
     share = PACING_SHARE_OF_BURST * limits.per_node_burst / limits.per_node_rate
     return min(MAX_PACING_TICK, max(0.001, share))
-
-
-_gc_depth = 0
-_gc_saved: tuple[tuple[int, int, int], bool] | None = None  # thresholds and whether we froze
-# Allocations between two young-generation collections while a pool runs (the default is 700).
-GC_THRESHOLD = 20_000
-
-
-@contextlib.contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """A scan allocates and frees a few hundred small objects per file, nearly none of them in
-    cycles; at the default threshold the young generation is collected every few files (about
-    4% of the CPU per file, by profile). While pools run: objects from before the scan are frozen
-    out of the collector's walks and young collections are rarer. Restored afterwards; nesting
-    (or two collectors in one process) restores only at the outermost exit."""
-    global _gc_depth, _gc_saved
-    if _gc_depth == 0:
-        old = gc.get_threshold()
-        # An application that froze objects itself keeps its own freeze: we neither add to it
-        # nor undo it.
-        froze = gc.get_freeze_count() == 0
-        if froze:
-            gc.freeze()
-        _gc_saved = (old, froze)
-        gc.set_threshold(max(old[0], GC_THRESHOLD), old[1], old[2])
-    _gc_depth += 1
-    try:
-        yield
-    finally:
-        _gc_depth -= 1
-        if _gc_depth == 0 and _gc_saved is not None:
-            (t0, t1, t2), froze = _gc_saved
-            _gc_saved = None
-            gc.set_threshold(t0, t1, t2)
-            if froze:
-                gc.unfreeze()
 
 
 def _host(address: str) -> str:
@@ -422,7 +345,6 @@ class _Collector:
         self.observer = observer
         self.ca_bundle = ca_bundle
         self.loop = asyncio.get_running_loop()
-        self.watchdog = Watchdog(self.loop)
         self.pacing_tick = pacing_tick(limits)
         self.gates: dict[tuple[str, str], _NodeGate] = {}
         self.shared: dict[tuple[str, str, str], asyncio.Future[_Shared]] = {}
@@ -432,7 +354,8 @@ class _Collector:
         self.tvs_outside: dict[tuple[str, int], str] = {}  # never contacted, and why
         self.tvs_done: set[tuple[str, int]] = set()  # probed in the run being resumed
         self.source_lists: dict[tuple[str, str], bytes] = {}  # source CTL/ITL bytes, for config signatures
-        self.tvs_blocks: dict[bytes, int] = {}  # <TVS> block -> configs kept for it (-1: none needed)
+        # A config's TVS members -> configs kept for them (-1: none needed).
+        self.tvs_lists: dict[tuple[tuple[str, int], ...], int] = {}
         self.resume: ResumePoint | None = None
         self.cache_lists: list[tuple[str, bytes]] = []  # (node, ConfigFileCacheList.txt)
         self.outcomes: Counter[str] = Counter()
@@ -454,7 +377,6 @@ class _Collector:
                 timeout=limits.http_timeout,
                 max_size=limits.max_file_size,
                 ca_bundle=ca_bundle,
-                lean=True,  # plain 6970: scanner.net.http_lean; HTTPS: aiohttp
             )
         )
         from scanner.net.tftp_io import TftpSocketPool
@@ -579,21 +501,21 @@ class _Collector:
             error = f"{error}; {mismatch}" if error else mismatch
         self._record(
             Attempt(
-                phone,
-                cluster,
-                node,
-                f.transport.value,
-                name,
-                f.outcome,
-                size,
-                sha,
-                round(f.duration, 6),
-                error,
-                f.address,
-                blob,
-                redacted,
-                signed,
-                f.started,
+                phone=phone,
+                cluster=cluster,
+                node=node,
+                transport=f.transport.value,
+                file=name,
+                outcome=f.outcome,
+                size=size,
+                sha256=sha,
+                duration=round(f.duration, 6),
+                error=error,
+                address=f.address,
+                blob=blob,
+                redacted=redacted,
+                signed_digest=signed,
+                started=f.started,
             )
         )
         return sha, blob
@@ -606,14 +528,11 @@ class _Collector:
         gate = self.gates[(cluster.name, node.name)]
         health = gate.health[transport]
         address = gate.http_base + name if transport is TransportKind.HTTP else gate.tftp_address
-        slots = gate.slots
-        if not slots.try_take():
-            await slots.wait()
-        try:
+        loop = self.loop
+        async with gate.slots:
             # Checked with the slot held: jobs queued behind a dying node's slots must see the
             # verdict reached while they waited.
             started = time.time()
-            loop = self.loop
             if not health.should_attempt(loop.time()):
                 return _Fetched(
                     transport,
@@ -633,47 +552,46 @@ class _Collector:
                 # rate-limited scan handles many transfers per loop wake-up instead of one or two
                 # (half the CPU per file). Never earlier than the bucket allows: same rate.
                 tick = self.pacing_tick
-                await gate.released(loop, math.ceil((now + wait) / tick), tick)
+                await asyncio.sleep(math.ceil((now + wait) / tick) * tick - now)
             t = time.monotonic()
-            # The hard ceiling per attempt (the transports bound themselves; this catches what
-            # they miss): the loop's watchdog, one set insert instead of a timer per attempt.
-            wd = self.watchdog
-            deadline = wd.arm(loop.time() + self.limits.job_timeout)
+            # The hard ceiling per attempt: the transports bound themselves, this catches what
+            # they miss.
+            ceiling = asyncio.timeout(self.limits.job_timeout)
             try:
-                if transport is TransportKind.HTTP:
-                    r = await self.http.get(address)
-                    outcome, data, error, announced = r.outcome, r.data, r.error, r.expected_size
-                else:
-                    outcome, data, error, announced = await self._tftp(node, name)
-                if outcome is Outcome.OK and data is not None:
-                    # A file is ok only if it is the file that was asked for (scanner.core.content_check):
-                    # the announced size, the kind its name says, a signed file naming itself.
-                    wrong = check_fetched(name, data, expected_size=announced)
-                    if wrong is not None:
-                        outcome, data, error = Outcome.PROTOCOL_ERROR, None, f"not the file asked for: {wrong}"
-            except asyncio.CancelledError:
-                if not wd.disarm(deadline):
-                    raise
-                outcome, data, error = (
-                    Outcome.TIMEOUT,
-                    None,
-                    f"no result within {self.limits.job_timeout:g} s",
-                )
+                async with ceiling:
+                    outcome, data, error = await self._send(node, name, transport, address)
             except TimeoutError:  # an OSError subclass: caught first
-                outcome, data, error = Outcome.TIMEOUT, None, "timed out"
+                if ceiling.expired():
+                    error = f"no result within {self.limits.job_timeout:g} s"
+                else:
+                    error = "timed out"
+                outcome, data = Outcome.TIMEOUT, None
             except OSError as exc:  # local failure: name resolution, socket creation (EMFILE)
                 outcome, data, error = Outcome.REFUSED, None, f"local error: {exc}"
             except Exception:
                 # A bug in one transport's code is that attempt's answer, on record with its
                 # trace and its own transport; the file's other transport is still tried.
                 outcome, data, error = Outcome.BUG, None, traceback.format_exc()
-            finally:
-                wd.disarm(deadline)
             duration = time.monotonic() - t
-        finally:
-            slots.give()
         health.record(outcome is Outcome.TIMEOUT, loop.time())
         return _Fetched(transport, outcome, data, error, duration, address, started)
+
+    async def _send(
+        self, node: TftpNode, name: str, transport: TransportKind, address: str
+    ) -> tuple[Outcome, bytes | None, str | None]:
+        """One request by one transport: its outcome, the file, the error."""
+        if transport is TransportKind.HTTP:
+            r = await self.http.get(address)
+            outcome, data, error, announced = r.outcome, r.data, r.error, r.expected_size
+        else:
+            outcome, data, error, announced = await self._tftp(node, name)
+        if outcome is Outcome.OK and data is not None:
+            # A file is ok only if it is the file that was asked for (scanner.core.content_check):
+            # the announced size, the kind its name says, a signed file naming itself.
+            wrong = check_fetched(name, data, expected_size=announced)
+            if wrong is not None:
+                outcome, data, error = Outcome.PROTOCOL_ERROR, None, f"not the file asked for: {wrong}"
+        return outcome, data, error
 
     async def _tftp(self, node: TftpNode, name: str) -> tuple[Outcome, bytes | None, str | None, int | None]:
         from scanner.net.tftp_io import tftp_fetch
@@ -690,8 +608,7 @@ class _Collector:
             max_size=lim.max_file_size,
             pool=self.tftp_pool,
         )
-        outcome = _TFTP_OUTCOMES[r.outcome]
-        return outcome, (r.data if outcome is Outcome.OK else None), (r.message or None), r.expected_size
+        return r.outcome, (r.data if r.outcome is Outcome.OK else None), (r.message or None), r.expected_size
 
     async def _fetch(self, phone: str | None, cluster: Cluster, node: TftpNode, name: str) -> _Fetched:
         """One file by the cluster's transport policy; every attempt recorded; the final answer."""
@@ -791,8 +708,8 @@ class _Collector:
             address = f"{job.address}:{job.port}"
         phone, cluster, node, transport, name = who
         return Attempt(
-            phone, cluster, node, transport, name, Outcome.BUG, None, None, 0.0,
-            error=trace, address=address, started=time.time(),
+            phone=phone, cluster=cluster, node=node, transport=transport, file=name, outcome=Outcome.BUG,
+            size=None, sha256=None, duration=0.0, error=trace, address=address, started=time.time(),
         )
 
     async def _file_job(self, job: FileJob) -> Outcome:
@@ -811,21 +728,19 @@ class _Collector:
             note = "shared: the cluster-level fetch of this node's file (phone=null line) answered"
             self._record(
                 Attempt(
-                    job.phone,
-                    cluster.name,
-                    node.name,
-                    s.transport.value,
-                    spec.fallback,
-                    s.outcome,
-                    s.size,
-                    s.sha256,
-                    0.0,
-                    f"{note}; {s.error}" if s.error else note,
-                    s.address,
-                    s.blob,
-                    False,
-                    None,
-                    time.time(),
+                    phone=job.phone,
+                    cluster=cluster.name,
+                    node=node.name,
+                    transport=s.transport.value,
+                    file=spec.fallback,
+                    outcome=s.outcome,
+                    size=s.size,
+                    sha256=s.sha256,
+                    duration=0.0,
+                    error=f"{note}; {s.error}" if s.error else note,
+                    address=s.address,
+                    blob=s.blob,
+                    started=time.time(),
                 )
             )
             return s.outcome
@@ -842,19 +757,18 @@ class _Collector:
         """TVS members named by a source config: candidates, never targets by themselves
         (``scanner.core.tvs_targets``: only the profile's members and, from correctly signed configs,
         its allow-list are contacted)."""
-        block = _TVS_BLOCK.search(data)
-        if block is None:
+        members = tvs_addresses_in_config(name, data)
+        if not members:
             return
-        raw = block.group(0)
-        # Phones of one device pool share the list: parse it once. A list naming an allowed
-        # address is looked at for a few more configs, so that one unsigned or badly signed config
-        # that happened to come first does not decide for every phone that names it.
-        seen = self.tvs_blocks.get(raw)
+        # Phones of one device pool share the list: its addresses are scoped once. A list naming
+        # an allowed address is looked at for a few more configs, so that one unsigned or badly
+        # signed config that happened to come first does not decide for every phone that names it.
+        seen = self.tvs_lists.get(members)
         if seen is not None and (seen < 0 or seen >= CONFIGS_PER_CANDIDATE):
             return
         allowed = False
-        for address, port in tvs_addresses_in_config(raw):
-            key = (address, port)
+        for key in members:
+            address, port = key
             if key in self.tvs_seen:
                 continue
             if key not in self.tvs_candidates and key not in self.tvs_outside and (
@@ -872,7 +786,7 @@ class _Collector:
             elif scope is Scope.OUTSIDE:
                 self.tvs_outside.setdefault(key, f"not a TVS member of the profile nor in tvs_allow; named by {name}")
             # Scope.MEMBER with another spelling of a profile address: the profile's job probes it.
-        self.tvs_blocks[raw] = (0 if seen is None else seen) + 1 if allowed else -1
+        self.tvs_lists[members] = (0 if seen is None else seen) + 1 if allowed else -1
 
     def plan_tvs(self) -> list[TvsJob]:
         """The TVS jobs: the profile's members, then allowed candidates whose config verified.
@@ -899,8 +813,9 @@ class _Collector:
             if (address, port) in self.tvs_done:
                 continue
             self._record(Attempt(
-                None, "source", address, TransportKind.TVS.value, "server-certificate", Outcome.SKIPPED,
-                None, None, 0.0, f"never contacted: {why}", f"{_host(address)}:{port}", started=time.time(),
+                phone=None, cluster="source", node=address, transport=TransportKind.TVS.value,
+                file="server-certificate", outcome=Outcome.SKIPPED, size=None, sha256=None, duration=0.0,
+                error=f"never contacted: {why}", address=f"{_host(address)}:{port}", started=time.time(),
             ))
         return jobs
 
@@ -913,21 +828,17 @@ class _Collector:
             for spec in PAGES:
                 self._record(
                     Attempt(
-                        phone.name,
-                        None,
-                        None,
-                        TransportKind.WEB.value,
-                        spec.name,
-                        Outcome.SKIPPED,
-                        None,
-                        None,
-                        0.0,
-                        "no IP address for this phone in the inventory",
-                        None,
-                        None,
-                        False,
-                        None,
-                        time.time(),
+                        phone=phone.name,
+                        cluster=None,
+                        node=None,
+                        transport=TransportKind.WEB.value,
+                        file=spec.name,
+                        outcome=Outcome.SKIPPED,
+                        size=None,
+                        sha256=None,
+                        duration=0.0,
+                        error="no IP address for this phone in the inventory",
+                        started=time.time(),
                     )
                 )
             return Outcome.SKIPPED
@@ -951,21 +862,19 @@ class _Collector:
                 blob = self.writer.store(p.data, sha256=sha)
             self._record(
                 Attempt(
-                    phone.name,
-                    None,
-                    phone.ip,
-                    TransportKind.WEB.value,
-                    p.page,
-                    p.outcome,
-                    size,
-                    sha,
-                    round(p.duration, 6),
-                    p.error,
-                    p.url or phone_url(scheme, phone.ip, port, "/"),
-                    blob,
-                    False,
-                    None,
-                    started,
+                    phone=phone.name,
+                    cluster=None,
+                    node=phone.ip,
+                    transport=TransportKind.WEB.value,
+                    file=p.page,
+                    outcome=p.outcome,
+                    size=size,
+                    sha256=sha,
+                    duration=round(p.duration, 6),
+                    error=p.error,
+                    address=p.url or phone_url(scheme, phone.ip, port, "/"),
+                    blob=blob,
+                    started=started,
                 )
             )
             if p.outcome is not Outcome.OK and final is Outcome.OK:
@@ -989,21 +898,19 @@ class _Collector:
             detail.append(r.error)
         self._record(
             Attempt(
-                None,
-                job.cluster,
-                job.name,
-                TransportKind.TVS.value,
-                "server-certificate",
-                r.outcome,
-                None if r.certificate is None else len(r.certificate),
-                sha,
-                round(r.duration, 6),
-                "; ".join(detail) or None,
-                f"{job.address}:{job.port}",
-                blob,
-                False,
-                None,
-                started,
+                phone=None,
+                cluster=job.cluster,
+                node=job.name,
+                transport=TransportKind.TVS.value,
+                file="server-certificate",
+                outcome=r.outcome,
+                size=None if r.certificate is None else len(r.certificate),
+                sha256=sha,
+                duration=round(r.duration, 6),
+                error="; ".join(detail) or None,
+                address=f"{job.address}:{job.port}",
+                blob=blob,
+                started=started,
             )
         )
         return r.outcome
@@ -1011,10 +918,6 @@ class _Collector:
     # -- the pool ------------------------------------------------------------------------------
 
     async def run_pool(self, jobs: Iterable[Job]) -> None:
-        with _fewer_gc_passes():
-            await self._run_pool(jobs)
-
-    async def _run_pool(self, jobs: Iterable[Job]) -> None:
         # The workers share one iterator over the (lazy) plan: each takes the next job when it is
         # free. Nothing is planned ahead, so memory is flat however large the fleet, and no queue
         # or feeder task costs a put and a get per job. Safe on one event loop: ``next`` runs to
@@ -1141,7 +1044,6 @@ async def collect(
         interrupted = _interruption(exc)
         raise
     finally:
-        c.watchdog.close()  # its timer would otherwise outlive the collection on a shared loop
         writer.close(summary())
     duration = time.monotonic() - t0
     return CollectionResult(
