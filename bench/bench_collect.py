@@ -1,5 +1,5 @@
-"""Benchmark of collection (issue 4 item 11): phones × (CTLSEP, ITLSEP, SEP.cnf.xml.sgn) over TFTP
-and over HTTP 6970, local and remote site, against the tftpy×40 baseline, in one run.
+"""Benchmark of collection: phones × (CTLSEP, ITLSEP, SEP.cnf.xml.sgn) over TFTP and over HTTP
+6970, local and remote site, against the tftpy×40 baseline, in one run.
 
 What it does, so that the figures can be trusted:
 

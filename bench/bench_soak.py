@@ -1,4 +1,4 @@
-"""Soak of TFTP collection under loss (issue 9): does any stored file carry another file's bytes?
+"""Soak of TFTP collection under loss: does any stored file carry another file's bytes?
 
 What it does, so that the figures can be trusted:
 

@@ -1,4 +1,4 @@
-"""Interop with real TFTP software (issue 3 item 5, issue 4 item 10).
+"""Interop with real TFTP software: Debian's tftp-hpa server and client.
 
 * Our client (``scanner.net.tftp_io.tftp_fetch``) against Debian's tftpd-hpa (``in.tftpd``) serving
   a lab's files, byte for byte, with and without options (blksize, tsize, windowsize up to 64:

@@ -403,8 +403,8 @@ def test_ipv6_peer_matches_on_host_and_port() -> None:
 
 
 def test_a_first_reply_from_another_host_is_a_stray() -> None:
-    """Only the host the request went to can give the first reply (issue 9: a neighbouring
-    node's late DATA was stored under the requested name)."""
+    """Only the host the request went to can give the first reply: otherwise a neighbouring
+    node's late DATA would be stored under the requested name."""
     client = make(blksize=None, windowsize=None, tsize=False, timeout=0.5, server_host="127.0.0.1")
     sent(client)
     neighbour = ("127.0.0.2", TID[1])

@@ -105,7 +105,7 @@ def test_decide_ignores_what_is_not_a_request(datagram: bytes) -> None:
 
 def test_decide_read_error_is_error_0_not_file_not_found() -> None:
     """A file the server has but cannot read now (here: out of descriptors) is ERROR 0 with the
-    reason; a client would take ERROR 1 for a fact about the file (issue 9)."""
+    reason; a client would take ERROR 1 for a fact about the file (that it does not exist)."""
 
     def emfile(name: str) -> bytes | None:
         raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), name)

@@ -1,5 +1,6 @@
-"""Transfers that cannot mix (issue 9): every file's bytes are distinct, so a transfer that
-stores another transfer's bytes is seen, not hidden by identical contents.
+"""Transfers that cannot mix (a stored file never carries another transfer's bytes): every file's
+bytes are distinct, so a transfer that stores another transfer's bytes is seen, not hidden by
+identical contents.
 
 Many concurrent transfers go through the real ``tftp_io`` pool to two in-process servers on
 neighbouring loopback addresses that serve the *same names* with *different bytes* (a source

@@ -140,11 +140,6 @@ class TokenBucket:
             return 0.0
         return -self._tokens / self.rate
 
-    def available(self, now: float) -> float:
-        """Tokens available at ``now`` (negative: reservations queued)."""
-        self._refill(now)
-        return self._tokens
-
 
 class NodeHealth:
     """Consecutive-timeout counter with a half-open probe, per node and transport.

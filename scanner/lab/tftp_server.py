@@ -29,15 +29,18 @@ from scanner.core.tftp.server import (
     ServerTransferResult,
     decide,
 )
-from scanner.net.tftp_io import MAX_DATAGRAM, READ_BATCH, family_of
+from scanner.net.tftp_io import family_of
 
 __all__ = ["ServerStats", "TftpFaults", "TftpServer", "serve_tftp"]
 
 # Receive buffer asked for the server's request socket: a burst of thousands of RRQs (a fleet
 # scan starting) must queue, not be dropped. The kernel caps it at net.core.rmem_max.
 REQUEST_RCVBUF = 4 * 1024 * 1024
-
-
+# Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP); no TFTP datagram can be longer.
+MAX_DATAGRAM = 65507
+# Datagrams read per wake-up before yielding to the loop, so that one busy socket cannot starve
+# the others. 64 is a full RFC 7440 window at tftp-hpa's limit.
+READ_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 ``tftp_fetch`` reads one file with a ``TftpReadClient`` over one unconnected datagram endpoint
 (unconnected because the server answers from a new port, its transfer ID), its own or one lent
 by a ``TftpSocketPool`` (the collector's choice: reused across clean transfers, with the
-earlier transfers' stray datagrams kept away; see the class). The lab's
-server is ``scanner.lab.tftp_server``.
+earlier transfers' stray datagrams kept away; see the class). The lab's server is
+``scanner.lab.tftp_server``.
 
 These adapters move bytes and time and nothing else: every protocol decision is in the state
 machines. The clock is ``loop.time()``. Timers are lazy: one ``call_at`` handle per transfer
@@ -13,8 +13,9 @@ re-arms itself for the real deadline. A transfer that ends before its first time
 of them) thus costs one timer schedule and one cancel, not one per datagram.
 
 Sockets are closed on every path. The client closes its transport in a ``finally`` (success,
-ERROR, timeout, cancellation by the caller's ``asyncio.timeout``). Only local failures raise (``OSError`` from name resolution, socket creation or
-bind, e.g. EMFILE); everything the network does becomes a ``TftpResult``.
+ERROR, timeout, cancellation by the caller's ``asyncio.timeout``). Only local failures raise
+(``OSError`` from name resolution, socket creation or bind, e.g. EMFILE); everything the network
+does becomes a ``TftpResult``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,7 @@ from scanner.core.tftp.client import (
 )
 from scanner.core.tftp.packets import ErrorCode, Opcode, encode_error, opcode_of
 
-__all__ = ["MAX_DATAGRAM", "READ_BATCH", "TftpSocketPool", "family_of", "tftp_fetch"]
-
-# Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP); no TFTP datagram can be longer.
-MAX_DATAGRAM = 65507
-# Datagrams read per wake-up before yielding to the loop, so that one busy socket cannot starve
-# the others (the lab's server uses it too). 64 is a full RFC 7440 window at tftp-hpa's limit.
-READ_BATCH = 64
+__all__ = ["TftpSocketPool", "family_of", "tftp_fetch"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,18 +57,20 @@ def _ip(host: str) -> IpAddress | None:
         return None
 
 
+def _family(ip: IpAddress) -> int:
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
 def family_of(host: str) -> int | None:
     """The address family of an IP literal, or None for a name."""
     ip = _ip(host)
-    if ip is None:
-        return None
-    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return None if ip is None else _family(ip)
 
 
 async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, Address, IpAddress]:
     ip = _ip(host)
     if ip is not None:
-        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port), ip
+        return _family(ip), (host, port), ip
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     if not infos:
         raise OSError(f"no address for {host!r}")
@@ -395,10 +392,11 @@ class _PooledSocket(asyncio.DatagramProtocol):
                 return  # still flooded: drop silently, and send nothing back
         barred[key] = now + self.pool.linger
         self.pool.strays += 1
-        if opcode_of(data) != Opcode.ERROR and self.replies < POOL_STRAY_REPLIES and self.transport is not None:
-            self.replies += 1
-            self.pool.stray_replies += 1
-            self.transport.sendto(encode_error(ErrorCode.UNKNOWN_TID), addr)
+        if self.transport is None or self.replies >= POOL_STRAY_REPLIES or opcode_of(data) == Opcode.ERROR:
+            return
+        self.replies += 1
+        self.pool.stray_replies += 1
+        self.transport.sendto(encode_error(ErrorCode.UNKNOWN_TID), addr)
 
     def error_received(self, exc: Exception) -> None:
         if self.current is not None:

@@ -108,7 +108,8 @@ RFC1350_BLKSIZE = 512
 MIN_BLKSIZE = 8
 MAX_BLKSIZE = 65464
 # 1428 keeps DATA (1428 + 4 TFTP + 8 UDP + 20 IPv4 = 1460) inside a 1500-byte MTU with room for a
-# VPN or VLAN header; the field notes found 1428-1468 avoids fragmentation on CUCM networks.
+# VPN or VLAN header: anything from 1428 up to 1468 (the plain 1500-byte MTU's limit) avoids IP
+# fragmentation, which firewalls between sites often drop.
 DEFAULT_BLKSIZE = 1428
 # RFC 7440 allows 1..65535, but tftp-hpa refuses more than 64 and a small window keeps a burst
 # from overrunning a phone-sized receive buffer: 8 × 1428 bytes is about 11 KB in flight.
@@ -557,10 +558,6 @@ class TftpReadClient:
             elapsed=now - self._started,
             strays=self._strays + self._ignored,
         )
-
-    @property
-    def done(self) -> bool:
-        return self._state is _State.DONE
 
     @property
     def peer_locked(self) -> bool:
