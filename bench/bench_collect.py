@@ -11,9 +11,8 @@ What it does, so that the figures can be trusted:
 * **Scanner**: the real collection path, in a fresh interpreter per measurement: the
   collector's workers, per-node semaphore and token bucket at the **default** limits
   (``scanner.core.ratelimit.Limits``), TFTP (blksize 1428, windowsize 8, tsize; pooled sockets) or
-  HTTP 6970 (``scanner.net.http_lean``, keep-alive), the
-  redaction of the configs, content-addressed blobs and ``manifest.jsonl`` written to a
-  temporary evidence directory. Only the phone web pages and TVS probes are left out (they are
+  HTTP 6970 (``scanner.net.http_fetch``, keep-alive), the redaction of the configs,
+  content-addressed blobs and ``manifest.jsonl`` written to a temporary evidence directory. Only the phone web pages and TVS probes are left out (they are
   not files). CPU = user + system time of that process while collecting; peak RSS = its
   ``ru_maxrss``.
 * **Remote site**: a second lab whose four TFTP nodes carry the ``node-delay`` fault. The lab
@@ -39,6 +38,7 @@ What it does, so that the figures can be trusted:
 
     .venv/bin/python bench/bench_collect.py --phones 10000 [--json]
     .venv/bin/python bench/bench_collect.py --phones 1000 --rss-phones 0       # a quick run
+    .venv/bin/python bench/bench_collect.py --base 41 --remote-base 42 ...    # other loopback nets
 
 The scanner's CPU includes writing the evidence (a file per distinct blob) into a temporary
 directory (``TMPDIR``): on a disk shared with other work, file creation can cost more CPU than
@@ -67,8 +67,8 @@ from typing import Any
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 FILES = (("CTL", ".tlv"), ("ITL", ".tlv"), ("", ".cnf.xml.sgn"))
-# Loopback networks of the bench labs (lab "network.base"): apart from the test helpers' 77 and
-# the default 10, so a lab someone else is serving does not collide.
+# Loopback networks of the bench labs (lab "network.base"; --base, --remote-base): apart from the
+# test helpers' 77 and the default 10, so a lab someone else is serving does not collide.
 BASE = {"local": 61, "remote": 63}
 REMOTE_DELAY = 0.040  # server-side, per response/datagram: the RTT of 20 ms each way
 NODES = ("src-pub", "src-sub1", "dst-pub", "dst-sub1")
@@ -96,7 +96,7 @@ def scenario_text(condition: str) -> str:
 
 
 def build_lab(work: Path, condition: str, phones: int) -> Path:
-    lab = work / f"lab-{condition}-{phones}"
+    lab = work / f"lab-{condition}-{phones}-net{BASE[condition]}"
     if (lab / "lab.json").is_file():
         return lab
     scenario = work / f"bench-{condition}.toml"
@@ -497,6 +497,15 @@ def main() -> int:
         default=None,
         help="directory to build (and reuse) the labs in (default: a temporary one)",
     )
+    ap.add_argument(
+        "--base", type=int, default=BASE["local"], help=f"loopback network of the local lab (default {BASE['local']})"
+    )
+    ap.add_argument(
+        "--remote-base",
+        type=int,
+        default=BASE["remote"],
+        help=f"loopback network of the remote lab (default {BASE['remote']})",
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object as the last line")
     ap.add_argument("--worker", choices=("scanner", "tftpy", "dry-run", "floor"), help=argparse.SUPPRESS)
     ap.add_argument("--lab", type=Path, help=argparse.SUPPRESS)
@@ -516,6 +525,7 @@ def main() -> int:
         print(json.dumps(r))
         return 0
 
+    BASE.update(local=args.base, remote=args.remote_base)
     conditions = [c for c in args.conditions.split(",") if c]
     transports = [t for t in args.transports.split(",") if t]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-collect-"))

@@ -15,6 +15,7 @@ run with nothing left to do (said so, with the counts). Reading only: the writer
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,11 +90,11 @@ def resume_point(root: Path, profile: Profile, inventory_sha256: str | None) -> 
     point = _decide(profile, lines, attempts, phones)
     started = summary.get("started")
     resumed = summary.get("resumed") or []
-    point = ResumePoint(
-        point.keep, point.done_files, point.done_web, point.done_tvs, point.shared, point.kept,
-        None if phones is None else tuple(str(p) for p in phones),
-        started if isinstance(started, int | float) else None,
-        tuple(r for r in resumed if isinstance(r, int | float)), point.redo,
+    point = dataclasses.replace(
+        point,
+        phones=None if phones is None else tuple(str(p) for p in phones),
+        started=started if isinstance(started, int | float) else None,
+        resumed=tuple(r for r in resumed if isinstance(r, int | float)),
     )
     if summary.get("state") == "complete" and point.redo == 0:
         raise NothingToResume(
@@ -208,7 +209,13 @@ def _decide(
         if a.phone is None and a.transport != TransportKind.TVS.value and a.file in (*CLUSTER_FILES, CACHE_LIST)
     }
     return ResumePoint(
-        tuple(keep), frozenset(done_files), frozenset(done_web), frozenset(tvs_ok), shared, tuple(kept), redo=redo
+        keep=tuple(keep),
+        done_files=frozenset(done_files),
+        done_web=frozenset(done_web),
+        done_tvs=frozenset(tvs_ok),
+        shared=shared,
+        kept=tuple(kept),
+        redo=redo,
     )
 
 
