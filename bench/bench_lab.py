@@ -1,4 +1,4 @@
-"""Benchmark: `trustscan lab serve` at scale (issue 3, item 4).
+"""Benchmark: `trustscan lab serve` at scale.
 
 Builds (or reuses) a lab of N phones, runs ``lab serve`` in a child process pinned to one CPU,
 and measures from this process (pinned to the other CPU when there is one):

@@ -1,5 +1,4 @@
-"""Benchmark: the whole scan against served labs, checked phone by phone against the answer key
-(issue 9, item 6).
+"""Benchmark: the whole scan against served labs, checked phone by phone against the answer key.
 
 For each size: ``trustscan lab build`` a ``mixed`` lab, ``trustscan lab serve`` it in a second
 process (which spreads its phones over worker processes when one process's open-files limit

@@ -100,7 +100,7 @@ def test_version_names_the_kernel() -> None:
     assert f"TLV kernel: {tlv.KERNEL}" in out
 
 
-# -- Certificates and header fields a reader cannot use (issue 9, part 2) ------------------------
+# -- Certificates and header fields a reader cannot use --------------------------------------------
 
 
 def _broken_itl(tmp_path: Path, how: str) -> Path:

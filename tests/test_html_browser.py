@@ -15,7 +15,7 @@ from tests.test_scan_reports import EVIL, run_analysis
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 
-# Flags from the machine notes: no sandbox as root, and no background networking (the machine
+# Flags for a CI machine: no sandbox (the tests run as root) and no background networking (the machine
 # has no network; Chromium would otherwise try to reach Google at every start).
 FLAGS = [
     "--headless",

@@ -265,7 +265,7 @@ def test_bad_lab_directory(tmp_path: Path, what: str) -> None:
 def test_read_error_is_500_and_tftp_error_0_then_served(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first read of each file fails with EMFILE (as at 20,000 phones in one process): HTTP
     answers 500 and TFTP ERROR 0, each naming the reason; nothing is cached, so the next request
-    for the same file gets it (issue 9: the failure used to become a cached 404)."""
+    for the same file gets it (the failure used to become a cached 404)."""
     from scanner.lab import serve
 
     d = built_lab("healthy")
@@ -477,8 +477,8 @@ def test_plan_fits_the_limit_per_process() -> None:
     assert all(n <= 20_000 - WORKER_RESERVE for n in per_worker)
     assert sum(b - a for a, b in shares) == len(web) and shares[-1][1] == len(web)
     assert plan_shares(["on"] * 10, 20_000) == [(0, 10)]  # a small lab stays in one process
-    # A machine with 1,024 descriptors per process still serves a small lab (found in review:
-    # the fixed reserves left it none).
+    # A machine with 1,024 descriptors per process still serves a small lab (the fixed
+    # reserves once left it none).
     assert plan_shares(["on"] * 300, 1024) == [(0, 300)]
     assert plan_shares(["off", "on", "on", "off", "on"], 20_000, phones_per_process=2) == [(0, 4), (4, 5)]
 

@@ -1,4 +1,5 @@
-"""Every output takes the user's umask (issue 9: report files were 0600, other outputs 0644)."""
+"""Every output takes the user's umask (report files were once written 0600 while every other
+output was 0644)."""
 
 from __future__ import annotations
 

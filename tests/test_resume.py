@@ -1,4 +1,4 @@
-"""Interrupted and damaged evidence (issue 9, parts 4 and 5), end to end on a served lab.
+"""Interrupted and damaged evidence, end to end on a served lab.
 
 One lab (``mixed``, 150 phones, rate limited so that a scan lasts several seconds) is served by a
 second process for the module, and scanned once without interruption: the reference. Then:

@@ -12,8 +12,8 @@ from typing import Any
 
 from scanner.core.filechecks import file_findings
 from scanner.core.trustcache import DEFAULT_CACHE, AnalysisCache
-from scanner.core.trustlist import TrustFile
-from scanner.core.verify import CERT_MALFORMED, TrustStore, Verification
+from scanner.core.trustlist import EncryptionInfo, Header, Record, TrustFile
+from scanner.core.verify import CERT_MALFORMED, CertFacts, TrustStore, Verification
 
 
 class Outcome(enum.Enum):
@@ -79,36 +79,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
+    """The parsed file: header, signature, records, and the payload or encryption it carries."""
     h = tf.header
     facts = {rc.index: rc.facts for rc in v.records} if v else {}
     errors = {rc.index: rc.cert_error for rc in v.records if rc.cert_error} if v else {}
-    records = []
-    for i, r in enumerate(tf.records):
-        f = facts.get(i)
-        records.append(
-            {
-                "index": i,
-                "offset": r.offset,
-                "length": r.length,
-                "role": r.role,
-                "role_name": r.role_name,
-                "dns_name": r.dns_name,
-                "subject": r.subject,
-                "issuer": r.issuer,
-                "serial": r.serial_hex,
-                "ip_address": r.ip_address,
-                "has_certificate": r.certificate is not None,
-                "key_type": f.key_type if f else None,
-                "key_size": f.key_size if f else None,
-                "not_before": f.not_before.isoformat() if f else None,
-                "not_after": f.not_after.isoformat() if f else None,
-                "cert_sha1": f.sha1 if f else None,
-                "cert_sha256": f.sha256 if f else None,
-                "cert_error": errors.get(i),
-                "unknown_tags": list(r.unknown_tags),
-            }
-        )
-    signer_match = v.signer if v else None
     out: dict[str, Any] = {
         "kind": tf.kind.value,
         "version": h.version_str,
@@ -121,31 +95,67 @@ def _describe(tf: TrustFile, v: Verification | None) -> dict[str, Any]:
         "signer_version": f"{h.signer_version[0]}.{h.signer_version[1]}" if h.signer_version else None,
         "padding": h.padding,
         "signer": {"name": h.signer_name, "serial": h.signer_serial_hex, "issuer": h.signer_issuer},
-        "signature": {
-            "valid": bool(v and v.valid),
-            "reason": v.reason if v else "not checked",
-            "verified_by_serial": signer_match.serial if signer_match else None,
-            "verified_by_subject": signer_match.subject if signer_match else None,
-            "verified_by_source": signer_match.source if signer_match else None,
-            "verified_by_store": signer_match.store if signer_match else None,
-            "signer_has_sast_role": bool(v and v.signer_has_sast_role),
-            "length": len(h.signature) if h.signature else 0,
-        },
+        "signature": _describe_signature(h, v),
         "unknown_header_tags": [{"tag": t, "offset": o} for t, o in h.unknown_tags],
-        "records": records,
+        "records": [_describe_record(i, r, facts.get(i), errors.get(i)) for i, r in enumerate(tf.records)],
     }
     if tf.payload:
         out["payload_bytes"] = len(tf.payload)
-    enc = h.encryption
-    if enc is not None:
-        out["encryption"] = {
-            "key_size": enc.key_size,
-            "key_algorithm": enc.key_algorithm,
-            "iv": enc.iv.hex() if enc.iv else None,
-            "pad_count": enc.pad_count,
-            "encrypted_key_bytes": len(enc.encrypted_key) if enc.encrypted_key else 0,
-        }
+    if h.encryption is not None:
+        out["encryption"] = _describe_encryption(h.encryption)
     return out
+
+
+def _describe_signature(h: Header, v: Verification | None) -> dict[str, Any]:
+    """Whether the signature verified, why (not), and whose certificate verified it."""
+    signer_match = v.signer if v else None
+    return {
+        "valid": bool(v and v.valid),
+        "reason": v.reason if v else "not checked",
+        "verified_by_serial": signer_match.serial if signer_match else None,
+        "verified_by_subject": signer_match.subject if signer_match else None,
+        "verified_by_source": signer_match.source if signer_match else None,
+        "verified_by_store": signer_match.store if signer_match else None,
+        "signer_has_sast_role": bool(v and v.signer_has_sast_role),
+        "length": len(h.signature) if h.signature else 0,
+    }
+
+
+def _describe_record(i: int, r: Record, f: CertFacts | None, cert_error: str | None) -> dict[str, Any]:
+    """Record ``i`` as the file states it, with what its certificate says (``f``: None when it
+    has none, or none that could be read: then ``cert_error`` says why)."""
+    return {
+        "index": i,
+        "offset": r.offset,
+        "length": r.length,
+        "role": r.role,
+        "role_name": r.role_name,
+        "dns_name": r.dns_name,
+        "subject": r.subject,
+        "issuer": r.issuer,
+        "serial": r.serial_hex,
+        "ip_address": r.ip_address,
+        "has_certificate": r.certificate is not None,
+        "key_type": f.key_type if f else None,
+        "key_size": f.key_size if f else None,
+        "not_before": f.not_before.isoformat() if f else None,
+        "not_after": f.not_after.isoformat() if f else None,
+        "cert_sha1": f.sha1 if f else None,
+        "cert_sha256": f.sha256 if f else None,
+        "cert_error": cert_error,
+        "unknown_tags": list(r.unknown_tags),
+    }
+
+
+def _describe_encryption(enc: EncryptionInfo) -> dict[str, Any]:
+    """An .enc.sgn file's encryption parameters (the key itself only by its length)."""
+    return {
+        "key_size": enc.key_size,
+        "key_algorithm": enc.key_algorithm,
+        "iv": enc.iv.hex() if enc.iv else None,
+        "pad_count": enc.pad_count,
+        "encrypted_key_bytes": len(enc.encrypted_key) if enc.encrypted_key else 0,
+    }
 
 
 def outcome(reports: Sequence[dict[str, Any]]) -> Outcome:
@@ -185,33 +195,36 @@ def render_text(r: dict[str, Any]) -> str:
         f"signature {sig['length'] * 8} bits",
     ]
     for rec in r["records"]:
-        lines.append(f"   #{rec['index']:<2} {rec['role_name']:<10} {rec['subject'] or '-'}")
-        detail = f"       serial {rec['serial'] or '-'}"
-        if rec["dns_name"]:
-            detail += f"  dns {rec['dns_name']}"
-        if rec["ip_address"]:
-            detail += f"  ip {rec['ip_address']}"
-        if rec["key_type"]:
-            detail += f"  {rec['key_type']} {rec['key_size']}"
-        if rec["not_after"]:
-            detail += f"  valid to {rec['not_after'][:10]}"
-        if rec["cert_error"]:
-            detail += f"  certificate unreadable: {rec['cert_error']}"
-        lines.append(detail)
-    if sig["valid"]:
-        by = f"{sig['verified_by_subject']} (serial {sig['verified_by_serial']})"
-        src = f", from trust store {sig['verified_by_store']}" if sig["verified_by_store"] else ""
-        role = (
-            "holds role SAST in this file"
-            if sig["signer_has_sast_role"]
-            else "has NO SAST record in this file"
-        )
-        lines.append(f"   Signature    VALID: verified by {by}{src}; {role}")
-    else:
-        lines.append(f"   Signature    NOT VERIFIED: {sig['reason']}")
+        lines += _record_lines(rec)
+    lines.append(_signature_line(sig))
     for f in r["findings"]:
         lines.append(f"   [{f['severity']}] {f['code']}: {f['message']}")
     return "\n".join(lines)
+
+
+def _record_lines(rec: dict[str, Any]) -> list[str]:
+    """A record in two lines: role and subject, then serial and what else is known of it."""
+    detail = f"       serial {rec['serial'] or '-'}"
+    if rec["dns_name"]:
+        detail += f"  dns {rec['dns_name']}"
+    if rec["ip_address"]:
+        detail += f"  ip {rec['ip_address']}"
+    if rec["key_type"]:
+        detail += f"  {rec['key_type']} {rec['key_size']}"
+    if rec["not_after"]:
+        detail += f"  valid to {rec['not_after'][:10]}"
+    if rec["cert_error"]:
+        detail += f"  certificate unreadable: {rec['cert_error']}"
+    return [f"   #{rec['index']:<2} {rec['role_name']:<10} {rec['subject'] or '-'}", detail]
+
+
+def _signature_line(sig: dict[str, Any]) -> str:
+    if not sig["valid"]:
+        return f"   Signature    NOT VERIFIED: {sig['reason']}"
+    by = f"{sig['verified_by_subject']} (serial {sig['verified_by_serial']})"
+    src = f", from trust store {sig['verified_by_store']}" if sig["verified_by_store"] else ""
+    role = "holds role SAST in this file" if sig["signer_has_sast_role"] else "has NO SAST record in this file"
+    return f"   Signature    VALID: verified by {by}{src}; {role}"
 
 
 __all__ = ["Outcome", "inspect_bytes", "outcome", "render_text"]

@@ -1018,41 +1018,52 @@ def _lab_json(
         "phones_count": count,
         "web_port": DEFAULT_PORTS["web"],
         "clusters": {
-            cluster: {
-                "mode": shape.mode,
-                "version": shape.version,
-                "transport": shape.transport,
-                "tftp": [
-                    {
-                        "name": n.name,
-                        "address": n.address,
-                        "tftp_port": n.tftp_port,
-                        "http_port": n.http_port,
-                        "dir": f"tftp/{n.name}",
-                        "faults": faults_by_node.get(n.name, {}),
-                    }
-                    for n in c.nodes
-                    if n.cluster == cluster
-                ],
-                "tvs": [
-                    {
-                        "name": t.name,
-                        "address": t.address,
-                        "port": t.port,
-                        "cert": tvs_files[(cluster, t.name)][0],
-                        "key": tvs_files[(cluster, t.name)][1],
-                        "down": any(f.name == "tvs-down" and f.node == t.name for f in c.scenario.faults)
-                        and cluster == "source",
-                    }
-                    for t in c.tvs_list
-                    if t.cluster == cluster
-                ],
-            }
+            cluster: _cluster_json(c, cluster, shape, faults_by_node, tvs_files)
             for cluster, shape in (("source", c.src_shape), ("destination", c.dst_shape))
         },
         "mic_ca": "pki/mic-ca.pem",
         "trust_variants": {k: _page_facts(v) for k, v in variants.items()},
         "phones": phone_records,
+    }
+
+
+def _cluster_json(
+    c: _Clusters,
+    cluster: str,
+    shape: ClusterShape,
+    faults_by_node: dict[str, dict[str, Any]],
+    tvs_files: dict[tuple[str, str], tuple[str, str]],
+) -> dict[str, Any]:
+    """One cluster in lab.json: its TFTP nodes with their transport faults, its TVS servers."""
+    return {
+        "mode": shape.mode,
+        "version": shape.version,
+        "transport": shape.transport,
+        "tftp": [
+            {
+                "name": n.name,
+                "address": n.address,
+                "tftp_port": n.tftp_port,
+                "http_port": n.http_port,
+                "dir": f"tftp/{n.name}",
+                "faults": faults_by_node.get(n.name, {}),
+            }
+            for n in c.nodes
+            if n.cluster == cluster
+        ],
+        "tvs": [
+            {
+                "name": t.name,
+                "address": t.address,
+                "port": t.port,
+                "cert": tvs_files[(cluster, t.name)][0],
+                "key": tvs_files[(cluster, t.name)][1],
+                "down": any(f.name == "tvs-down" and f.node == t.name for f in c.scenario.faults)
+                and cluster == "source",
+            }
+            for t in c.tvs_list
+            if t.cluster == cluster
+        ],
     }
 
 

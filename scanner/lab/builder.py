@@ -1,7 +1,7 @@
 """Write CTL / ITL / .sgn files from certificates and keys, as CUCM (or certutils) does.
 
 Used by the lab to make realistic clusters and by tests to make files with known faults. Two
-byte layouts (spec §1.3, §1.4, §1.7):
+byte layouts, the header and record tags of scanner/core/trustlist.py in two orders:
 
 - ``"cisco"`` (default): header 1, 2, [28], 3{4,5,6}, 7{8,9{10,11}}, 12, 14, 15, padding;
   records 1..10; names ``CN=..;OU=..;O=..;L=..;ST=..;C=..`` in that fixed order.
@@ -28,7 +28,7 @@ from scanner.core.verify import record_public_key, serial_bytes, sign_message
 
 Style = Literal["cisco", "certutils"]
 
-# Header tag 11: index of the RSA modulus size (§1.3): 0 = 512 bits ... 3 = 4096 bits.
+# Header tag 11 (in the signature-info tag 9): index of the RSA modulus size: 0 = 512 bits ... 3 = 4096 bits.
 MODULUS_CODES = {512: 0, 1024: 1, 2048: 2, 4096: 3}
 
 _CISCO_ORDER = (
@@ -205,7 +205,8 @@ def _build(
     if header_length > 0xFFFF:
         raise ValueError("header does not fit the 2-byte header length")
     header = header_with(header_length, padding)
-    # The signature covers the file with the signature TLV cut out (§2.1): sign that, then put
+    # The signature covers the whole file with the signature TLV cut out (scanner/core/verify.py
+    # checks it so): sign that, then put
     # the signature in place; the placeholder has the same length, so no offset moves.
     sig_start = header.index(bytes([HeaderTag.SIGNATURE]) + _u16(sig_len) + bytes(sig_len))
     message = header[:sig_start] + header[sig_start + 3 + sig_len :] + body
@@ -248,7 +249,7 @@ def build_signed_file(
     style: Style = "cisco",
     version: tuple[int, int] = (1, 0),
 ) -> bytes:
-    """A ``.sgn`` file: the trust-file header, then ``payload`` in plain text (§4.3)."""
+    """A ``.sgn`` file: the trust-file header, then ``payload`` in plain text (not encrypted)."""
     return _build(
         signer,
         payload,

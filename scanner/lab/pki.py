@@ -29,7 +29,7 @@ __all__ = ["LAB_EPOCH", "CertAndKey", "KeyFactory", "make_cert"]
 
 # Every lab certificate starts here, so that builds on different days are identical.
 LAB_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-# ITLRecovery gets 20 years on fresh installs (trust-files.md §5.7); the lab gives every
+# CUCM gives ITLRecovery 20 years on a fresh install; the lab gives every
 # certificate 20 years so that a lab built today still works in a decade.
 VALID_UNTIL = dt.datetime(2044, 1, 1, tzinfo=dt.UTC)
 # The "expired signer" fault: a fixed date in the past (before the lab code was written).
@@ -202,7 +202,7 @@ def make_cert(
     ca: bool = False,
 ) -> x509.Certificate:
     """A CUCM-style certificate (self-signed unless ``issuer``), its name in DER order C, ST, L, O,
-    OU, CN (Cisco files print CN first regardless, trust-files.md §1.7)."""
+    OU, CN (the trust files print CN first regardless: see the "cisco" name style in builder.py)."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "NZ"),
@@ -245,5 +245,5 @@ def make_cert(
 
 
 def serial_for(seed: str, label: str) -> int:
-    """A 16-byte positive certificate serial, as CUCM writes them (trust-files.md §1.7)."""
+    """A 16-byte positive certificate serial, the size CUCM gives its certificates' serials."""
     return _rng(seed, f"serial:{label}").getrandbits(127) | (1 << 120)

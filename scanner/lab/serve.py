@@ -63,7 +63,7 @@ _READ_CACHE = 4096
 
 # Each listening phone holds one descriptor (its socket) for as long as the lab is served. These
 # are the descriptors a process keeps for everything else; running short of them is what made a
-# 20,000-phone lab answer "file not found" (issue 9).
+# 20,000-phone lab answer "file not found".
 # The main process: per TFTP node its request socket, one socket per transfer in flight (the
 # scanner allows 64 per node) and as many HTTP connections; 4 nodes x (64 + 64) = 512. Then TVS
 # sessions, files being read, two pipes per worker, the interpreter's own (~30): 2,048 leaves
@@ -423,71 +423,68 @@ class LabServer:
         )
 
     async def _start_nodes(self, emit: Callable[[Service], None]) -> None:
-        loop = asyncio.get_running_loop()
+        """Every cluster's TFTP nodes (TFTP and HTTP) and TVS servers, each announced with ``emit``."""
         seed = zlib.crc32(str(self.lab["seed"]).encode())
         for cname, cluster in self.lab["clusters"].items():
             for node in cluster["tftp"]:
-                faults = node.get("faults", {})
-                name, address = node["name"], node["address"]
-                if "node-dead" in faults:
-                    s = Service(
-                        "DEAD", name, address, node["tftp_port"], f"{cname} TFTP node down: nothing listens"
-                    )
-                    self.services.append(s)
-                    emit(s)
-                    continue
-                files = NodeFiles(self.dir / node["dir"])
-                tftp_faults, max_active = _tftp_faults(faults, seed)
-                server = TftpServer(files.lookup, faults=tftp_faults, max_active=max_active)
-                try:
-                    await server.start(address, node["tftp_port"])
-                except OSError as exc:
-                    server.close()
-                    raise _bind_error(
-                        exc, f"{cname} TFTP node {name}", address, node["tftp_port"], "udp"
-                    ) from None
-                self._tftp.append(server)
-                s = Service("TFTP", name, address, server.port, _fault_note(faults, "tftp"))
-                self.services.append(s)
-                emit(s)
-                http_faults = {k: v for k, v in faults.items() if "http" in v.get("protocols", ("http",))}
-                await self._listen(
-                    loop,
-                    address,
-                    node["http_port"],
-                    _HttpTarget("node", files, http_faults),
-                    f"{cname} HTTP node {name}",
-                )
-                s = Service("HTTP", name, address, node["http_port"], _fault_note(faults, "http"))
-                self.services.append(s)
-                emit(s)
+                await self._start_tftp_node(cname, node, seed, emit)
             for tvs in cluster["tvs"]:
-                if tvs.get("down"):
-                    s = Service(
-                        "DOWN", tvs["name"], tvs["address"], tvs["port"], f"{cname} TVS down: nothing listens"
-                    )
-                    self.services.append(s)
-                    emit(s)
-                    continue
-                ctx = self._tvs_context(tvs)
-                try:
-                    srv = await asyncio.start_server(
-                        _tvs_session, tvs["address"], tvs["port"], ssl=ctx, ssl_handshake_timeout=10
-                    )
-                except OSError as exc:
-                    raise _bind_error(
-                        exc, f"{cname} TVS {tvs['name']}", tvs["address"], tvs["port"], "tcp"
-                    ) from None
-                self._servers.append(srv)
-                s = Service(
-                    "TVS",
-                    tvs["name"],
-                    tvs["address"],
-                    tvs["port"],
-                    f"{cname}, TLS 1.{3 if self.tls13 else 2}",
-                )
-                self.services.append(s)
-                emit(s)
+                await self._start_tvs(cname, tvs, emit)
+
+    def _announce(self, emit: Callable[[Service], None], service: Service) -> None:
+        self.services.append(service)
+        emit(service)
+
+    async def _start_tftp_node(
+        self, cname: str, node: dict[str, Any], seed: int, emit: Callable[[Service], None]
+    ) -> None:
+        """One TFTP node: its TFTP server and its HTTP (6970) server, with the node's faults;
+        nothing for a node-dead node."""
+        faults = node.get("faults", {})
+        name, address = node["name"], node["address"]
+        if "node-dead" in faults:
+            self._announce(
+                emit, Service("DEAD", name, address, node["tftp_port"], f"{cname} TFTP node down: nothing listens")
+            )
+            return
+        files = NodeFiles(self.dir / node["dir"])
+        tftp_faults, max_active = _tftp_faults(faults, seed)
+        server = TftpServer(files.lookup, faults=tftp_faults, max_active=max_active)
+        try:
+            await server.start(address, node["tftp_port"])
+        except OSError as exc:
+            server.close()
+            raise _bind_error(exc, f"{cname} TFTP node {name}", address, node["tftp_port"], "udp") from None
+        self._tftp.append(server)
+        self._announce(emit, Service("TFTP", name, address, server.port, _fault_note(faults, "tftp")))
+        http_faults = {k: v for k, v in faults.items() if "http" in v.get("protocols", ("http",))}
+        await self._listen(
+            asyncio.get_running_loop(),
+            address,
+            node["http_port"],
+            _HttpTarget("node", files, http_faults),
+            f"{cname} HTTP node {name}",
+        )
+        self._announce(emit, Service("HTTP", name, address, node["http_port"], _fault_note(faults, "http")))
+
+    async def _start_tvs(self, cname: str, tvs: dict[str, Any], emit: Callable[[Service], None]) -> None:
+        """One TVS server (TLS with the node's TVS certificate); nothing for a TVS that is down."""
+        if tvs.get("down"):
+            self._announce(
+                emit, Service("DOWN", tvs["name"], tvs["address"], tvs["port"], f"{cname} TVS down: nothing listens")
+            )
+            return
+        ctx = self._tvs_context(tvs)
+        try:
+            srv = await asyncio.start_server(
+                _tvs_session, tvs["address"], tvs["port"], ssl=ctx, ssl_handshake_timeout=10
+            )
+        except OSError as exc:
+            raise _bind_error(exc, f"{cname} TVS {tvs['name']}", tvs["address"], tvs["port"], "tcp") from None
+        self._servers.append(srv)
+        self._announce(
+            emit, Service("TVS", tvs["name"], tvs["address"], tvs["port"], f"{cname}, TLS 1.{3 if self.tls13 else 2}")
+        )
 
     async def _start_phones(self, loop: asyncio.AbstractEventLoop, phones: list[dict[str, Any]]) -> None:
         port = int(self.lab["web_port"])
@@ -503,15 +500,16 @@ class LabServer:
         phones = self.lab["phones"][share[0] : share[1]]
         first, last = (phones[0]["ip"], phones[-1]["ip"]) if phones else ("-", "-")
         off = len(phones) - listening
-        s = Service(
-            "WEB",
-            f"{listening} phones",
-            f"{first}..{last}",
-            int(self.lab["web_port"]),
-            f"{where}; {off} with web access off: connection refused",
+        self._announce(
+            emit,
+            Service(
+                "WEB",
+                f"{listening} phones",
+                f"{first}..{last}",
+                int(self.lab["web_port"]),
+                f"{where}; {off} with web access off: connection refused",
+            ),
         )
-        self.services.append(s)
-        emit(s)
 
     # -- worker processes --------------------------------------------------------------------
 
@@ -631,7 +629,8 @@ class LabServer:
         ctx.load_verify_locations(self.dir / self.lab["mic_ca"])
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if self.tls13 else ssl.TLSVersion.TLSv1_2
-        # The seed's TVS log shows AES256-SHA; offer it first, then modern suites.
+        # Phones and a CUCM TVS settle on AES256-SHA (docs/lab.md, the TVS service): offer it first,
+        # then modern suites.
         ctx.set_ciphers("AES256-SHA:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256")
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         return ctx
@@ -691,7 +690,7 @@ class LabServer:
         try:
             data = target.node.lookup(request.path)
         except OSError as exc:
-            # Not a 404: the scanner would take it for a fact about the phone (issue 9).
+            # Not a 404: the scanner would take it for a fact about the phone.
             return web.Response(status=500, text=f"Cannot read {request.path}: {exc.strerror or exc}\n")
         if data is None:
             return web.Response(status=404, text="File not found\n")
