@@ -664,12 +664,18 @@ class Evaluator:
 
 @dataclass
 class _PhoneRun:
+    """One phone's checks as they run (``result``): each check's status only ever worsens
+    (``set``), each finding is recorded with the check it explains (``add``)."""
+
     ev: Evaluator
     p: PhoneEvidence
     checks: dict[str, CheckStatus] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # JSON-able: goes into the report
+    # The source CTLs served to this phone, by node (C1 finds them, C2 matches the page's hash).
     src_ctl: dict[str, ListState] = field(default_factory=dict)
+    # Per kind ("ITL", "CTL"): source nodes whose list could not be read while another node's
+    # was. C1 leaves them here; C2 drops them once the phone's hash matches a list that was read.
     partial_failures: dict[str, list[FileEvidence]] = field(default_factory=dict)
 
     def set(self, check: str, status: CheckStatus) -> None:
