@@ -483,6 +483,7 @@ def test_a_member_without_an_address_or_with_a_port_out_of_range_is_left_out() -
 
 
 _MIB_ELEMENT = b"<device><x>" + b"a" * (1 << 20) + b"</x>"  # past devconfig.MAX_CONFIG_BYTES
+_MARKUP_FLOOD = b"<device>" + b"<a/>" * 100_000  # 400 KB: a hundred times a real config's elements
 _LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "127.0.0.1"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
            b"<device><TVS><members><member><address>&b;</address></member></members></TVS></device>")
 
@@ -493,12 +494,13 @@ _LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "127.0.0.1"><!ENTITY b
         ("SEP000000000001.cnf.xml", config("SEP000000000001", 2445)[:-20]),  # truncated: not well-formed
         ("SEP000000000001.cnf.xml", _LAUGHS),  # a DTD (entity expansion): refused, never expanded
         ("SEP000000000001.cnf.xml", config("SEP000000000001", 2445).replace(b"<device>", _MIB_ELEMENT)),
+        ("SEP000000000001.cnf.xml", config("SEP000000000001", 2445).replace(b"<device>", _MARKUP_FLOOD)),
         ("SEP000000000001.cnf.xml", config("SEP000000000001", 2445).replace(b"<port>2445", b"<port>twenty")),
         # A name that says signed, bytes with no signed header before the XML.
         ("SEP000000000001.cnf.xml.sgn", b"\x01\x00\x02garbage" + config("SEP000000000001", 2445)),
         ("SEP000000000001.cnf.xml", b"\xff" * 64),
     ],
-    ids=["truncated", "dtd", "over-1-MiB", "port-not-a-number", "sgn-without-header", "binary"],
+    ids=["truncated", "dtd", "over-1-MiB", "markup-flood", "port-not-a-number", "sgn-without-header", "binary"],
 )
 def test_a_config_that_does_not_parse_names_no_tvs(name: str, data: bytes) -> None:
     assert tvs_addresses_in_config(name, data) == ()

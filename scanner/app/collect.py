@@ -18,12 +18,12 @@ How (architecture: errors become data at one boundary, lazily fed workers):
 * A generator plans jobs; ``Limits.workers`` workers share one iterator over it and each takes
   the next job when it is free. Memory holds the jobs in progress, not the plan: flat as the
   fleet grows.
-* Every network attempt passes its node's gate: a semaphore of ``per_node_concurrency`` and a
-  token bucket of ``per_node_rate`` (``scanner.core.ratelimit`` explains the defaults), whose
-  starts are released together on pacing ticks, and a
-  ``NodeHealth`` per node and transport: only ``dead_after`` consecutive timeouts mark it dead,
-  after which its jobs are recorded as ``timeout`` without sending (one probe per interval).
-  ``job_timeout`` (``asyncio.timeout``) is the hard ceiling of each attempt.
+* Every network attempt passes its node's gate: a semaphore of ``per_node_concurrency``, a
+  token bucket of ``per_node_rate`` (``scanner.core.ratelimit`` explains the defaults) whose
+  starts are released together on pacing ticks, and a ``NodeHealth`` per node and transport:
+  only ``dead_after`` consecutive timeouts mark it dead, after which its jobs are recorded as
+  ``timeout`` without sending (one probe per interval). ``job_timeout`` (``asyncio.timeout``)
+  is the hard ceiling of each attempt.
 * Transport per cluster: ``http-first`` (6970, then TFTP when HTTP gives no definite answer),
   ``tftp``, ``http``, ``both`` (both, and ``mismatch`` is recorded when the bytes differ: the
   analysis reports NODE_MISMATCH).
