@@ -774,7 +774,7 @@ class _Collector:
         # happened to come first does not decide for every phone that names it.
         # Why the memo: reading a config's TVS members parses the whole config (~0.4 ms for 5 KB),
         # a third of the files of a source node. Measured (bench_collect.py --phones 2000, local,
-        # TFTP, median of 3): 526 µs CPU per file and 3.34 s wall without it, 370 µs and 2.97 s
+        # TFTP, median of 3): 526 µs CPU per file and 3.34 s wall without it, 345 µs and 2.96 s
         # (the rate limit's floor) with it; the CPU makes a 2,000-files/s scan CPU-bound.
         block = _tvs_block(data)
         seen = None if block is None else self.tvs_lists.get(block)
