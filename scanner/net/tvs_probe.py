@@ -6,7 +6,8 @@ TVS asks the client (a phone) for its certificate; the scanner has none. What ha
   answers with an empty Certificate and its Finished and, from its side, the handshake is
   complete: ``getpeercert(binary_form=True)`` returns the server certificate. The server's
   ``certificate_required`` alert comes afterwards and only spoils the first read.
-* **TLS 1.2 and older** (the seed's TVS log shows AES256-SHA): the server's Certificate arrives
+* **TLS 1.2 and older** (the TVS debug log in Cisco's guide to migrating phones between secure
+  clusters shows a phone's session on AES256-SHA): the server's Certificate arrives
   in plaintext before its CertificateRequest; the server aborts the handshake when it receives the
   client's empty Certificate, so the client's ``do_handshake`` fails and Python's ssl module
   refuses ``getpeercert`` on an unfinished handshake. So the handshake is driven through
@@ -37,6 +38,7 @@ __all__ = ["TvsProbeResult", "probe_tvs", "tvs_client_context"]
 
 # Bytes read per socket read: one server flight fits in a few of these.
 READ_SIZE = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class TvsProbeResult:
