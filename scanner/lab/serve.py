@@ -629,8 +629,8 @@ class LabServer:
         ctx.load_verify_locations(self.dir / self.lab["mic_ca"])
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if self.tls13 else ssl.TLSVersion.TLSv1_2
-        # Phones and a CUCM TVS settle on AES256-SHA (docs/lab.md, the TVS service): offer it first,
-        # then modern suites.
+        # A phone's session with TVS runs on AES256-SHA (the TVS debug log in Cisco's guide to
+        # migrating phones between secure clusters shows it): offer it first, then modern suites.
         ctx.set_ciphers("AES256-SHA:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256")
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         return ctx
