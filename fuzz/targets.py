@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from scanner.app.inspection import exit_code, inspect_bytes, render_text
+from scanner.app.inspection import inspect_bytes, outcome, render_text
 from scanner.core.devconfig import parse_device_config, redact_config_xml
 from scanner.core.errors import ParseError
 from scanner.core.filechecks import file_findings
@@ -72,7 +72,7 @@ def _inspect(data: bytes) -> None:
         assert INTERNAL_ERROR not in reason, reason  # the cache's last guard hid a bug
         orjson.dumps(report)
         render_text(report)
-        exit_code([report])
+        outcome([report])
 
 
 def _trust_store(data: bytes) -> None:

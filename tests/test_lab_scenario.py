@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scanner.cli.lab import add_parser as add_lab_parser
+from scanner.cli.lab import run as run_lab
 from scanner.lab import tomlw
 from scanner.lab.answer import BLOCKERS, UNKNOWNS, WARNINGS
-from scanner.lab.cli import add_lab_parser, run_lab
 from scanner.lab.errors import LabError
 from scanner.lab.faults import CATALOG
 from scanner.lab.scenario import BUILTIN, parse_scenario
