@@ -566,15 +566,19 @@ def test_pacing_tick_follows_the_limits() -> None:
 def test_requests_never_outrun_the_token_bucket(
     tmp_path: Path, tvs_files: tuple[Path, Path, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pacing releases starts in bunches; the bucket must still bound every window of time:
-    at most ``burst + rate * window`` requests go to a node in any window.
+    """Pacing releases starts in bunches; the bucket must still bound them: from the first
+    request on, never more than ``burst + rate * elapsed`` requests to a node, and in any window
+    at most ``burst + rate * window``, give or take one pacing tick.
 
     Timed where the collector hands each request to the transport, not where the server receives
     it: the server's clock adds the transport's own latency, and the first requests of a run wait
     for their connections (tens of ms on a busy machine) while later ones reuse them, which can
-    push the initial burst into the first pacing tick on the server's side of the wire."""
+    push the initial burst into the first pacing tick on the server's side of the wire. The tick
+    of slack in windows: an event loop woken late (a busy machine) releases a tick's starts just
+    before the next tick's, never earlier than the bucket allows (the first bound has no slack)."""
     import time
 
+    from scanner.app.collect import pacing_tick
     from scanner.net.http_fetch import HttpFetcher
 
     rate, burst = 100.0, 8
@@ -622,7 +626,10 @@ def test_requests_never_outrun_the_token_bucket(
     # with its .cnf.xml fallback: well over the burst.
     assert len(released) > 3 * len(phones)
     released.sort()
+    for j, at in enumerate(released):
+        assert j + 1 <= burst + rate * (at - released[0]) + 1, (j, at - released[0])
+    tick = pacing_tick(Limits(per_node_rate=rate, per_node_burst=burst))
     for i, start in enumerate(released):
         for j in range(i, len(released)):
             window = released[j] - start
-            assert j - i + 1 <= burst + rate * window + 1, (i, j, window)
+            assert j - i + 1 <= burst + rate * (window + tick) + 1, (i, j, window)
