@@ -1,6 +1,6 @@
 """Fuzz the parsers of untrusted bytes: each target may raise its declared exception and nothing
-else (``fuzz/targets.py`` lists them: trust_list = verify(parse(x)), inspect, http_head,
-tls_sniffer, cache_list, inventory, and the older parsers).
+else (``fuzz/targets.py`` lists them: trust_list = verify(parse(x)), inspect, soap (AXL and
+RisPort70 answers), tls_sniffer, cache_list, inventory, and the older parsers).
 
 Two modes:
 

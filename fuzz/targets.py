@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 
 from scanner.app.inspection import inspect_bytes, outcome, render_text
+from scanner.core.cucm import axl, risport
+from scanner.core.cucm.soap import SoapFault, parse_response
 from scanner.core.devconfig import parse_device_config, redact_config_xml
 from scanner.core.errors import ParseError
 from scanner.core.filechecks import file_findings
@@ -27,7 +29,6 @@ from scanner.core.tls_sniffer import CertificateSniffer
 from scanner.core.trustcache import INTERNAL_ERROR, AnalysisCache
 from scanner.core.trustlist import parse, serialize
 from scanner.core.verify import TrustStore, verify
-from scanner.net.http_lean import _Failure, _parse_head_uncached
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT.parent / "shared" / "vectors"
@@ -79,8 +80,18 @@ def _trust_store(data: bytes) -> None:
     TrustStore.from_files("fuzz", [("f.pem" if b"-----BEGIN" in data else "f.der", data)])
 
 
-def _http_head(data: bytes) -> None:
-    _parse_head_uncached(data)
+def _soap(data: bytes) -> None:
+    """An AXL or RisPort70 answer, read as discovery reads it: ParseError or data, nothing else."""
+    answer = parse_response(data, what="fuzz")
+    if isinstance(answer, SoapFault):
+        axl.classify_fault(answer)
+        risport.is_rate_limited(answer)
+        return
+    name = answer.tag.rsplit("}", 1)[-1]
+    if name == "executeSQLQueryResponse":
+        axl.phones_from_rows(axl.rows(answer, what="fuzz"))
+    else:
+        risport.merge(risport.parse_select(answer, what="fuzz").registrations)
 
 
 def _tls_sniffer(data: bytes) -> None:
@@ -160,15 +171,8 @@ def cert_seeds() -> list[bytes]:
     return seeds + _crashers("trust_store")
 
 
-def head_seeds() -> list[bytes]:
-    return [
-        b"HTTP/1.1 200 OK\r\nContent-Length: 4711\r\nConnection: keep-alive\r\nContent-Type: application/octet-stream",
-        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0",
-        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close",
-        b"HTTP/1.1 200 OK\r\nServer: CUCM\r\nDate: Mon, 01 Jun 2026 00:00:00 GMT\r\nContent-Length: 12\r\n"
-        b"Content-Length: 12",
-        *_crashers("http_head"),
-    ]
+def soap_seeds() -> list[bytes]:
+    return _files(ROOT / "tests" / "data" / "cucm", ".xml") + _crashers("soap")
 
 
 def _tls_flight(der: bytes) -> bytes:
@@ -230,7 +234,7 @@ TARGETS: dict[str, Target] = {
         Target("inspect", _inspect, (), trust_seeds),
         Target("signed_file", _signed_file, (ParseError,), signed_seeds),
         Target("trust_store", _trust_store, (), cert_seeds),
-        Target("http_head", _http_head, (_Failure,), head_seeds),
+        Target("soap", _soap, (ParseError,), soap_seeds),
         Target("tls_sniffer", _tls_sniffer, (), tls_seeds),
         Target("cache_list", _cache_list, (), cache_list_seeds),
         Target("inventory", _inventory, (ParseError,), inventory_seeds),

@@ -96,8 +96,9 @@ def write_world(root: Path, *, phones: int = 3, evil_phone: bool = True) -> tupl
             import hashlib
 
             sha = hashlib.sha256(data).hexdigest() if data is not None else None
-            wr.record(Attempt(phone, cluster, node, transport, name, outcome, None if data is None else len(data),
-                              sha, 0.01, None, address, blob))
+            wr.record(Attempt(phone=phone, cluster=cluster, node=node, transport=transport, file=name,
+                              outcome=outcome, size=None if data is None else len(data), sha256=sha,
+                              duration=0.01, address=address, blob=blob))
 
         for (cluster, node, fname), data in w.files.items():
             if fname in ("CTLFile.tlv", "ITLFile.tlv"):

@@ -3,9 +3,9 @@
 ``scanner/_fasttlv.pyx`` implements exactly this function; a differential property test holds
 the two to the same triples and the same errors at the same offsets on arbitrary bytes.
 
-Wire format (spec/trust-files.md §1.2): one tag byte, a 2-byte big-endian length, the value.
+Wire format: one tag byte, a 2-byte big-endian length, the value.
 In a header (``header=True``) two exceptions apply: tag 0x0D is a single padding byte with no
-length, and tags 3, 7 and 9 (and, in .enc.sgn headers, 16, 17 and 21: spec §4.4) are containers
+length, and tags 3, 7 and 9 (and, in .enc.sgn headers, 16, 17 and 21) are containers
 whose value is itself a run of TLVs that must fill the container exactly. Outside a header those tags are ordinary (record tag 9 is a DER
 certificate, not a container).
 """

@@ -200,7 +200,8 @@ def tolerated_findings(tf: TrustFile) -> list[Finding]:
 
 
 def is_blank_itl(tf: TrustFile) -> bool:
-    """The rollback ITL (spec §5.6): its TVS and TFTP sections are empty, often only CAPF is left.
+    """The rollback ITL ("Prepare Cluster for Rollback to pre-8.0"): its TVS and TFTP sections are
+    empty, often only CAPF is left.
 
     A CCM record also counts as content: a third-party ITL (certutils) lists CallManagers as CCM
     without any TFTP role, and that is not the rollback ITL."""

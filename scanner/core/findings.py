@@ -1,9 +1,9 @@
 """Findings: what a check concluded, with its stable code, severity and evidence.
 
-``Code`` is the registry of every finding code the scanner can emit. Codes are API
-(spec/migration-readiness.md §3): never renamed or reused, so a new one is added here first, and
-docs/finding-codes.md lists each member (tests/test_codes.py holds the two, and every code-like
-literal in the package, to the registry).
+``Code`` is the registry of every finding code the scanner can emit. Codes are API (reports,
+pipelines and the scan history compare them): never renamed or reused, so a new one is added
+here first, and docs/finding-codes.md lists each member (tests/test_codes.py holds the two, and
+every code-like literal in the package, to the registry).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ class Code(enum.StrEnum):
     unknown: bool
     meaning: str
 
-    def __new__(cls, value: str, severities: frozenset[Severity], meaning: str, unknown: bool = False) -> Code:
+    def __new__(
+        cls, value: str, severities: frozenset[Severity], meaning: str, unknown: bool = False
+    ) -> Code:
         member = str.__new__(cls, value)
         member._value_ = value
         member.severities = severities
@@ -61,12 +63,14 @@ class Code(enum.StrEnum):
     ITL_TOO_LARGE = (
         "ITL_TOO_LARGE", frozenset({_B}), "a CTL/ITL over 64 KB or over 39 certificates: phones refuse it"
     )
-    BLANK_ITL = "BLANK_ITL", frozenset({_W}), "an ITL with no TVS, TFTP or CallManager records (the rollback ITL)"
+    BLANK_ITL = (
+        "BLANK_ITL", frozenset({_W}), "an ITL with no TVS, TFTP or CallManager records (the rollback ITL)"
+    )
     DIGEST_SHA512 = "DIGEST_SHA512", frozenset({_I}), "the file is signed with SHA-512"
     UNKNOWN_TAG = "UNKNOWN_TAG", frozenset({_I}), "a tag no source documents, kept byte for byte"
     PARSE_TOLERATED = "PARSE_TOLERATED", frozenset({_W}), "something a lenient parse tolerated"
 
-    # --- Cluster level (spec §3) -----------------------------------------------------------------
+    # --- Cluster level (the readiness spec's codes, docs/finding-codes.md) ------------------------
     SRC_ROLLBACK_ACTIVE = "SRC_ROLLBACK_ACTIVE", frozenset({_I}), "the source serves the blank rollback ITL"
     SRC_MIXED_MODE_ROLLBACK = (
         "SRC_MIXED_MODE_ROLLBACK", frozenset({_B}),
@@ -92,7 +96,8 @@ class Code(enum.StrEnum):
         "TVS_UNREACHABLE", frozenset({_B, _W}), "a TVS member refused or did not answer", True
     )
     TVS_CERT_NOT_IN_ITL = (
-        "TVS_CERT_NOT_IN_ITL", frozenset({_B, _W}), "a TVS presents a certificate no ITL lists with role TVS"
+        "TVS_CERT_NOT_IN_ITL", frozenset({_B, _W}),
+        "a TVS presents a certificate no ITL lists with role TVS (unknown beside an unprobed member)", True,
     )
     NO_ROLLBACK_PATH = (
         "NO_ROLLBACK_PATH", frozenset({_W}),
@@ -102,17 +107,19 @@ class Code(enum.StrEnum):
         "TRUST_STORE_MISSING", frozenset({_W}), "the source's Phone-SAST-trust store was not given", True
     )
 
-    # --- Phone level (spec §3) -------------------------------------------------------------------
+    # --- Phone level (the readiness spec's codes) --------------------------------------------------
     SRC_ITL_MISSING = "SRC_ITL_MISSING", frozenset({_B}), "no source node serves an ITL for the phone"
     SRC_ITL_INVALID = "SRC_ITL_INVALID", frozenset({_B}), "the source ITL for the phone is not valid"
     SRC_CTL_INVALID = (
-        "SRC_CTL_INVALID", frozenset({_B}), "the source CTL for the phone is not valid (or, in mixed mode, missing)"
+        "SRC_CTL_INVALID", frozenset({_B}),
+        "the source CTL for the phone is not valid (or, in mixed mode, missing)",
     )
     PHONE_TRUST_STALE = (
         "PHONE_TRUST_STALE", frozenset({_B}), "the list the phone holds is not what the source serves it"
     )
     PHONE_EVIDENCE_MISSING = (
-        "PHONE_EVIDENCE_MISSING", frozenset({_W}), "the phone's web page does not say which lists it holds", True
+        "PHONE_EVIDENCE_MISSING", frozenset({_W}),
+        "the phone's web page does not say which lists it holds", True,
     )
     PHONE_TRUST_UPDATE_FAILED = (
         "PHONE_TRUST_UPDATE_FAILED", frozenset({_B}), "the phone's status messages end with a failed update"
@@ -121,16 +128,20 @@ class Code(enum.StrEnum):
         "TVS_NOT_CONFIGURED", frozenset({_B, _W}), "the phone's source config lists no TVS member"
     )
     DEST_NOT_PROVISIONED = (
-        "DEST_NOT_PROVISIONED", frozenset({_B, _W}), "no (or not every) destination node has a config for the phone"
+        "DEST_NOT_PROVISIONED", frozenset({_B, _W}),
+        "no (or not every) destination node has a config for the phone",
     )
     DEST_CONFIG_SIGNER_UNKNOWN = (
         "DEST_CONFIG_SIGNER_UNKNOWN", frozenset({_B}),
         "the destination config is not signed by a TFTP record of its node's ITL/CTL",
     )
     DEST_ITL_INVALID = "DEST_ITL_INVALID", frozenset({_B}), "a destination node serves no valid ITL"
-    DEST_CTL_INVALID = "DEST_CTL_INVALID", frozenset({_B}), "a mixed-mode destination node serves no valid CTL"
+    DEST_CTL_INVALID = (
+        "DEST_CTL_INVALID", frozenset({_B}), "a mixed-mode destination node serves no valid CTL"
+    )
     DIGEST_UNSUPPORTED = (
-        "DIGEST_UNSUPPORTED", frozenset({_B}), "the destination signs with SHA-512 and the model cannot verify it"
+        "DIGEST_UNSUPPORTED", frozenset({_B}),
+        "the destination signs with SHA-512 and the model cannot verify it",
     )
     SRC_CTL_WITHOUT_DEST_CTL = (
         "SRC_CTL_WITHOUT_DEST_CTL", frozenset({_B}),
@@ -140,21 +151,24 @@ class Code(enum.StrEnum):
 
     # --- Added by trustscan (docs/finding-codes.md) ----------------------------------------------
     PHONE_TRUST_ON_FIRST_USE = (
-        "PHONE_TRUST_ON_FIRST_USE", frozenset({_W}), "the phone holds no CTL and no ITL: it trusts the first ITL"
+        "PHONE_TRUST_ON_FIRST_USE", frozenset({_W}),
+        "the phone holds no CTL and no ITL: it trusts the first ITL",
     )
     EVIDENCE_MISSING = (
         "EVIDENCE_MISSING", frozenset({_W}),
         "evidence a check needs is not in the evidence directory (never collected, or damaged)", True,
     )
     CONFIG_REFUSED = (
-        "CONFIG_REFUSED", frozenset({_W}), "the phone's source config was fetched but its parser refused it", True
+        "CONFIG_REFUSED", frozenset({_W}),
+        "the phone's source config was fetched but its parser refused it", True,
     )
     TVS_OUTSIDE_PROFILE = (
         "TVS_OUTSIDE_PROFILE", frozenset({_W}),
         "a source config names a TVS address outside the profile: never contacted", True,
     )
     NODE_NOT_FOUND_RATE = (
-        "NODE_NOT_FOUND_RATE", frozenset({_W}), "a TFTP node answers \"not found\" far more often than its peers"
+        "NODE_NOT_FOUND_RATE", frozenset({_W}),
+        "a TFTP node answers \"not found\" far more often than its peers",
     )
     ANALYSIS_ERROR = (
         "ANALYSIS_ERROR", frozenset({_W}),

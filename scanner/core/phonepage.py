@@ -1,7 +1,8 @@
 """The phones' own web pages: Network Setup / Network Configuration and Status Messages.
 
 Sans-IO: every function takes the page (``str``, or ``bytes`` as received) and returns values.
-Spec: trust-files.md 5.3 (fields, signature format) and 5.4 (status messages).
+The Network Setup page shows the installed CTL and ITL (their whole-file hash); the Status
+Messages page, the last trust-list updates.
 
 Pages are read BY FIELD LABEL, never by position: the label cell's text picks the field, the next
 non-empty cell on the same table row is its value. Models and firmware differ in layout (a spacer
@@ -48,7 +49,7 @@ class PageKind(StrEnum):
 
 
 class TrustEvent(StrEnum):
-    """What a status message says about the trust lists (spec 5.4)."""
+    """What a status message says about the trust lists."""
 
     # "CTL and ITL installed", "CTL Installed", "ITL installed", "Trust List Installed"
     INSTALLED = "installed"
@@ -69,7 +70,7 @@ class PageCallManager:
 
 @dataclass(frozen=True, slots=True)
 class PhonePage:
-    """Facts from a Network Setup / Network Configuration page (spec 5.3).
+    """Facts from a Network Setup / Network Configuration page.
 
     None means "the page does not say" (field absent, or a value we cannot read), never "no".
     Signatures are lower-case hex without spaces; ``*_signature_algo`` is the hash that size
@@ -673,7 +674,7 @@ def _network(doc: _Doc) -> PhonePage:
 
 
 def parse_network_page(html: str | bytes) -> PhonePage:
-    """Read a Network Setup / Network Configuration page (spec 5.3). Missing fields are None / ()."""
+    """Read a Network Setup / Network Configuration page. Missing fields are None / ()."""
     return _network(_document(html))
 
 
@@ -699,7 +700,7 @@ _INSTALLED = re.compile(r"\binstalled\b")
 
 
 def classify_trust_message(text: str) -> TrustEvent | None:
-    """The trust-list meaning of one status message (spec 5.4 phrases, tolerant of wording)."""
+    """The trust-list meaning of one status message (the firmware's phrases, tolerant of wording)."""
     # Real messages are short; the cap keeps the searches linear on a hostile page's junk.
     key = _clean(text[:_MAX_MESSAGE]).casefold()
     mentions = _MENTIONS_TRUST.search(key) is not None
@@ -766,7 +767,7 @@ def _status(doc: _Doc) -> StatusMessages:
 
 
 def parse_status_messages(html: str | bytes) -> StatusMessages:
-    """Read a Status Messages page (spec 5.4): all messages in order, and the last trust event."""
+    """Read a Status Messages page: all messages in order, and the last trust event."""
     return _status(_document(html))
 
 

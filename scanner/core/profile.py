@@ -71,7 +71,7 @@ _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 CLUSTER_NAMES = ("source", "destination")
 DEFAULT_TFTP_PORT = 69
-DEFAULT_HTTP_PORT = 6970  # CUCM serves the TFTP file set over HTTP here; phones try it first (spec §5.1)
+DEFAULT_HTTP_PORT = 6970  # CUCM serves the TFTP file set over HTTP here; phones try it first
 DEFAULT_TVS_PORT = 2445
 DEFAULT_WEB_PORT = 80
 

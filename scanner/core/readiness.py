@@ -1,10 +1,10 @@
-"""The readiness checks C1-C8 of spec/migration-readiness.md, as pure functions over evidence.
+"""The readiness checks C1-C8 (docs/readiness.md), as pure functions over evidence.
 
 Input: what was collected (``ClusterEvidence`` for each cluster, ``PhoneEvidence`` per phone),
 already in memory; no I/O here. Output: per phone a readiness with a status per check and the
 findings that explain it; per cluster its findings; per scan a verdict.
 
-How a phone moves (spec §1): it fetches the destination's CTL (if the destination is in mixed
+How a phone moves at cutover: it fetches the destination's CTL (if the destination is in mixed
 mode), then its ITL, then its signed config. Each new list must be signed by a certificate the
 phone already trusts with role SAST, or that the source cluster's TVS vouches for (a certificate
 in the source's Phone-SAST-trust store, reached over TLS to a TVS whose certificate is in the

@@ -1,4 +1,4 @@
-"""CTL / ITL / .sgn / .enc.sgn: what the bytes mean (spec/trust-files.md §1, §2, §4.3, §4.4).
+"""CTL / ITL / .sgn / .enc.sgn: what the bytes mean.
 
 The TLV kernel (``scanner.core.tlv``) only finds boundaries; this module gives them meaning and keeps
 every byte: a parsed file serializes back to exactly the bytes it came from, because each TLV is
@@ -33,13 +33,13 @@ MIN_HEADER_LENGTH = 10
 # length TLV alone (5 bytes), so 1 MiB bounds the count at ~200k: cap well below to keep the
 # work per hostile file small. Real files hold < 40 (64 KB phone limit).
 MAX_RECORDS = 4096
-# Header timestamps are Unix seconds (§1.2 tag 15, 4 bytes); beyond year 9999 no datetime exists.
+# Header timestamps are Unix seconds (header tag 15, 4 bytes); beyond year 9999 no datetime exists.
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MAX_TIMESTAMP = int((dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC) - _EPOCH).total_seconds())
 
 
 class Role(enum.IntEnum):
-    """Record role ("function") codes, spec §1.5."""
+    """Record role ("function") codes."""
 
     SAST = 0
     CCM = 1
@@ -76,7 +76,7 @@ def role_name(code: int) -> str:
 
 
 class Digest(enum.IntEnum):
-    """Header tag 8 digest codes, spec §2.2."""
+    """Header tag 8 digest codes."""
 
     SHA1 = 1
     SHA256 = 2
@@ -172,7 +172,7 @@ class Issue:
 
 
 def _text(raw: bytes | None) -> str | None:
-    """Header/record strings are NUL-terminated (§1.2); decode for display, never for matching."""
+    """Header/record strings are NUL-terminated; decode for display, never for matching."""
     if raw is None:
         return None
     if raw.endswith(b"\x00"):
@@ -255,7 +255,7 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class EncryptionInfo:
-    """The .enc.sgn envelope (§4.4): what is needed to report on it, not to decrypt it."""
+    """The .enc.sgn envelope: what is needed to report on it, not to decrypt it."""
 
     iv: bytes | None
     pad_count: int | None
@@ -277,7 +277,7 @@ class Header:
     signer_issuer: str | None
     signature: bytes | None
     # Where the signature TLV starts and how many bytes it spans (3 + len): the signed message is
-    # the file with exactly these bytes cut out (§2.1).
+    # the file with exactly these bytes cut out.
     signature_span: tuple[int, int] | None
     signature_algorithm: int | None
     signature_modulus: int | None
@@ -350,7 +350,7 @@ class TrustFile:
 
     @property
     def signed_message(self) -> bytes:
-        """The bytes the signature covers: the whole file minus the signature TLV (§2.1)."""
+        """The bytes the signature covers: the whole file minus the signature TLV."""
         span = self.header.signature_span
         if span is None:
             return self.data
@@ -366,7 +366,7 @@ class TrustFile:
 
 @dataclass(frozen=True, slots=True)
 class FileDigests:
-    """Whole-file hashes: phones display MD5 or SHA-1 of what they hold (§5.3)."""
+    """Whole-file hashes: phones display MD5 or SHA-1 of what they hold (on their Network Setup page)."""
 
     md5: str
     sha1: str

@@ -1,4 +1,4 @@
-"""Signatures and certificates of trust files (spec/trust-files.md §2): the only module that
+"""Signatures and certificates of trust files: the only module that
 uses cryptography's primitives.
 
 A file's signature is RSA PKCS#1 v1.5 over the whole file with the signature TLV cut out, with
@@ -85,7 +85,7 @@ class CertReading:
     cert: x509.Certificate | None = field(default=None, repr=False, compare=False)
     facts: CertFacts | None = None
     key: PublicKeyTypes | None = field(default=None, repr=False, compare=False)
-    serial: bytes | None = None  # as trust files store it: big-endian magnitude (§1.7)
+    serial: bytes | None = None  # as trust files store it: big-endian magnitude
     record_key: bytes | None = field(default=None, repr=False)  # the key as record tag 7 holds it
     signature: bytes | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()  # what cryptography warned about while reading it
@@ -222,7 +222,7 @@ def load_certificate(der: bytes) -> x509.Certificate | None:
 
 
 def serial_bytes(cert: x509.Certificate) -> bytes:
-    """The serial as trust files store it: big-endian magnitude bytes (§1.7).
+    """The serial as trust files store it: big-endian magnitude bytes.
 
     For certificates we made or that passed :func:`load_certificate` (serial positive)."""
     n = cert.serial_number
@@ -234,7 +234,7 @@ _NAME_SPLIT = re.compile(r"\s*[;,]\s*")
 
 def name_key(name: str | None) -> frozenset[tuple[str, str]]:
     """A comparable form of a distinguished name as producers write it: Cisco's ``;``-joined
-    CN-first, certutils' comma-joined DER order, eToken lower-case keys with quotes (§1.7)."""
+    CN-first, certutils' comma-joined DER order, eToken lower-case keys with quotes."""
     if not name:
         return frozenset()
     parts = set()
@@ -529,7 +529,7 @@ def _malformed_findings(
                 + ("; it is the signer the header names, so the file cannot be verified" if blocks else ""),
                 {
                     "record": rc.index,
-                    # A role is 2 bytes (§1.5); a longer value a lenient parse kept is no role,
+                    # A role is 2 bytes; a longer value a lenient parse kept is no role,
                     # and an integer past 64 bits would break the JSON writers.
                     "role": rc.role if rc.role is not None and rc.role <= 0xFFFF else None,
                     "reason": rc.cert_error,
@@ -586,7 +586,7 @@ def verify(
     prehashed = signed_digest is not None
     message = signed_digest if signed_digest is not None else tf.signed_message
 
-    # Candidates in the phone's order of preference (§2.5): SAST records naming the header's
+    # Candidates in the phone's order of preference: SAST records naming the header's
     # signer, any record naming it, then every other record, then the caller's trust stores.
     order = (
         [p for p in named if p[1].role == Role.SAST]

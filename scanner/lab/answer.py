@@ -4,7 +4,7 @@ faults injected (an oracle independent of any scanner). The rules are documented
 
 * every code has one effect class: BLOCKER (NOT_READY), UNKNOWN (evidence missing) or WARNING;
 * a phone is NOT_READY if it has any blocker, else UNKNOWN if it has any unknown, else READY;
-* cluster-level codes are listed on every phone they affect (spec §3);
+* cluster-level codes are listed on every phone they affect (as the scanner's reports do);
 * a TVS finding on node N is listed on a phone whose source config lists N as a TVS member; it
   is a blocker only when every TVS member the phone lists is faulty;
 * a transport fault on a TFTP node matters only if it breaks every protocol the cluster's

@@ -1,7 +1,7 @@
 """The fault catalog: every way the lab can break a migration, by name.
 
 Each fault says what it targets (a fraction of phones, one node, or a whole cluster), which
-readiness check of spec/migration-readiness.md it breaks, and the finding codes (spec §3) the
+readiness check (C1..C8, docs/readiness.md) it breaks, and the finding codes (docs/finding-codes.md) the
 answer key gives the phones it affects. ``docs/lab.md`` is the long form of this table; the
 derivation itself is ``scanner.lab.answer``.
 """

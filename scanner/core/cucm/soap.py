@@ -100,6 +100,8 @@ def parse_response(data: bytes, *, what: str) -> Element | SoapFault:
     except SafeET.ParseError as exc:
         line, _column = exc.position
         raise ParseError(f"{what}: not XML ({exc})", line=line) from None
+    except (LookupError, ValueError) as exc:  # an XML declaration naming an unknown encoding
+        raise ParseError(f"{what}: not XML ({exc})") from None
     if local_name(root.tag) != "Envelope":
         raise ParseError(f"{what}: not a SOAP envelope (root element <{local_name(root.tag)}>)")
     body = child(root, "Body")
