@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from scanner.core import tlv
 from scanner.core import trustlist as T
 from scanner.core import verify as V
-from scanner.core.trustcache import AnalysisCache
+from scanner.core.trustcache import TrustFileCache
 from scanner.lab.builder import RecordSpec, Signer, build_trust_list
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "trust-lists"
@@ -134,10 +134,10 @@ def main() -> int:
     # 10,000 copies of one ITL (distinct bytes objects, equal content) through the cache.
     itl = files.get("ITLFile-certutils.tlv", files["generated-60k-ITL"])
     copies = [bytes(bytearray(itl)) for _ in range(10_000)]
-    cache = AnalysisCache()
+    cache = TrustFileCache()
     t0 = time.perf_counter()
     for i, c in enumerate(copies):
-        cache.analyse(c, name_hint=f"ITLSEP{i:012X}.tlv")
+        cache.check(c, name_hint=f"ITLSEP{i:012X}.tlv")
     cached_s = time.perf_counter() - t0
     one_verify_us = results["files"].get("ITLFile-certutils.tlv", results["files"]["generated-60k-ITL"])[
         "parse+verify"

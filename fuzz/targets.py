@@ -26,7 +26,7 @@ from scanner.core.inventory import parse_config_cache_list, parse_inventory, rea
 from scanner.core.phonepage import parse_phone_page
 from scanner.core.tftp.packets import decode
 from scanner.core.tls_sniffer import CertificateSniffer
-from scanner.core.trustcache import INTERNAL_ERROR, AnalysisCache
+from scanner.core.trustcache import INTERNAL_ERROR, TrustFileCache
 from scanner.core.trustlist import parse, serialize
 from scanner.core.verify import TrustStore, verify
 
@@ -37,7 +37,7 @@ NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 # A small cache per process: inspect must not be judged on a cached answer to an earlier input
 # with the same hash (impossible), but the cache path itself is part of what inspect runs.
-_CACHE = AnalysisCache(max_entries=64)
+_CACHE = TrustFileCache(max_entries=64)
 
 
 @dataclass(frozen=True, slots=True)

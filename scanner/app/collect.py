@@ -51,6 +51,7 @@ from scanner.core.content_check import check_fetched
 from scanner.core.devconfig import tvs_addresses
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Attempt, Outcome, TransportKind, prepare_for_storage
+from scanner.core.findings import Code
 from scanner.core.inventory import Inventory, Phone, merge_discovered, read_config_cache_list
 from scanner.core.plan import CACHE_LIST, CLUSTER_FILES, FileSpec, phone_file_specs
 from scanner.core.profile import Cluster, Profile, TftpNode, Transport
@@ -645,9 +646,9 @@ class _Collector:
             if h.outcome is Outcome.OK and f.outcome is Outcome.OK and h.data != f.data:
                 self.mismatches += 1
                 hs = hashlib.sha256(h.data or b"").hexdigest()
-                mismatch = f"NODE_MISMATCH: HTTP 6970 served different bytes (sha256 {hs})"
+                mismatch = f"{Code.NODE_MISMATCH}: HTTP 6970 served different bytes (sha256 {hs})"
             elif h.outcome is not f.outcome and Outcome.OK in (h.outcome, f.outcome):
-                mismatch = f"NODE_MISMATCH: HTTP said {h.outcome.value}, TFTP said {f.outcome.value}"
+                mismatch = f"{Code.NODE_MISMATCH}: HTTP said {h.outcome.value}, TFTP said {f.outcome.value}"
                 self.mismatches += 1
             self._record_fetch(phone, cluster.name, node.name, name, h)
             self._record_fetch(phone, cluster.name, node.name, name, f, mismatch)

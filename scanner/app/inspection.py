@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from scanner.core.filechecks import file_findings
-from scanner.core.trustcache import DEFAULT_CACHE, AnalysisCache
+from scanner.core.findings import Code
+from scanner.core.trustcache import DEFAULT_CACHE, TrustFileCache
 from scanner.core.trustlist import EncryptionInfo, Header, Record, TrustFile
-from scanner.core.verify import CERT_MALFORMED, CertFacts, TrustStore, Verification
+from scanner.core.verify import CertFacts, TrustStore, Verification
 
 
 class Outcome(enum.Enum):
@@ -31,10 +32,10 @@ def inspect_bytes(
     trust_stores: Sequence[TrustStore] = (),
     now: dt.datetime,
     strict: bool = False,
-    cache: AnalysisCache = DEFAULT_CACHE,
+    cache: TrustFileCache = DEFAULT_CACHE,
 ) -> dict[str, Any]:
     """The ``--json`` object for one file (the text view is rendered from it too)."""
-    a = cache.analyse(data, name_hint=path, strict=strict, trust_stores=trust_stores)
+    a = cache.check(data, name_hint=path, strict=strict, trust_stores=trust_stores)
     base: dict[str, Any] = {
         "path": path,
         "bytes": a.digests.size,
@@ -164,7 +165,7 @@ def outcome(reports: Sequence[dict[str, Any]]) -> Outcome:
 
     A file with a certificate that cannot be read (CERT_MALFORMED) is malformed in part: it is
     described in full, with the finding, and counts as malformed here."""
-    if any("error" in r or any(f["code"] == CERT_MALFORMED for f in r["findings"]) for r in reports):
+    if any("error" in r or any(f["code"] == Code.CERT_MALFORMED for f in r["findings"]) for r in reports):
         return Outcome.MALFORMED
     if any(not r["signature"]["valid"] for r in reports):
         return Outcome.UNVERIFIED

@@ -19,6 +19,7 @@ from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.cli.output import Stop, internal_error, json_line
 from scanner.cli.progress import collection_bar
 from scanner.core.errors import ParseError
+from scanner.core.findings import Code
 from scanner.core.ratelimit import Limits
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ def _print_result(result: CollectionResult, out: Path, as_json: bool) -> None:
             f"collected {result.phones} phones, {result.attempts} attempts in {result.duration:.1f} s: {counts}"
         )
         if result.mismatches:
-            print(f"NODE_MISMATCH: {result.mismatches} files differ between HTTP 6970 and TFTP")
+            print(f"{Code.NODE_MISMATCH}: {result.mismatches} files differ between HTTP 6970 and TFTP")
         for node in result.dead_nodes:
             print(f"node considered down at the end: {node}")
         print(f"evidence: {out}")

@@ -86,10 +86,6 @@ class TrustFileCache:
                 self._entries.popitem(last=False)
         return result
 
-    # The old name, kept only while scanner/app/inspection.py, bench/bench_tlv.py and
-    # fuzz/targets.py (not converted yet) call it; ``check`` is the name.
-    analyse = check
-
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -137,8 +133,3 @@ def _verify(tf: TrustFile, trust_stores: Sequence[TrustStore]) -> Verification:
 
 
 DEFAULT_CACHE = TrustFileCache()
-
-# The old names, kept only while scanner/app/inspection.py, bench/bench_tlv.py and fuzz/targets.py
-# (not converted yet) import them.
-Analysis = TrustFileCheck
-AnalysisCache = TrustFileCache

@@ -380,10 +380,6 @@ def _load_cert_file(data: bytes, errors: list[ParseError] | None = None) -> list
 
 # --- Verification -------------------------------------------------------------------------------
 
-# Kept for scanner/app/inspection.py until it names the registry's member itself.
-CERT_MALFORMED = Code.CERT_MALFORMED
-
-
 @dataclass(frozen=True, slots=True)
 class SignerMatch:
     """The certificate whose key verified the file's signature."""
