@@ -7,9 +7,10 @@ Every request asks for the file as it is (``Accept-Encoding: identity``, nothing
 files are compared and hashed byte for byte.
 
 Why aiohttp for port 6970 too: a hand-written keep-alive client used to serve it, at about
-130 µs less CPU per file (``bench/bench_collect.py --transports http``: 300 against 170 µs per
-file). On the whole scan (``bench/bench_scan.py --sizes 2000``, default limits, seven runs each)
-that was 8.6% of the scan's CPU and 7% of its wall time: not worth a second HTTP client.
+130 µs less CPU per file (``bench/bench_collect.py --transports http``: 170 against 300 µs per
+file). On the whole scan (``bench/bench_scan.py --sizes 2000``, default limits, ten runs each
+on a shared 2-core machine) that was 11% of the scan's CPU and 9% of its wall time on average
+(4 to 23% CPU in single runs): not enough to keep a second HTTP client.
 
 Errors become data here (``HttpResult.outcome``), never exceptions, except a bug:
 
