@@ -40,7 +40,7 @@ import math
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from scanner.core.profile import Cluster, Profile, TftpNode, Transport
 from scanner.core.ratelimit import Limits, NodeHealth, TokenBucket
 from scanner.core.trustlist import header_length
 from scanner.core.tvs_targets import Scope, config_signed_by, scope_of
-from scanner.store.evidence import EvidenceReader, EvidenceWriter
+from scanner.store.evidence import EvidenceReader, EvidenceWriter, write_discovery
 
 __all__ = [
     "CLUSTER_FILES",
@@ -856,7 +856,7 @@ class _Collector:
                         size=None,
                         sha256=None,
                         duration=0.0,
-                        error="no IP address for this phone in the inventory",
+                        error=phone.no_address or "no IP address for this phone in the inventory",
                         started=time.time(),
                     )
                 )
@@ -968,6 +968,7 @@ async def collect(
     observer: Observer | None = None,
     ca_bundle: str | None = None,
     resume: ResumePoint | None = None,
+    discovery: Mapping[str, Any] | None = None,
 ) -> CollectionResult:
     """Collect the evidence into ``out`` (a new or empty directory, or with ``resume`` the
     directory of an unfinished run, whose finished attempts it keeps). Never raises for what the
@@ -976,7 +977,11 @@ async def collect(
 
     ``collection.json`` is written at the start (state ``running``), again once the phones are
     known (with the plan), and at the end: ``complete``, or ``interrupted`` with the reason. A run
-    killed without warning leaves ``running``: the analysis then knows it never finished."""
+    killed without warning leaves ``running``: the analysis then knows it never finished.
+
+    ``discovery`` is the record of the AXL/RisPort70 discovery that produced ``profile``'s nodes
+    and ``inventory`` (``scanner.app.discover``): it is kept as ``discovery.json`` beside the
+    manifest, so that ``--from`` and ``--resume`` judge the same phones and nodes."""
     lim = limits if limits is not None else profile.limits
     started_wall = time.time()
     t0 = time.monotonic()
@@ -1009,6 +1014,7 @@ async def collect(
             },
             "discovered": inventory is None,
             "discovery_issues": discovery_issues,
+            "cluster_discovery": None if discovery is None else discovery["clusters"],
             "limits": _limits_dict(lim),
             "plan": plan,
             "counts": {
@@ -1029,6 +1035,8 @@ async def collect(
         }
 
     try:
+        if discovery is not None and resume is None:
+            write_discovery(out, dict(discovery))
         writer.checkpoint(summary())
         if resume is not None:
             c.adopt(resume)

@@ -16,22 +16,43 @@ it answers with something that is not AXL, or no AXL schema version both sides s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
 from scanner.core.cucm import axl, risport
-from scanner.core.cucm.discovery import Discovery, combine
+from scanner.core.cucm.discovery import Discovery, combine, complete_cluster
 from scanner.core.cucm.settings import AxlSettings
 from scanner.core.cucm.soap import SoapFault, parse_response
 from scanner.core.errors import ParseError
-from scanner.core.inventory import Inventory
+from scanner.core.inventory import Inventory, Phone, inventory_csv
+from scanner.core.profile import Profile
 from scanner.core.ratelimit import TokenBucket
-from scanner.net.soap_client import SoapReply
+from scanner.net.soap_client import SoapClient, SoapReply, ssl_context_for
+from scanner.store.evidence import DISCOVERY as DISCOVERY_FILE
 
-__all__ = ["AXL_PATH", "RISPORT_PATH", "ClusterDiscovery", "DiscoveryError", "discover_cluster"]
+__all__ = [
+    "AXL_PATH",
+    "DISCOVERY_FILE",
+    "RISPORT_PATH",
+    "ClusterDiscovery",
+    "DiscoveryError",
+    "FleetDiscovery",
+    "discover_cluster",
+    "discover_fleet",
+    "fleet_from_record",
+]
+
+# A collection keeps what discovery found as DISCOVERY_FILE (scanner.store.evidence); ``--from``
+# and ``--resume`` read it back, so that re-analysis and resumption judge the same phones and
+# nodes without asking the cluster again.
+DISCOVERY_FORMAT = 1
 
 AXL_PATH = "/axl/"  # the trailing slash is required by CUCM
 RISPORT_PATH = "/realtimeservice2/services/RISService70"
@@ -218,21 +239,33 @@ async def discover_cluster(
     client: Poster,
     csv: Inventory | None = None,
     *,
+    phones: bool = True,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ClusterDiscovery:
     """Discover ``cluster``: phones (AXL), registrations (RisPort70), nodes and their TFTP/TVS
-    services, the security settings; merged with ``csv`` (``scanner.core.cucm.discovery``)."""
+    services, the security settings; merged with ``csv`` (``scanner.core.cucm.discovery``).
+    ``phones=False`` asks only for the nodes and settings (the destination: its phones are
+    judged by the source's list)."""
     started = clock()
     run = _Run(cluster, settings, client, sleep, clock, version=settings.version or axl.DEFAULT_VERSION)
-    phones = await run.phones()
+    listed = await run.phones() if phones else []
     nodes = axl.nodes_from_rows(await run.optional_sql(axl.node_service_query(), "its nodes and services"))
     cluster_settings = axl.settings_from_rows(await run.optional_sql(axl.settings_query(), "its security parameters"))
-    names = sorted({p.name for p in phones if p.name[:3] in ("SEP", "ATA")})
-    regs, given_up = await run.registrations(names)
-    found = combine(cluster, phones, regs, csv)
+    names = sorted({p.name for p in listed if p.name[:3] in ("SEP", "ATA")})
+    regs, given_up = await run.registrations(names) if names else ({}, {})
+    phones_found = listed
+    found = combine(cluster, phones_found, regs, csv if phones else None)
     no_address = {name: given_up.get(name, why) for name, why in found.no_address.items()}
-    found = Discovery(found.phones, no_address, found.warnings, found.registered)
+    found = Discovery(
+        tuple(
+            dataclasses.replace(p, no_address=given_up[p.name]) if p.ip is None and p.name in given_up else p
+            for p in found.phones
+        ),
+        no_address,
+        found.warnings,
+        found.registered,
+    )
     return ClusterDiscovery(
         cluster=cluster,
         discovery=found,
@@ -245,3 +278,142 @@ async def discover_cluster(
         rate_refusals=run.rate_refusals,
         seconds=clock() - started,
     )
+
+
+# -- the fleet: both clusters of a profile ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FleetDiscovery:
+    """What a profile's ``[clusters.<c>.axl]`` tables found: the profile with the discovered nodes
+    added, the source's phones (with the CSV merged in), and the record ``discovery.json`` keeps."""
+
+    profile: Profile
+    inventory: Inventory
+    record: dict[str, Any]
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record["warnings"])
+
+    @property
+    def inventory_sha256(self) -> str:
+        """Of the inventory as ``trustscan discover`` writes it: the same phones give the same hash,
+        so a resumed run can tell it judges the phones the interrupted one did."""
+        return hashlib.sha256(inventory_csv(self.inventory.phones)).hexdigest()
+
+
+def uses_discovery(profile: Profile) -> bool:
+    return any(c.axl is not None for c in profile.clusters)
+
+
+ClientFactory = Callable[[AxlSettings, str], AbstractAsyncContextManager[Poster]]
+
+
+def _soap_client(settings: AxlSettings, password: str) -> AbstractAsyncContextManager[Poster]:
+    return SoapClient(settings, password, ssl_context_for(settings))
+
+
+async def discover_fleet(
+    profile: Profile,
+    passwords: Mapping[str, str],
+    csv: Inventory | None = None,
+    csv_meta: Mapping[str, Any] | None = None,
+    *,
+    client_for: ClientFactory = _soap_client,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> FleetDiscovery:
+    """Ask every cluster that has an ``axl`` table: the destination for its nodes and settings, the
+    source for those and its phones. ``passwords`` holds one per such cluster (read by the CLI).
+    Raises ``DiscoveryError`` (naming the cluster and host) when a cluster cannot be asked."""
+    clusters: dict[str, ClusterDiscovery] = {}
+    for c in (profile.destination, profile.source):
+        if c.axl is None:
+            continue
+        try:
+            client = client_for(c.axl, passwords[c.name])
+        except (OSError, ssl.SSLError) as exc:
+            raise DiscoveryError(
+                f"cluster {c.name}: cannot use the CA bundle {c.axl.ca_bundle}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        async with client as poster:
+            clusters[c.name] = await discover_cluster(
+                c.name, c.axl, poster, csv if c.name == "source" else None,
+                phones=c.name == "source", sleep=sleep, clock=clock,
+            )
+    where = {c.name: c.axl.where() for c in profile.clusters if c.axl is not None}
+    record = _record(clusters, where, csv, csv_meta)
+    return fleet_from_record(profile, record, csv_issues=() if csv is None else csv.issues)
+
+
+def _record(
+    clusters: Mapping[str, ClusterDiscovery],
+    where: Mapping[str, str],
+    csv: Inventory | None,
+    csv_meta: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    warnings: list[str] = []
+    for d in clusters.values():
+        warnings += [w for w in d.warnings if w not in warnings]
+    source = clusters.get("source")
+    phones = source.discovery.phones if source is not None else (csv.phones if csv is not None else ())
+    if source is None and csv is not None:
+        warnings.append("the source cluster has no [clusters.source.axl]: its phones are the inventory's")
+    return {
+        "format": DISCOVERY_FORMAT,
+        "clusters": {
+            name: {
+                "publisher": where[name],
+                "axl_version": d.axl_version,
+                "axl_calls": d.axl_calls,
+                "risport_calls": d.risport_calls,
+                "rate_refusals": d.rate_refusals,
+                "seconds": round(d.seconds, 3),
+                "nodes": [dataclasses.asdict(n) for n in d.nodes],
+                "settings": dataclasses.asdict(d.settings),
+                "phones": len(d.discovery.phones),
+                "registered": d.discovery.registered,
+                "no_address": len(d.discovery.no_address),
+            }
+            for name, d in clusters.items()
+        },
+        "csv": None if csv_meta is None else dict(csv_meta),
+        "warnings": warnings,
+        "phones": [
+            {k: v for k, v in dataclasses.asdict(p).items() if v is not None} for p in phones
+        ],
+    }
+
+
+def fleet_from_record(
+    profile: Profile, record: Mapping[str, Any], *, csv_issues: Sequence[ParseError] = ()
+) -> FleetDiscovery:
+    """The profile completed with the nodes a discovery record lists, and its phones: what
+    ``discover_fleet`` returns, and what ``--from``/``--resume`` rebuild from ``discovery.json``.
+    Raises ``ParseError`` for a record this version cannot read."""
+    if not isinstance(record, Mapping) or record.get("format") != DISCOVERY_FORMAT:
+        raise ParseError(f"not a discovery record of format {DISCOVERY_FORMAT}", path=DISCOVERY_FILE)
+    try:
+        completed = {}
+        warnings = list(record["warnings"])
+        for c in profile.clusters:
+            found = record["clusters"].get(c.name)
+            if found is None:
+                completed[c.name] = c
+                continue
+            nodes = [axl.ClusterNode(**n) for n in found["nodes"]]
+            completed[c.name], more = complete_cluster(c, nodes)
+            warnings += [w for w in more if w not in warnings]
+        phones = tuple(Phone(**p) for p in record["phones"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ParseError(f"discovery record damaged ({type(exc).__name__}: {exc})", path=DISCOVERY_FILE) from None
+    for c in completed.values():
+        if not c.tftp:
+            raise DiscoveryError(
+                f"cluster {c.name}: no TFTP node: AXL lists none running the TFTP service and the profile names none"
+            )
+    done = dataclasses.replace(profile, source=completed["source"], destination=completed["destination"])
+    rec = dict(record)
+    rec["warnings"] = warnings
+    return FleetDiscovery(done, Inventory(phones, tuple(csv_issues)), rec)

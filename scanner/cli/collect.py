@@ -24,6 +24,7 @@ from scanner.core.ratelimit import Limits
 
 if TYPE_CHECKING:
     from scanner.app.collect import CollectionResult, DryRun
+    from scanner.app.discover import FleetDiscovery
     from scanner.app.resume import ResumePoint
     from scanner.core.inventory import Inventory
     from scanner.core.profile import Profile
@@ -122,15 +123,18 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         out = Path(args.out)
         point = None
+        if not args.resume:
+            _refuse_existing_evidence(out)
+        fleet = _fleet(args, profile, inventory, inv_sha, out)
+        if fleet is not None:
+            profile, inventory, inv_sha = fleet.profile, fleet.inventory, fleet.inventory_sha256
         if args.resume:
             point = _resume_point(out, profile, inv_sha)
-        else:
-            _refuse_existing_evidence(out)
     except Stop as stop:
         _err(str(stop))
         return stop.code
     try:
-        result = _collect(args, profile, limits, inventory, inv_sha, out, point)
+        result = _collect(args, profile, limits, inventory, inv_sha, out, point, fleet)
     except FileExistsError:
         _err(f"{out} already holds evidence; choose a new directory")
         return EXIT_USAGE
@@ -141,6 +145,19 @@ def run(args: argparse.Namespace) -> int:
         return internal_error(PROG)
     _print_result(result, out, args.json)
     return EXIT_OK
+
+
+def _fleet(
+    args: argparse.Namespace, profile: Profile, inventory: Inventory | None, inv_sha: str | None, out: Path
+) -> FleetDiscovery | None:
+    """With AXL in the profile: what discovery finds now, or, resuming a run that discovered, what
+    it found then (``discovery.json``: the same phones and nodes)."""
+    from scanner.cli.discover import fleet_for_run
+    from scanner.store.evidence import DISCOVERY
+
+    meta = None if inventory is None else {"path": args.inventory, "sha256": inv_sha, "phones": len(inventory.phones)}
+    reuse = bool(args.resume) and (out / DISCOVERY).is_file()
+    return fleet_for_run(profile, inventory, meta, evidence=out if reuse else None)
 
 
 def _load_profile(path: str) -> Profile:
@@ -221,6 +238,7 @@ def _collect(
     inv_sha: str | None,
     out: Path,
     point: ResumePoint | None,
+    fleet: FleetDiscovery | None,
 ) -> CollectionResult:
     from scanner.app.collect import collect
 
@@ -237,6 +255,7 @@ def _collect(
                 observer=observer,
                 ca_bundle=args.ca_bundle,
                 resume=point,
+                discovery=None if fleet is None else fleet.record,
             )
         )
 

@@ -24,6 +24,7 @@ from scanner.cli.timeparse import iso_time
 from scanner.core.errors import ParseError
 
 if TYPE_CHECKING:
+    from scanner.app.discover import FleetDiscovery
     from scanner.app.resume import ResumePoint
     from scanner.core.inventory import Inventory
     from scanner.core.policy import Policy
@@ -171,6 +172,7 @@ class _Inputs:
     inventory: Inventory | None
     inventory_sha256: str | None
     run_meta: dict[str, Any] = field(default_factory=dict)  # what the report says about the inputs
+    fleet: FleetDiscovery | None = None  # what AXL/RisPort70 found, when the profile has AXL
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,7 @@ def scan(req: ScanRequest) -> int:
         err(str(exc))
         return EXIT_USAGE
     try:
+        inputs = _discovered(req, inputs)
         plan = _plan(req, inputs)
     except Stop as stop:
         err(str(stop))
@@ -218,6 +221,32 @@ def _read_inputs(req: ScanRequest) -> _Inputs:
     meta = {"inventory": req.inventory, "inventory_sha256": sha,
             "inventory_issues": [str(issue) for issue in inventory.issues]}
     return _Inputs(profile, policy, inventory, sha, meta)
+
+
+def _discovered(req: ScanRequest, inputs: _Inputs) -> _Inputs:
+    """With AXL in the profile: the profile completed with the discovered nodes and the
+    discovered phones as the inventory. Re-analysis (``--from``) and ``--resume`` read them back
+    from the evidence's discovery record; a new scan asks the clusters (after the output
+    directory passed its checks, so that a wrong ``--out`` contacts nothing)."""
+    import dataclasses
+
+    from scanner.app.discover import uses_discovery
+    from scanner.cli.discover import fleet_for_run, summary
+    from scanner.store.evidence import DISCOVERY
+
+    if not uses_discovery(inputs.profile):
+        return inputs
+    _, evidence = _directories(req)
+    reuse = bool(req.evidence) or bool(req.resume and (evidence / DISCOVERY).is_file())
+    if not reuse and (evidence / "manifest.jsonl").exists():
+        return inputs  # _plan refuses this directory; nothing is asked
+    csv_meta = None if inputs.inventory is None else {
+        "path": req.inventory, "sha256": inputs.inventory_sha256, "phones": len(inputs.inventory.phones)}
+    fleet = fleet_for_run(inputs.profile, inputs.inventory, csv_meta, evidence=evidence if reuse else None)
+    assert fleet is not None
+    meta = dict(inputs.run_meta) | {"discovery": summary(fleet)}
+    return dataclasses.replace(inputs, profile=fleet.profile, inventory=fleet.inventory,
+                               inventory_sha256=fleet.inventory_sha256, run_meta=meta, fleet=fleet)
 
 
 def _load_policy(path: str | None) -> Policy:
@@ -308,7 +337,8 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
     with collection_bar(sys.stderr.isatty() and not req.no_progress) as observer:
         result = runner.run(
             collect(inputs.profile, plan.evidence, inventory=inputs.inventory, inventory_path=req.inventory,
-                    inventory_sha256=inputs.inventory_sha256, observer=observer, resume=plan.resume)
+                    inventory_sha256=inputs.inventory_sha256, observer=observer, resume=plan.resume,
+                    discovery=None if inputs.fleet is None else inputs.fleet.record)
         )
     for issue in result.summary.get("discovery_issues", []):
         err(f"warning: discovery: {issue}")

@@ -33,9 +33,11 @@ from dataclasses import dataclass
 from scanner.core.errors import ParseError
 
 __all__ = [
+    "INVENTORY_COLUMNS",
     "CacheList",
     "Inventory",
     "Phone",
+    "inventory_csv",
     "normalise_device_name",
     "parse_config_cache_list",
     "parse_inventory",
@@ -77,6 +79,8 @@ class Phone:
     ip: str | None = None
     device_pool: str | None = None
     line: int | None = None  # where it came from in the CSV (None: discovered)
+    # Why there is no address (``ip`` None), when discovery can tell: "not registered: ...".
+    no_address: str | None = None
 
     @property
     def mac(self) -> str:
@@ -282,3 +286,19 @@ def merge_discovered(lists: Iterable[tuple[str, ...]]) -> tuple[Phone, ...]:
         for name in names:
             seen.setdefault(name, None)
     return tuple(Phone(name) for name in seen)
+
+
+# What ``inventory_csv`` writes: the columns ``parse_inventory`` reads back, as a CUCM export
+# names them, and one for the reviewer ("Note": why a phone has no address) that it ignores.
+INVENTORY_COLUMNS = ("Device Name", "Description", "Device Type", "Device Pool", "IP Address", "Note")
+
+
+def inventory_csv(phones: Iterable[Phone]) -> bytes:
+    """The phones as an inventory CSV that :func:`parse_inventory` reads back to the same phones
+    (the "Note" column aside): what ``trustscan discover --out`` writes for review."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(INVENTORY_COLUMNS)
+    for p in phones:
+        w.writerow([p.name, p.description or "", p.device_type or "", p.device_pool or "", p.ip or "", p.no_address or ""])
+    return buf.getvalue().encode("utf-8")

@@ -26,6 +26,17 @@ Format (the lab writes it; these keys are a contract)::
 
     [clusters.destination]  ...
 
+    # Instead of (or beside) the node tables: the publisher's AXL, which lists the phones, the
+    # nodes and their TFTP/TVS services (scanner.app.discover). A node given by hand still wins.
+    [clusters.source.axl]
+    host = "cucm-pub.example.com"
+    user = "trustscan-ro"
+    password_env = "TRUSTSCAN_SOURCE_AXL_PASSWORD"   # or password_file = "secrets/source.pw"
+    ca_bundle = "tomcat-ca.pem"                      # or verify = false (warned at every run)
+    # port = 8443, version = "12.5", risport_per_minute = 15, timeout = 60
+
+    discovered_ports = { tftp = 69, http = 6970, tvs = 2445 }   # optional: the discovered nodes' ports
+
     [phones]
     web_port = 80                      # optional
     web_scheme = "http"                # optional: "http" | "https"
@@ -47,6 +58,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from scanner.core.cucm.settings import AxlSettings
 from scanner.core.errors import ParseError
 from scanner.core.ratelimit import Limits
 
@@ -54,6 +66,7 @@ __all__ = [
     "CLUSTER_NAMES",
     "Cluster",
     "ClusterMode",
+    "DiscoveredPorts",
     "PhoneAccess",
     "Profile",
     "TftpNode",
@@ -74,6 +87,7 @@ DEFAULT_TFTP_PORT = 69
 DEFAULT_HTTP_PORT = 6970  # CUCM serves the TFTP file set over HTTP here; phones try it first
 DEFAULT_TVS_PORT = 2445
 DEFAULT_WEB_PORT = 80
+AXL_DEFAULT_PORT = 8443
 
 
 class ClusterMode(StrEnum):
@@ -108,6 +122,16 @@ class TvsNode:
     name: str
     address: str
     port: int = DEFAULT_TVS_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredPorts:
+    """The ports of the nodes AXL lists (AXL names nodes, not ports): CUCM's own unless the
+    profile says otherwise (a lab, or a node behind port translation)."""
+
+    tftp: int = DEFAULT_TFTP_PORT
+    http: int = DEFAULT_HTTP_PORT
+    tvs: int = DEFAULT_TVS_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +195,9 @@ class Cluster:
     # (``scanner.core.tvs_targets``): IP addresses, networks ("10.1.1.0/24") or host names, each with
     # an optional port (":2446", "[::1]:2446"; default 2445).
     tvs_allow: tuple[TvsAllow, ...] = ()
+    # The publisher's AXL/RisPort70 (None: nodes and phones only as the profile and inventory say).
+    axl: AxlSettings | None = None
+    discovered_ports: DiscoveredPorts = DiscoveredPorts()
 
     @property
     def mixed(self) -> bool:
@@ -241,7 +268,16 @@ def _cluster_snapshot(c: Cluster) -> dict[str, Any]:
         "tftp": [dataclasses.asdict(n) for n in c.tftp],
         "tvs": [dataclasses.asdict(n) for n in c.tvs],
         "tvs_allow": [a.text for a in c.tvs_allow],
+        # How the cluster was asked, never with what password: the variable's name or the file's
+        # path only (scanner.core.cucm.settings).
+        "axl": None if c.axl is None else _axl_snapshot(c.axl),
+        "discovered_ports": None if c.axl is None else dataclasses.asdict(c.discovered_ports),
     }
+
+
+def _axl_snapshot(a: AxlSettings) -> dict[str, Any]:
+    d = dataclasses.asdict(a)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +425,13 @@ def is_valid_host(text: str) -> bool:
 def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) -> Cluster:
     where = f"clusters.{name}"
     table = _table(ctx, clusters, name, required=True, where="clusters")
-    _only_keys(ctx, table, where, {"mode", "version", "transport", "trust_stores", "tftp", "tvs", "tvs_allow"})
+    _only_keys(
+        ctx,
+        table,
+        where,
+        {"mode", "version", "transport", "trust_stores", "tftp", "tvs", "tvs_allow", "axl", "discovered_ports"},
+    )
+    axl = _axl(ctx, table, where, base_dir)
     mode = _enum(ctx, table, "mode", where, ClusterMode, None)
     version = table.get("version")
     if version is not None and not isinstance(version, str | int | float):
@@ -402,9 +444,14 @@ def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) 
             raise ctx.error(f"{where}.trust_stores.{store}", "must be a directory path (string)")
         stores.append((store, (base_dir / rel).resolve()))
     tftp_raw = table.get("tftp")
+    if tftp_raw is None and axl is None:
+        raise ctx.error(
+            f"{where}.tftp",
+            "missing: at least one [[" + where + ".tftp]] node is required, or [" + where + ".axl] to discover them",
+        )
     if tftp_raw is None:
-        raise ctx.error(f"{where}.tftp", "missing: at least one [[" + where + ".tftp]] node is required")
-    if not isinstance(tftp_raw, list) or not tftp_raw:
+        tftp_raw = []
+    elif not isinstance(tftp_raw, list) or (not tftp_raw and axl is None):
         raise ctx.error(f"{where}.tftp", "must be a non-empty array of tables ([[" + where + ".tftp]])")
     tftp: list[TftpNode] = []
     for i, entry in enumerate(tftp_raw):
@@ -459,6 +506,88 @@ def _cluster(ctx: _Ctx, clusters: Mapping[str, Any], name: str, base_dir: Path) 
         tuple(tftp),
         tuple(tvs),
         tuple(allow),
+        axl,
+        _discovered_ports(ctx, table, where, axl),
+    )
+
+
+_AXL_KEYS = {
+    "host", "port", "user", "password_env", "password_file", "ca_bundle", "verify", "version",
+    "risport_per_minute", "timeout",
+}
+
+
+def _axl(ctx: _Ctx, cluster: Mapping[str, Any], where: str, base_dir: Path) -> AxlSettings | None:
+    """``[clusters.<c>.axl]``: how to reach the publisher. A ``password`` key is refused by name:
+    a password in the profile text would end up in every copy of the profile."""
+    if "axl" not in cluster:
+        return None
+    w = f"{where}.axl"
+    table = _table(ctx, cluster, "axl", required=True, where=where)
+    if "password" in table:
+        raise ctx.error(
+            f"{w}.password",
+            "a password is never written in the profile: name an environment variable (password_env) "
+            "or a file that holds it (password_file)",
+        )
+    _only_keys(ctx, table, w, _AXL_KEYS)
+    host = _str(ctx, table, "host", w)
+    if not is_valid_host(host):
+        raise ctx.error(f"{w}.host", f"not an IP address or host name: {host!r}")
+    user = _str(ctx, table, "user", w)
+    env = table.get("password_env")
+    pfile = table.get("password_file")
+    for key, value in (("password_env", env), ("password_file", pfile), ("ca_bundle", table.get("ca_bundle"))):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ctx.error(f"{w}.{key}", "must be a non-empty string")
+    if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        raise ctx.error(f"{w}.password_env", f"not an environment variable name: {env!r}")
+    if (env is None) == (pfile is None):
+        raise ctx.error(w, "give exactly one of password_env and password_file")
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ctx.error(f"{w}.verify", "must be true or false")
+    ca = table.get("ca_bundle")
+    if ca is not None and not verify:
+        raise ctx.error(f"{w}.ca_bundle", "a CA bundle with verify = false: choose one")
+    version = table.get("version")
+    if version is not None and not (isinstance(version, str) and re.fullmatch(r"\d+\.\d+", version)):
+        raise ctx.error(f"{w}.version", f'must be an AXL schema version such as "12.5", not {version!r}')
+    numbers: dict[str, float] = {}
+    for key in ("risport_per_minute", "timeout"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ctx.error(f"{w}.{key}", f"must be a number, not {value!r}")
+            numbers[key] = float(value)
+    try:
+        return AxlSettings(
+            host=host,
+            user=user,
+            port=_port(ctx, table, "port", w, AXL_DEFAULT_PORT),
+            password_env=env,
+            password_file=None if pfile is None else (base_dir / pfile).resolve(),
+            ca_bundle=None if ca is None else (base_dir / ca).resolve(),
+            verify=verify,
+            version=version,
+            **numbers,
+        )
+    except ValueError as exc:
+        raise ctx.error(w, str(exc)) from None
+
+
+def _discovered_ports(ctx: _Ctx, cluster: Mapping[str, Any], where: str, axl: AxlSettings | None) -> DiscoveredPorts:
+    if "discovered_ports" not in cluster:
+        return DiscoveredPorts()
+    w = f"{where}.discovered_ports"
+    if axl is None:
+        raise ctx.error(w, "only means something with [" + where + ".axl] (the nodes it discovers)")
+    table = _table(ctx, cluster, "discovered_ports", required=True, where=where)
+    _only_keys(ctx, table, w, {"tftp", "http", "tvs"})
+    return DiscoveredPorts(
+        _port(ctx, table, "tftp", w, DEFAULT_TFTP_PORT),
+        _port(ctx, table, "http", w, DEFAULT_HTTP_PORT),
+        _port(ctx, table, "tvs", w, DEFAULT_TVS_PORT),
     )
 
 

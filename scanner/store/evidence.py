@@ -5,6 +5,8 @@ Layout (``EVIDENCE_FORMAT`` = 1)::
     DIR/collection.json      summary: tool version, profile snapshot with hashes, times, counts
     DIR/manifest.jsonl       one JSON object per attempt (``Attempt``), in completion order
     DIR/blobs/ab/abcd...     file bytes, content-addressed by the SHA-256 of the stored bytes
+    DIR/discovery.json       when the profile has AXL: the phones and nodes discovery found
+                             (``scanner.app.discover``), so re-analysis judges the same ones
 
 The records themselves (``Attempt``, ``Outcome``, redaction before storage) are
 ``scanner.core.evidence``.
@@ -25,9 +27,10 @@ from scanner.core.errors import ParseError
 from scanner.core.evidence import EVIDENCE_FORMAT, Attempt
 from scanner.store.atomicfile import write_atomic
 
-__all__ = ["BLOBS", "MANIFEST", "SUMMARY", "EvidenceReader", "EvidenceWriter", "blob_path"]
+__all__ = ["BLOBS", "DISCOVERY", "MANIFEST", "SUMMARY", "EvidenceReader", "EvidenceWriter", "blob_path", "write_discovery"]
 
 MANIFEST = "manifest.jsonl"
+DISCOVERY = "discovery.json"
 SUMMARY = "collection.json"
 BLOBS = "blobs"
 # Manifest lines buffered before a write: one write per 256 lines keeps syscalls off the per-file
@@ -163,6 +166,10 @@ class EvidenceWriter:
             self.close()
 
 
+def write_discovery(root: str | Path, record: dict[str, Any]) -> None:
+    write_atomic(Path(root) / DISCOVERY, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+
+
 class EvidenceReader:
     """Reads an evidence directory written by ``EvidenceWriter`` (offline re-analysis)."""
 
@@ -173,6 +180,19 @@ class EvidenceReader:
         self.issues: list[str] = []  # set by ``attempts``: lines that could not be read
         self.lines = 0
         self.torn = False
+
+    def discovery(self) -> dict[str, Any] | None:
+        """The discovery record (None when the collection used no AXL)."""
+        path = self.root / DISCOVERY
+        if not path.is_file():
+            return None
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}", path=str(path)) from None
+        if not isinstance(doc, dict):
+            raise ParseError("not a JSON object", path=str(path))
+        return doc
 
     def summary(self) -> dict[str, Any]:
         path = self.root / SUMMARY

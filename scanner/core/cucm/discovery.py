@@ -20,11 +20,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from scanner.core.cucm.axl import AxlPhone
+from scanner.core.cucm.axl import AxlPhone, ClusterNode
 from scanner.core.cucm.risport import Registration
 from scanner.core.inventory import Inventory, Phone, normalise_device_name
+from scanner.core.profile import Cluster, TftpNode, TvsNode, is_valid_host
 
-__all__ = ["Discovery", "combine"]
+__all__ = ["Discovery", "combine", "complete_cluster"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ def _from_cluster(p: AxlPhone, reg: Registration | None) -> Phone:
         device_type=p.model or None,
         ip=reg.address if reg is not None else None,
         device_pool=p.device_pool or None,
+        no_address=None if reg is not None and reg.address is not None else _no_address_reason(reg),
     )
 
 
@@ -67,6 +69,7 @@ def _overridden(phone: Phone, row: Phone) -> Phone:
         ip=row.ip or phone.ip,
         device_pool=row.device_pool or phone.device_pool,
         line=row.line,
+        no_address=None if (row.ip or phone.ip) else phone.no_address,
     )
 
 
@@ -98,9 +101,10 @@ def combine(
         else:
             warnings.append(f"cluster {cluster}: {row.name} (inventory line {row.line}) is not in the cluster's phone list: kept")
             phones[row.name] = row
-    no_address = {
-        name: _no_address_reason(registrations.get(name)) for name, ph in phones.items() if ph.ip is None
-    }
+    for name, ph in phones.items():
+        if ph.ip is None and ph.no_address is None:
+            phones[name] = replace(ph, no_address="no IP address in the inventory, and the cluster does not list it")
+    no_address = {name: ph.no_address or "" for name, ph in phones.items() if ph.ip is None}
     by_address: dict[str, list[str]] = defaultdict(list)
     for name, ph in phones.items():
         if ph.ip is not None:
@@ -110,3 +114,36 @@ def combine(
             warnings.append(f"cluster {cluster}: {len(names)} phones have the address {address}: {', '.join(names)}")
     registered = sum(1 for name in phones if (r := registrations.get(name)) is not None and r.address is not None)
     return Discovery(tuple(phones.values()), no_address, tuple(warnings), registered)
+
+
+def _same_host(a: str, b: str) -> bool:
+    return a.lower().rstrip(".") == b.lower().rstrip(".")
+
+
+def complete_cluster(cluster: Cluster, nodes: Sequence[ClusterNode]) -> tuple[Cluster, tuple[str, ...]]:
+    """``cluster`` with the TFTP and TVS nodes AXL lists added, at the profile's
+    ``discovered_ports``; and warnings. A node the profile names by hand (matched by its address
+    or its name) stays as written: the user may know a port or an address AXL cannot tell. The
+    node's CUCM name is the host name or address its phones use, so it is both the name and the
+    address here."""
+    warnings: list[str] = []
+    ports = cluster.discovered_ports
+    tftp = list(cluster.tftp)
+    tvs = list(cluster.tvs)
+
+    def known(host: str, hand: Sequence[TftpNode] | Sequence[TvsNode]) -> bool:
+        return any(_same_host(host, n.address) or _same_host(host, n.name) for n in hand)
+
+    usable_tftp = 0
+    for node in nodes:
+        if not is_valid_host(node.name):
+            warnings.append(f"cluster {cluster.name}: AXL names a node {node.name!r} that is not a host name or address: skipped")
+            continue
+        usable_tftp += node.tftp
+        if node.tftp and not known(node.name, cluster.tftp):
+            tftp.append(TftpNode(node.name, node.name, ports.tftp, ports.http))
+        if node.tvs and not known(node.name, cluster.tvs):
+            tvs.append(TvsNode(node.name, node.name, ports.tvs))
+    if not usable_tftp and cluster.axl is not None:
+        warnings.append(f"cluster {cluster.name}: AXL lists no node running the TFTP service")
+    return replace(cluster, tftp=tuple(tftp), tvs=tuple(tvs)), tuple(warnings)
