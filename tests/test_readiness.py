@@ -180,3 +180,27 @@ def test_policy_rejects_unknown_keys() -> None:
         parse_policy(b"bogus = 1\n", path="p.toml")
     with pytest.raises(ParseError, match="go_threshold"):
         parse_policy(b"go_threshold = 2\n")
+
+
+def test_axl_rollback_parameter_and_mode_are_weighed_beside_the_files() -> None:
+    """C3 with AXL: the rollback parameter set while the nodes still serve the normal ITL is a
+    warning (the files decide C3; the parameter says they are about to change); a profile mode
+    that AXL contradicts is said; AXL that agrees adds nothing."""
+    import dataclasses
+
+    from scanner.core.cucm.axl import ClusterSettings
+
+    scan, phone = Scenario().scan()
+
+    def with_axl(src: ClusterSettings | None, dst: ClusterSettings | None) -> list[str]:
+        s = dataclasses.replace(scan, source=dataclasses.replace(scan.source, axl_settings=src),
+                                destination=dataclasses.replace(scan.destination, axl_settings=dst))
+        ev = Evaluator(s, default_policy(), NOW, TrustFileCache())
+        r = ev.phone(phone)
+        assert r.readiness is Readiness.READY, r.findings  # warnings only
+        return sorted(f.code for c in ev.cluster_results() for f in c.findings)
+
+    assert with_axl(ClusterSettings(True, False), ClusterSettings(True, None)) == []
+    assert with_axl(None, None) == []
+    assert with_axl(ClusterSettings(True, True), None) == ["SRC_ROLLBACK_PENDING"]
+    assert with_axl(ClusterSettings(True, False), ClusterSettings(False, False)) == ["CLUSTER_MODE_MISMATCH"]

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.core.cucm.axl import ClusterSettings
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Attempt, Outcome, TransportKind
 from scanner.core.inventory import Phone
@@ -149,6 +150,21 @@ def evidence_state(evidence: EvidenceReader) -> tuple[EvidenceState, dict[str, A
     return st, summary
 
 
+def _axl_settings(evidence: EvidenceReader, problems: list[str]) -> dict[str, ClusterSettings]:
+    """Each discovered cluster's security settings from ``discovery.json`` (none without AXL)."""
+    try:
+        record = evidence.discovery()
+    except ParseError as exc:
+        problems.append(f"discovery record unreadable: {exc}")
+        return {}
+    out: dict[str, ClusterSettings] = {}
+    for name, found in ((record or {}).get("clusters") or {}).items():
+        s = found.get("settings") if isinstance(found, dict) else None
+        if isinstance(s, dict):
+            out[name] = ClusterSettings(s.get("mixed_mode"), s.get("rollback_to_pre_8"))
+    return out
+
+
 def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] | None) -> Loaded:
     reader = BlobCache(evidence)
     state, summary = evidence_state(evidence)
@@ -193,6 +209,7 @@ def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] 
         )
     why = _why_missing(state)
     problems: list[str] = []
+    axl_settings = _axl_settings(evidence, problems)
     clusters = {}
     for c in profile.clusters:
         stores, errs = load_stores(c)
@@ -218,6 +235,7 @@ def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] 
         clusters[c.name] = ClusterEvidence(
             c.name, c.mixed, tuple(n.name for n in c.tftp), tuple(files), stores, tuple(probes),
             {node: (v[0], v[1]) for (cl, node), v in answers.items() if cl == c.name},
+            axl_settings.get(c.name),
         )
     phones = _scope(inventory, summary, by_phone, state)
     return Loaded(

@@ -72,6 +72,14 @@ class Code(enum.StrEnum):
 
     # --- Cluster level (the readiness spec's codes, docs/finding-codes.md) ------------------------
     SRC_ROLLBACK_ACTIVE = "SRC_ROLLBACK_ACTIVE", frozenset({_I}), "the source serves the blank rollback ITL"
+    SRC_ROLLBACK_PENDING = (
+        "SRC_ROLLBACK_PENDING", frozenset({_W}),
+        "AXL says \"Prepare Cluster for Rollback to pre-8.0\" is True, but no source node serves the blank ITL yet",
+    )
+    CLUSTER_MODE_MISMATCH = (
+        "CLUSTER_MODE_MISMATCH", frozenset({_W}),
+        "the cluster's security mode in AXL differs from the mode the profile gives",
+    )
     SRC_MIXED_MODE_ROLLBACK = (
         "SRC_MIXED_MODE_ROLLBACK", frozenset({_B}),
         "the source is in mixed mode and serves the blank rollback ITL: phones cannot reach TVS",

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.core.cucm.axl import ClusterSettings
 from scanner.core.devconfig import DeviceConfig, parse_device_config
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Outcome
@@ -137,6 +138,8 @@ class ClusterEvidence:
     tvs: tuple[TvsEvidence, ...] = ()
     # node -> (not found, answered) over the per-phone files asked of it (NODE_NOT_FOUND_RATE).
     file_answers: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # What the cluster's AXL said of its security mode and rollback parameter (None: not asked).
+    axl_settings: ClusterSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,7 @@ def _cluster_checks(src: _Cluster, dst: _Cluster, now: dt.datetime, expiry_windo
     cluster's list (a phone that a finding affects repeats it), its conclusions into the facts."""
     for state in (src, dst):
         state.findings += _list_limit_findings(state, now, expiry_window)
+        state.findings += _axl_findings(state)
     blank_nodes = _blank_itl_nodes(src)
     src.findings += _rollback_itl_findings(src, blank_nodes)
     # On the rollback path (non-secure source, blank ITL) phones never consult TVS.
@@ -480,9 +484,39 @@ def _blank_itl_nodes(src: _Cluster) -> list[str]:
     return sorted(n for n, ls in src.itl.items() if ls.file and is_blank_itl(ls.file))
 
 
+def _axl_findings(state: _Cluster) -> list[Finding]:
+    """What AXL says against what the profile says: a mode the profile gets wrong would decide
+    C3 and C5 on a wrong premise, so it is said (the files themselves still decide)."""
+    axl = state.ev.axl_settings
+    if axl is None or axl.mixed_mode is None or axl.mixed_mode == state.ev.mixed:
+        return []
+    says = "mixed" if axl.mixed_mode else "non-secure"
+    return [
+        Finding(
+            Code.CLUSTER_MODE_MISMATCH, Severity.WARNING,
+            f"the profile says {state.ev.name} is {'mixed' if state.ev.mixed else 'non-secure'}, but its AXL "
+            f"says ClusterSecurityMode is {says}: correct the profile's mode",
+            {"cluster": state.ev.name, "profile": "mixed" if state.ev.mixed else "non-secure", "axl": says},
+        )
+    ]
+
+
 def _rollback_itl_findings(src: _Cluster, blank_nodes: list[str]) -> list[Finding]:
-    """C3 at cluster level: the source serves the blank rollback ITL; in mixed mode, a blocker."""
+    """C3 at cluster level: the source serves the blank rollback ITL; in mixed mode, a blocker.
+    With AXL: the "Prepare Cluster for Rollback to pre-8.0" parameter set while no node serves the
+    blank ITL yet is said too (the files change when the TFTP service rebuilds them)."""
+    axl = src.ev.axl_settings
     if not blank_nodes:
+        if axl is not None and axl.rollback_to_pre_8:
+            return [
+                Finding(
+                    Code.SRC_ROLLBACK_PENDING, Severity.WARNING,
+                    "the source's enterprise parameter \"Prepare Cluster for Rollback to pre-8.0\" is True (AXL) "
+                    "but no node serves the blank ITL yet: once the TFTP service rebuilds its files, phones "
+                    "download the blank ITL; scan again then",
+                    {"cluster": "source", "parameter": "RollBackToPreGrayback", "value": True},
+                )
+            ]
         return []
     out = [
         Finding(
