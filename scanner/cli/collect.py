@@ -119,6 +119,11 @@ def run(args: argparse.Namespace) -> int:
         limits = _limits(profile, args)
         inventory, inv_sha = _read_inventory(args.inventory)
         if args.dry_run:
+            # A dry run contacts nothing, AXL included: discovered nodes are named, not counted.
+            for c in profile.clusters:
+                if c.axl is not None:
+                    _err(f"dry run: cluster {c.name}: nodes and phones are discovered at run time from AXL at "
+                         f"{c.axl.where()}; only the nodes the profile names are planned below")
             _dry_run(profile, limits, inventory, args.json)
             return EXIT_OK
         out = Path(args.out)
