@@ -59,6 +59,8 @@ class AnalysisOptions:
     history: Path | None = None
     run_meta: dict[str, Any] = field(default_factory=dict)
     on_device: Callable[[dict[str, Any]], None] | None = None
+    # Called with (phones decided, phones in scope) after each phone: the CLI's progress.
+    on_progress: Callable[[int, int], None] | None = None
 
 
 # What the evidence must agree on with the profile it is analysed with: which nodes and TVS
@@ -103,6 +105,9 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     devices: list[dict[str, Any]] = []
     results = []
     paths: dict[str, Path] = {}
+    in_scope = len(loaded.phones)
+    if opts.on_progress is not None:
+        opts.on_progress(0, in_scope)
     with DeviceStream(opts.out) as stream:
         for ev in phone_evidence(loaded):
             result = evaluator.phone(ev)
@@ -113,6 +118,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
                 stream.device(row)
             if opts.on_device is not None:
                 opts.on_device(row)
+            if opts.on_progress is not None:
+                opts.on_progress(len(results), in_scope)
         evidence_issues = (*structural, *loaded.evidence.fleet_issues())
         summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
         if "jsonl" in opts.formats:

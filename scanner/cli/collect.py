@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanner.cli import runner
+from scanner.cli import output, runner
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.cli.output import Stop, internal_error, json_line
-from scanner.cli.progress import collection_bar
+from scanner.cli.progress import collection_bar, mode_for
 from scanner.core.errors import ParseError
 from scanner.core.findings import Code
 from scanner.core.ratelimit import Limits
@@ -87,6 +87,8 @@ def add_parser(subparsers: Any) -> None:
         "--json", action="store_true", help="print the summary (or the dry-run plan) as JSON on stdout"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.add_argument("--progress-json", action="store_true",
+                   help="progress as JSON lines on stderr (for wrappers; see scanner/cli/progress.py)")
 
 
 def _positive_int(text: str) -> int:
@@ -248,7 +250,8 @@ def _collect(
     from scanner.app.collect import collect
 
     runner.interrupt_on_sigterm()
-    with collection_bar(sys.stderr.isatty() and not args.no_progress) as observer:
+    mode = mode_for(no_progress=args.no_progress, progress_json=args.progress_json, quiet=output.VERBOSITY == 0)
+    with collection_bar(mode) as observer:
         return runner.run(
             collect(
                 profile,

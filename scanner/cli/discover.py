@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from scanner.cli import runner
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from scanner.cli.output import Stop, err, internal_error, json_line
+from scanner.cli.output import Stop, err, internal_error, json_line, note
 from scanner.core.errors import ParseError
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def fleet_for_run(
     for name, c in fleet.record["clusters"].items():
         s = fleet.profile.source if name == "source" else fleet.profile.destination
         phones = f"{c['phones']} phones ({c['registered']} with an address, {c['no_address']} without), " if name == "source" else ""
-        err(f"discovered cluster {name} at {c['publisher']}: {phones}{len(s.tftp)} TFTP and {len(s.tvs)} TVS "
+        note(f"discovered cluster {name} at {c['publisher']}: {phones}{len(s.tftp)} TFTP and {len(s.tvs)} TVS "
             f"nodes; AXL {c['axl_version']}, {c['axl_calls']} AXL and {c['risport_calls']} RisPort70 calls in {c['seconds']:.1f} s")
     return fleet
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from scanner import __version__
-from scanner.cli import collect, demo, diff, discover, inspect, lab, scan
+from scanner.cli import collect, demo, diff, discover, inspect, lab, output, scan
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.core import tlv
 
@@ -35,10 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--version", action="version", version=f"trustscan {__version__} (TLV kernel: {tlv.KERNEL})"
     )
+    _verbosity_options(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS.values():
         command.add_parser(sub)
+    for sp in sub.choices.values():  # -q/-v before or after the command, as users type them
+        _verbosity_options(sp, suppress=True)
     return p
+
+
+def _verbosity_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    g = p.add_mutually_exclusive_group()
+    default = argparse.SUPPRESS if suppress else None  # a subcommand's absent flag keeps the top's
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="errors only: no progress, notes, warnings or summary on stderr")
+    g.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="also each phase's figures on stderr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    output.VERBOSITY = 0 if args.quiet else 2 if args.verbose else 1
     run: Callable[[argparse.Namespace], int] = COMMANDS[args.command].run
     try:
         return run(args)

@@ -11,10 +11,28 @@ import orjson
 
 from scanner.cli.exitcodes import EXIT_INTERNAL
 
+# 0 with -q (errors only), 1 by default, 2 with -v (each phase's figures too). Set once by
+# scanner.cli.main from the command line: the CLI alone touches process-wide state.
+VERBOSITY = 1
+
 
 def err(message: str, prog: str = "trustscan") -> None:
-    """``prog: message`` on stderr: errors, warnings (``warning: …``) and notes."""
+    """``prog: message`` on stderr: errors, always; warnings (``warning: …``) unless -q."""
+    if VERBOSITY == 0 and message.startswith("warning:"):
+        return
     print(f"{prog}: {message}", file=sys.stderr)
+
+
+def note(message: str, prog: str = "trustscan") -> None:
+    """What the run is doing or found (``resuming …``, ``discovered …``): not with -q."""
+    if VERBOSITY >= 1:
+        print(f"{prog}: {message}", file=sys.stderr)
+
+
+def verbose(message: str, prog: str = "trustscan") -> None:
+    """Detail for -v: figures of each phase."""
+    if VERBOSITY >= 2:
+        print(f"{prog}: {message}", file=sys.stderr)
 
 
 def json_line(doc: Any) -> None:

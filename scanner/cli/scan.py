@@ -12,14 +12,15 @@ import argparse
 import datetime as dt
 import hashlib
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scanner.cli import runner
+from scanner.cli import output, runner
 from scanner.cli.exitcodes import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NO_GO, EXIT_OK, EXIT_USAGE
-from scanner.cli.output import Stop, err, internal_error, json_line
-from scanner.cli.progress import collection_bar
+from scanner.cli.output import Stop, err, internal_error, json_line, note, verbose
+from scanner.cli.progress import Mode, analysis_bar, collection_bar, mode_for
 from scanner.cli.timeparse import iso_time
 from scanner.core.errors import ParseError
 
@@ -127,6 +128,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--history", metavar="PATH", help="history database (SQLite; default: ~/.local/state/trustscan)")
     p.add_argument("--no-history", action="store_true", help="do not record this scan")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--progress-json", action="store_true",
+                   help="progress as JSON lines on stderr (for wrappers; see scanner/cli/progress.py)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--fail-on", type=fail_on, default=None, metavar="LEVEL",
                    help="when to exit non-zero: NO_GO (only NO_GO fails, exit 1), INCOMPLETE (the default: "
@@ -149,6 +152,7 @@ class ScanRequest:
     history: str | None = None
     no_history: bool = False
     no_progress: bool = False
+    progress_json: bool = False
     json: bool = False
     fail_on: FailOn | None = None
 
@@ -158,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         ScanRequest(
             profile=args.profile, out=args.out, inventory=args.inventory, evidence=args.evidence,
             resume=args.resume, formats=args.format, policy=args.policy, now=args.now, history=args.history,
-            no_history=args.no_history, no_progress=args.no_progress, json=args.json, fail_on=args.fail_on,
+            no_history=args.no_history, no_progress=args.no_progress, progress_json=args.progress_json,
+            json=args.json, fail_on=args.fail_on,
         )
     )
 
@@ -186,6 +191,7 @@ class _Plan:
 
 
 def scan(req: ScanRequest) -> int:
+    started = time.time()  # the run's start in the report: discovery and collection included
     try:
         inputs = _read_inputs(req)
     except (ParseError, FileNotFoundError) as exc:
@@ -199,6 +205,7 @@ def scan(req: ScanRequest) -> int:
         return stop.code
     try:
         if plan.collect:
+            inputs.run_meta.setdefault("started", started)
             _collect(req, inputs, plan)
         return _analyse_and_report(req, inputs, plan)
     except KeyboardInterrupt:
@@ -326,7 +333,7 @@ def _resume_point(evidence: Path, out: Path, inputs: _Inputs) -> ResumePoint | N
         return None
     except ParseError as exc:
         raise Stop(EXIT_USAGE, f"cannot resume: {exc}") from None
-    err(f"resuming {evidence}: {len(point.keep)} attempts kept, {point.redo} to ask again")
+    note(f"resuming {evidence}: {len(point.keep)} attempts kept, {point.redo} to ask again")
     return point
 
 
@@ -334,7 +341,7 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
     from scanner.app.collect import collect
 
     runner.interrupt_on_sigterm()
-    with collection_bar(sys.stderr.isatty() and not req.no_progress) as observer:
+    with collection_bar(_progress_mode(req)) as observer:
         result = runner.run(
             collect(inputs.profile, plan.evidence, inventory=inputs.inventory, inventory_path=req.inventory,
                     inventory_sha256=inputs.inventory_sha256, observer=observer, resume=plan.resume,
@@ -344,6 +351,12 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
         err(f"warning: discovery: {issue}")
     if result.dead_nodes:
         err(f"warning: nodes that stopped answering: {', '.join(result.dead_nodes)}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_outcome.items()))
+    verbose(f"collected {result.phones} phones, {result.attempts} attempts in {result.duration:.1f} s: {counts}")
+
+
+def _progress_mode(req: ScanRequest) -> Mode:
+    return mode_for(no_progress=req.no_progress, progress_json=req.progress_json, quiet=output.VERBOSITY == 0)
 
 
 def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
@@ -354,7 +367,11 @@ def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
         now=req.now or dt.datetime.now(dt.UTC), inventory=None if inputs.inventory is None else inputs.inventory.phones,
         formats=req.formats or FORMATS, history=_history_path(req), run_meta=dict(inputs.run_meta),
     )
-    outcome = analyse(opts)
+    note(f"analysing {plan.evidence}")
+    with analysis_bar(_progress_mode(req)) as counter:
+        opts.on_progress = counter
+        outcome = analyse(opts)
+    verbose(f"analysed {outcome.report['summary']['total']} phones in {outcome.report['run']['analysis_seconds']:.1f} s")
     for w in outcome.warnings:
         err(f"warning: {w}")
     report = outcome.report
@@ -377,6 +394,8 @@ def _history_path(req: ScanRequest) -> Path | None:
 
 
 def _print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
+    if output.VERBOSITY == 0:
+        return
     s = report["summary"]
     c = s["counts"]
     lines = [
