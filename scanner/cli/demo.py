@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         with serving_subprocess(lab_dir):
             _say("lab serving on 127.0.0.0/8; scanning …")
             code = scan.scan(
-                scan.ScanRequest(profile=str(lab_dir / "profile.toml"), inventory=str(lab_dir / "inventory.csv"),
+                scan.ScanRequest(profile=str(lab_dir / "profile.toml"), inventory=_inventory(lab_dir),
                                  out=str(scan_dir), history=str(out / "history.sqlite"),
                                  no_progress=args.no_progress)
             )
@@ -75,6 +75,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nThe report: {report}\n(the lab's answer key, for comparison: {lab_dir / 'answer-key.json'})",
               file=sys.stderr)
     return code
+
+
+def _inventory(lab_dir: Path) -> str | None:
+    """The lab's CSV only when its profile cannot discover the phones: a lab profile with AXL is
+    scanned the way a user with a publisher address and credentials scans (no CSV at all)."""
+    from scanner.app.discover import uses_discovery
+    from scanner.store.profiles import load_profile
+
+    if uses_discovery(load_profile(lab_dir / "profile.toml")):
+        return None
+    return str(lab_dir / "inventory.csv")
 
 
 def _fresh_out(out: Path) -> Path:
