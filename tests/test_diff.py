@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 
@@ -90,6 +91,8 @@ def test_json_is_the_changed_phones_then_a_summary(tmp_path: Path, capsys: pytes
     code, out, err = run_diff(capsys, "--json", old, new)
     assert code == 1
     records = [orjson.loads(line) for line in out.splitlines()]
+    for r in records:
+        jsonschema.validate(r, diff_schema())
     assert [r["type"] for r in records] == ["phone", "phone", "phone", "summary"]
     assert {r["name"]: r["change"] for r in records[:-1]} == {"SEPA": "broken", "SEPB": "worse", "SEPE": "added"}
     s = records[-1]
@@ -167,3 +170,89 @@ def test_diff_function_still_pairs_by_name() -> None:
     old = rows_from_report(report("GO", {"SEPA": "READY", "SEPB": "UNKNOWN"}), "o")
     new = rows_from_report(report("GO", {"SEPA": "NOT_READY", "SEPC": "READY"}), "n")
     assert {c.name: c.kind for c in diff(old, new)} == {"SEPA": "broken", "SEPB": "removed", "SEPC": "added"}
+
+
+def diff_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = orjson.loads(
+        (Path(__file__).resolve().parents[1] / "schema" / "diff-record.schema.json").read_bytes()
+    )
+    return schema
+
+
+def json_records(capsys: pytest.CaptureFixture[str], old: str, new: str) -> tuple[int, list[dict[str, Any]], str]:
+    code, out, err = run_diff(capsys, "--json", old, new)
+    records = [orjson.loads(line) for line in out.splitlines()]
+    for r in records:
+        jsonschema.validate(r, diff_schema())
+    assert records and records[-1]["type"] == "summary"
+    assert all(r["type"] == "phone" for r in records[:-1])
+    return code, records, err
+
+
+@pytest.mark.parametrize(
+    ("old_verdict", "new_verdict", "worse"),
+    [("GO", "INCOMPLETE", True), ("GO", "NO_GO", True), ("INCOMPLETE", "NO_GO", True),
+     ("NO_GO", "INCOMPLETE", False), ("INCOMPLETE", "GO", False), ("NO_GO", "NO_GO", False)],
+)
+def test_fleet_verdict_order(tmp_path: Path, capsys: pytest.CaptureFixture[str], old_verdict: str,
+                             new_verdict: str, worse: bool) -> None:
+    # The phones are the same in both runs: only the verdict moves (e.g. a cluster blocker).
+    old = write(tmp_path / "old.json", report(old_verdict, {"SEPA": "READY"}))
+    new = write(tmp_path / "new.json", report(new_verdict, {"SEPA": "READY"}))
+    code, records, err = json_records(capsys, old, new)
+    assert code == (1 if worse else 0)
+    assert records[-1]["fleet_worse"] is worse and records[-1]["worse"] is worse
+    if worse:
+        assert records[-1]["worse_because"] == [f"fleet verdict {old_verdict} -> {new_verdict}"]
+        assert f"Result: WORSE (fleet verdict {old_verdict} -> {new_verdict})" in err
+
+
+def test_an_added_not_ready_phone_is_worse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The fleet was NO_GO already, so the verdict cannot say it: the added blocker must.
+    old = write(tmp_path / "old.json", report("NO_GO", {"SEPA": "NOT_READY"}))
+    new = write(tmp_path / "new.json", report("NO_GO", {"SEPA": "NOT_READY", "SEPN": "NOT_READY"}))
+    code, records, err = json_records(capsys, old, new)
+    assert code == 1
+    assert records[0] == {"type": "phone", "name": "SEPN", "change": "added", "old": None, "new": "NOT_READY",
+                          "old_reasons": [], "new_reasons": ["R_NOT_READY"]}
+    s = records[-1]
+    assert s["phones"]["added"] == 1 and s["added_not_ready"] == 1 and s["fleet_worse"] is False
+    assert s["worse_because"] == ["1 added phone(s) NOT_READY"]
+    assert "1 added" in err and "(1 added NOT_READY)" in err
+
+
+def test_added_unknown_and_removed_phones_are_counted_not_worse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(tmp_path / "old.json", report("INCOMPLETE", {"SEPA": "READY", "SEPB": "NOT_READY", "SEPC": "UNKNOWN"}))
+    new = write(tmp_path / "new.json", report("INCOMPLETE", {"SEPC": "UNKNOWN", "SEPD": "UNKNOWN", "SEPE": "READY"}))
+    code, records, err = json_records(capsys, old, new)
+    assert code == 0
+    s = records[-1]
+    assert s["phones"]["removed"] == 2 and s["phones"]["added"] == 2 and s["added_not_ready"] == 0
+    assert s["worse"] is False and s["worse_because"] == []
+    assert s["counts"]["READY"] == {"old": 1, "new": 1} and s["total"] == {"old": 3, "new": 3}
+    assert "2 removed" in err and "Result: nothing worse" in err
+
+
+def test_an_unexpected_error_is_70(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import scanner.report.diff as diff_module
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(diff_module, "summarize", boom)
+    old = write(tmp_path / "old.json", report("GO", {"SEPA": "READY"}))
+    code, out, err = run_diff(capsys, "--json", old, old)
+    assert code == 70 and out == ""
+    assert "internal error" in err and "RuntimeError: a bug" in err
+
+
+def test_the_summary_is_the_last_record_even_with_no_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write(tmp_path / "old.json", report("GO", {"SEPA": "READY"}))
+    code, records, _ = json_records(capsys, old, old)
+    assert code == 0 and len(records) == 1
+    assert records[0]["phones"] == dict.fromkeys(
+        ("broken", "worse", "changed", "added", "removed", "better", "fixed"), 0
+    )

@@ -1,8 +1,14 @@
 """``trustscan diff OLD NEW``: the phones whose readiness changed between two scans, for people
 (text) and pipelines (JSONL and the exit code).
 
-Exit codes (scanner/cli/exitcodes.py): 0 nothing got worse, 1 some phone or the fleet verdict got
-worse, 64 usage or bad input, 70 internal error.
+Exit codes (scanner/cli/exitcodes.py): 0 nothing got worse, 1 something got worse (a phone, the
+fleet verdict, or an added NOT_READY phone: "worse" is defined in scanner/report/diff.py), 64
+usage or bad input (an unreadable or foreign report, another schema version, an unknown history
+run), 70 internal error.
+
+Output: the changed phones on stdout (text, or with ``--json`` one JSON object per line, then the
+summary record last; schemas in schema/diff-phone.schema.json and schema/diff-summary.schema.json),
+and the summary in words on stderr either way.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ def add_parser(sub: Any) -> None:
         help="phones whose verdict changed between two scans",
         description="OLD and NEW are report.json files or history runs: history:latest, history:previous, "
         "history:<id>. Prints the changed phones (JSONL with --json, then a summary record), and the "
-        "summary on stderr. Exit codes: 0 nothing worse, 1 some phone or the fleet verdict got worse, "
-        "64 usage or bad input, 70 internal error.",
+        "summary on stderr. Exit codes: 0 nothing worse, 1 some phone or the fleet verdict got worse "
+        "(or an added phone is NOT_READY), 64 usage or bad input, 70 internal error.",
     )
     d.add_argument("old", metavar="OLD")
     d.add_argument("new", metavar="NEW")
@@ -44,17 +50,17 @@ def run(args: argparse.Namespace) -> int:
     from scanner.report.diff import change_dict, diff, render_summary, render_text, summarize
 
     try:
-        old, new = _side(args.old, args.history), _side(args.new, args.history)
-    except ParseError as exc:
-        err(str(exc))
-        return EXIT_USAGE
-    try:
+        try:
+            old, new = _side(args.old, args.history), _side(args.new, args.history)
+        except ParseError as exc:
+            err(str(exc))
+            return EXIT_USAGE
         changes = diff(old.rows, new.rows)
         summary = summarize(old, new, changes)
         if args.json:
             for c in changes:
                 json_line(change_dict(c))
-            json_line(summary.as_dict())
+            json_line(summary.as_dict())  # the last record, so `tail -n 1` is the summary
         else:
             print(render_text(changes))
         sys.stdout.flush()

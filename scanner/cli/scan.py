@@ -377,6 +377,10 @@ def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
     report = outcome.report
     _print_summary(report, outcome.paths)
     code, why = exit_code(report, req.fail_on)
+    if "sarif" in outcome.paths:  # again, now with the exit code the analysis could not know
+        from scanner.report import sarif_report
+
+        sarif_report.write(report, plan.out, exit_code=code)
     if req.json:
         json_line({"verdict": report["verdict"], "summary": report["summary"],
                    "reports": {k: str(v) for k, v in outcome.paths.items()}, "exit_code": code})

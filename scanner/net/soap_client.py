@@ -3,13 +3,14 @@ adapter. Moves bytes only; ``scanner.core.cucm`` builds the envelopes and reads 
 
 Errors become data (``SoapReply.error``), never exceptions: refused, timed out, TLS refused (the
 certificate did not verify against the CA bundle), an answer larger than the cap. The password is
-given to aiohttp as a ``BasicAuth`` and appears in no message this module makes: the error texts
+sent only in the ``Authorization`` header and appears in no message this module makes: the error texts
 name the host, the path and what went wrong, never the request's headers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
@@ -50,7 +51,10 @@ class SoapClient:
 
     def __init__(self, settings: AxlSettings, password: str, ssl_context: ssl.SSLContext) -> None:
         self._settings = settings
-        self._auth = aiohttp.BasicAuth(settings.user, password)
+        # The header is built here, not with aiohttp's BasicAuth/auth= (deprecated in the aiohttp
+        # this project installs): RFC 7617, user and password as UTF-8.
+        token = base64.b64encode(f"{settings.user}:{password}".encode()).decode("ascii")
+        self._authorization = f"Basic {token}"
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._one = asyncio.Semaphore(1)
@@ -76,10 +80,15 @@ class SoapClient:
     async def post(self, path: str, body: bytes, soap_action: str) -> SoapReply:
         assert self._session is not None, "SoapClient used outside 'async with'"
         where = f"{self._settings.where()}{path}"
-        headers = {"Content-Type": "text/xml; charset=utf-8", "Accept": "text/xml", "SOAPAction": soap_action}
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "Accept": "text/xml",
+            "SOAPAction": soap_action,
+            "Authorization": self._authorization,
+        }
         async with self._one:
             try:
-                async with self._session.post(self.url(path), data=body, headers=headers, auth=self._auth) as resp:
+                async with self._session.post(self.url(path), data=body, headers=headers) as resp:
                     if resp.content_length is not None and resp.content_length > MAX_SOAP_BYTES:
                         return SoapReply(resp.status, b"", f"{where}: answer of {resp.content_length} bytes is over the cap")
                     data = bytearray()

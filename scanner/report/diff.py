@@ -8,16 +8,32 @@ when those differ the summary says so (a pipeline should know that the compariso
 
 A phone present in both runs is
 
-* ``broken`` — it was READY and is not any more;
+* ``broken`` — it was READY and is not any more (READY -> NOT_READY or UNKNOWN);
 * ``worse`` — UNKNOWN before, NOT_READY now;
 * ``fixed`` — it is READY now and was not;
 * ``better`` — NOT_READY before, UNKNOWN now;
 * ``changed`` — same readiness, other reasons;
 
-and a phone in only one run is ``added`` or ``removed``. The comparison is *worse* (``trustscan
-diff`` exits 1) when some phone is broken or worse, or the fleet verdict got worse
-(GO < INCOMPLETE < NO_GO). Added phones and removed phones alone do not make it worse; what
-they do to the fleet shows in the verdict and the counts.
+and a phone in only one run is ``added`` or ``removed``.
+
+**Worse**, precisely (``trustscan diff`` exits 1, the summary's ``worse`` is true, and
+``worse_because`` lists which of these held):
+
+1. some phone is ``broken`` or ``worse``: READY -> NOT_READY, READY -> UNKNOWN, UNKNOWN -> NOT_READY;
+2. the fleet verdict got worse: GO -> INCOMPLETE, GO -> NO_GO, INCOMPLETE -> NO_GO (a side whose
+   verdict is not recorded never counts);
+3. some ``added`` phone is NOT_READY.
+
+Not worse, but counted: a ``removed`` phone (whatever it was: leaving the inventory is a change
+of scope, not a phone getting worse, and if it was the fleet's last READY phone the verdict says
+so), and an ``added`` phone that is READY or UNKNOWN.
+
+Why an added NOT_READY phone counts: a migration fleet usually sits at NO_GO for weeks while its
+blockers are worked down, so the fleet verdict cannot move further and rule 2 never fires; a
+phone that joins already NOT_READY is one more blocker than last night, which is what a nightly
+gate exists to catch (the kind stays ``added``: the phone did not change, the fleet did). An added UNKNOWN phone is not: its evidence is missing (often a phone that was
+not yet reachable), which makes the fleet INCOMPLETE or keeps it so, and rule 2 covers that
+where it matters; a pipeline that wants more reads ``counts`` in the summary.
 """
 
 from __future__ import annotations
@@ -88,6 +104,7 @@ class DiffSummary:
     new: Side
     phones: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    added_not_ready: int = 0  # added phones that are NOT_READY (rule 3 in the module docstring)
 
     @property
     def fleet_worse(self) -> bool:
@@ -95,8 +112,18 @@ class DiffSummary:
         return o in VERDICT_RANK and n in VERDICT_RANK and VERDICT_RANK[n] > VERDICT_RANK[o]
 
     @property
+    def worse_because(self) -> list[str]:
+        """Which rules of "worse" (module docstring) held, in words; empty: nothing got worse."""
+        out = [f"{self.phones[k]} phone(s) {k}" for k in WORSE_KINDS if self.phones[k]]
+        if self.fleet_worse:
+            out.append(f"fleet verdict {self.old.verdict} -> {self.new.verdict}")
+        if self.added_not_ready:
+            out.append(f"{self.added_not_ready} added phone(s) NOT_READY")
+        return out
+
+    @property
     def worse(self) -> bool:
-        return self.fleet_worse or any(self.phones[k] for k in WORSE_KINDS)
+        return bool(self.worse_because)
 
     def changed(self, attr: str) -> bool | None:
         """Whether ``attr`` differs between the sides; None when a side did not record it."""
@@ -115,11 +142,13 @@ class DiffSummary:
             "total": {"old": len(self.old.rows), "new": len(self.new.rows)},
             "counts": {k: {"old": oc[k], "new": nc[k]} for k in READINESS_RANK},
             "phones": dict(self.phones),
+            "added_not_ready": self.added_not_ready,
             "profile_changed": self.changed("profile_sha256"),
             "policy_changed": self.changed("policy"),
             "inventory_changed": self.changed("inventory_sha256"),
             "fleet_worse": self.fleet_worse,
             "worse": self.worse,
+            "worse_because": self.worse_because,
             "notes": list(self.notes),
         }
 
@@ -186,7 +215,8 @@ def summarize(old: Side, new: Side, changes: list[Change]) -> DiffSummary:
     phones = dict.fromkeys(KINDS, 0)
     for c in changes:
         phones[c.kind] += 1
-    s = DiffSummary(old, new, phones)
+    added_not_ready = sum(c.kind == "added" and c.new == "NOT_READY" for c in changes)
+    s = DiffSummary(old, new, phones, added_not_ready=added_not_ready)
     if s.changed("profile_sha256"):
         s.notes.append("the two runs used different profiles; phones are compared by name")
     if s.changed("policy"):
@@ -225,6 +255,8 @@ def render_summary(s: DiffSummary) -> str:
         ),
         "  Changed: " + ", ".join(f"{n} {k}" for k, n in d["phones"].items()),
     ]
+    if s.added_not_ready:
+        lines[-1] += f" ({s.added_not_ready} added NOT_READY)"
     lines += [f"  Note: {n}" for n in s.notes]
-    lines.append("  Result: WORSE" if s.worse else "  Result: nothing worse")
+    lines.append(f"  Result: WORSE ({'; '.join(s.worse_because)})" if s.worse else "  Result: nothing worse")
     return "\n".join(lines)
