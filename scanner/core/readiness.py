@@ -1279,7 +1279,8 @@ class _PhoneRun:
         except ParseError as exc:
             self.add("C6", CheckStatus.FAIL, Finding(
                 Code.DEST_CONFIG_SIGNER_UNKNOWN, Severity.BLOCKER,
-                f"destination config from {fe.node} is malformed: {exc}", {"node": fe.node, "file": fe.name},
+                f"destination config from {fe.node} is malformed: {exc}",
+                {"cluster": fe.cluster, "node": fe.node, "file": fe.name},
             ))
             return
         self.facts.setdefault("dest_config_digest", tf.header.digest.hash_name if tf.header.digest else None)
@@ -1297,7 +1298,7 @@ class _PhoneRun:
                 Code.ANALYSIS_ERROR, Severity.WARNING,
                 f"destination config from {fe.node} could not be analysed: {INTERNAL_ERROR}: "
                 f"{type(exc).__name__}: {exc}",
-                {"node": fe.node, "file": fe.name},
+                {"cluster": fe.cluster, "node": fe.node, "file": fe.name},
             ))
             return
         if not v.valid:
@@ -1305,7 +1306,7 @@ class _PhoneRun:
                 Code.DEST_CONFIG_SIGNER_UNKNOWN, Severity.BLOCKER,
                 f"destination config from {fe.node} is signed by {tf.header.signer_name} "
                 f"(serial {tf.header.signer_serial_hex}), not a TFTP record of that node's ITL/CTL",
-                {"node": fe.node, "file": fe.name, "serial": tf.header.signer_serial_hex},
+                {"cluster": fe.cluster, "node": fe.node, "file": fe.name, "serial": tf.header.signer_serial_hex},
             ))
 
     def within_phone_limits(self) -> None:
