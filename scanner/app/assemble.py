@@ -17,7 +17,14 @@ from scanner.core.cucm.axl import ClusterSettings
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Attempt, Outcome, TransportKind
 from scanner.core.inventory import Phone
-from scanner.core.phonepage import PhonePage, StatusMessages, parse_network_page, parse_status_messages
+from scanner.core.phonepage import (
+    PhonePage,
+    StatusMessages,
+    merge_security_page,
+    parse_network_page,
+    parse_security_page,
+    parse_status_messages,
+)
 from scanner.core.plan import CLUSTER_FILES, phone_file_keys
 from scanner.core.profile import Cluster, Profile
 from scanner.core.readiness import (
@@ -286,6 +293,7 @@ def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
         attempts = loaded.by_phone.get(phone.name, ())
         files: list[FileEvidence] = []
         page: PhonePage | None = None
+        security: PhonePage | None = None
         status: StatusMessages | None = None
         page_outcome = status_outcome = None
         page_detail = None
@@ -312,8 +320,16 @@ def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
                             page = parse_network_page(data)
                         except ParseError as exc:
                             page_outcome, page_detail = Outcome.PROTOCOL_ERROR.value, str(exc)
+                elif a.file == "security" and data is not None:
+                    # The trust-list lines of models that keep them on a separate security page.
+                    try:
+                        security = parse_security_page(data)
+                    except ParseError:
+                        security = None  # the network page's facts stand
             elif a.cluster in ("source", "destination"):
                 files.append(_file(loaded.reader, a, state))
+        if page is not None and security is not None:
+            page = merge_security_page(page, security)
         files.sort(key=lambda f: (f.cluster, f.node, f.name))  # stable: see ``load``
         if loaded.profile is not None:
             files += _never_collected(loaded.profile, phone, files, why)

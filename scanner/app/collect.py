@@ -839,7 +839,7 @@ class _Collector:
         return jobs
 
     async def _web_job(self, job: WebJob) -> Outcome:
-        from scanner.net.phone_web import PAGES, fetch_phone_pages, phone_url
+        from scanner.net.phone_web import PAGES, SECURITY_PAGE, fetch_phone_pages, phone_url
 
         phone = job.phone
         scheme, port = self.profile.phones.web_scheme, self.profile.phones.web_port
@@ -896,7 +896,9 @@ class _Collector:
                     started=started,
                 )
             )
-            if p.outcome is not Outcome.OK and final is Outcome.OK:
+            # The security page is optional (fetched only where the network page points at it),
+            # so its absence is no failure of the phone's pages.
+            if p.outcome is not Outcome.OK and final is Outcome.OK and p.page != SECURITY_PAGE.name:
                 final = p.outcome
         return final
 

@@ -133,7 +133,7 @@ def _decide(
     # else the last attempt's outcome (``http-first`` records HTTP's failure before TFTP's answer).
     last: dict[tuple[str | None, str, str, str], Outcome] = {}
     key_of: list[tuple[str, Any]] = []  # per line: ("file", FileKey) / ("web", phone) / ("tvs", addr)
-    web: dict[str, list[Outcome]] = {}
+    web: dict[str, dict[str, Outcome]] = {}  # phone -> page name -> outcome
     tvs_ok: set[tuple[str, int]] = set()
     for a in attempts:
         if a.transport == TransportKind.TVS.value:
@@ -143,7 +143,7 @@ def _decide(
                 tvs_ok.add(addr)
             key_of.append(("tvs", addr))
         elif a.transport == TransportKind.WEB.value and a.phone is not None:
-            web.setdefault(a.phone, []).append(a.outcome)
+            web.setdefault(a.phone, {})[a.file] = a.outcome
             key_of.append(("web", a.phone))
         elif a.cluster in clusters and a.node is not None:
             k = (a.phone, a.cluster, a.node, a.file)
@@ -182,7 +182,11 @@ def _decide(
     # A phone's pages are done when every page has a line and each is a definite answer (a run
     # cut off between two pages' lines leaves the phone to be asked again).
     done_web = {
-        p for p, outs in web.items() if len(outs) >= len(web_pages) and all(o in DEFINITE_WEB for o in outs)
+        # Every page every phone is asked for (an optional page, such as the security page of the
+        # models that keep their hashes there, is not one: counting lines would let it stand in
+        # for a page that was never fetched).
+        p for p, outs in web.items()
+        if {s.name for s in web_pages} <= set(outs) and all(o in DEFINITE_WEB for o in outs.values())
     }
     keep: list[bytes] = []
     kept: list[Attempt] = []

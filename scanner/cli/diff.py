@@ -6,6 +6,10 @@ fleet verdict, or an added NOT_READY phone: "worse" is defined in scanner/report
 usage or bad input (an unreadable or foreign report, another schema version, an unknown history
 run), 70 internal error.
 
+With NEW a ``trustscan verify`` result (``verification.json``), the prediction is compared with
+the outcome instead (scanner/report/prediction_diff.py): the phones predicted READY that are
+STUCK and those predicted NOT_READY that MIGRATED; exit 1 when there is one.
+
 Output: the changed phones on stdout (text, or with ``--json`` one JSON object per line, then the
 summary record last; schemas in schema/diff-phone.schema.json and schema/diff-summary.schema.json),
 and the summary in words on stderr either way.
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from scanner.report.diff import change_dict, diff, render_summary, render_text, summarize
 
     try:
+        if _is_verification(args.new):
+            return _prediction(args)
         try:
             old, new = _side(args.old, args.history), _side(args.new, args.history)
         except ParseError as exc:
@@ -70,6 +76,44 @@ def run(args: argparse.Namespace) -> int:
     except Exception:  # the one boundary where anything unexpected becomes exit 70
         return internal_error()
     return EXIT_WORSE if summary.worse else EXIT_OK
+
+
+def _is_verification(ref: str) -> bool:
+    """NEW is a ``trustscan verify`` result (verification.json): compare prediction and outcome."""
+    from scanner.report.prediction_diff import is_verification
+
+    if ref.startswith(HISTORY_PREFIX) or not Path(ref).is_file():
+        return False
+    try:
+        return is_verification(orjson.loads(Path(ref).read_bytes()))
+    except (OSError, orjson.JSONDecodeError):
+        return False
+
+
+def _prediction(args: argparse.Namespace) -> int:
+    """``diff report.json verification.json``: the phones whose outcome the scan did not predict
+    (exit 1 when there is one)."""
+    from scanner.report.prediction_diff import compare
+
+    try:
+        scan = orjson.loads(Path(args.old).read_bytes())
+        verification = orjson.loads(Path(args.new).read_bytes())
+        rows, summary = compare(scan, verification, scan_where=args.old, verification_where=args.new)
+    except (OSError, orjson.JSONDecodeError, ParseError) as exc:
+        err(f"{args.old}: {exc}" if not isinstance(exc, ParseError) else str(exc))
+        return EXIT_USAGE
+    shown = [r for r in rows if r.verdict in ("missed", "overcautious")]
+    for r in shown:
+        if args.json:
+            json_line(r.as_dict())
+        else:
+            print(f"{r.name}  predicted {r.predicted} ({' '.join(r.predicted_codes) or 'no findings'}), "
+                  f"{r.outcome}: {'; '.join(r.outcome_reasons)}")
+    if args.json:
+        json_line(summary.as_dict())
+    sys.stdout.flush()
+    print(summary.render(), file=sys.stderr)
+    return EXIT_WORSE if summary.disagree else EXIT_OK
 
 
 def _side(ref: str, history: str | None) -> Side:

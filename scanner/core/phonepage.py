@@ -1,4 +1,4 @@
-"""The phones' own web pages: Network Setup / Network Configuration and Status Messages.
+"""The phones' own web pages: Network Setup / Network Configuration, Security and Status Messages.
 
 Sans-IO: every function takes the page (``str``, or ``bytes`` as received) and returns values.
 The Network Setup page shows the installed CTL and ITL (their whole-file hash); the Status
@@ -11,24 +11,49 @@ Mode"), wording ("Unified CM1" / "CUCM server1"), entities (``&#x2D;``, ``&nbsp;
 fields exist at all: a 7945 shows no CTL/ITL lines, so its trust lists are *unknown* (None), which
 is not the same as *not installed* (False).
 
+Other page kinds, read into the same facts:
+
+* XML pages (``/DeviceInformationX``, ``/NetworkConfigurationX``,
+  ``/CGI/Java/Serviceability?adapterX=...``): a root element (``<NetworkConfiguration>``,
+  ``<DeviceInformation>``...) holding one element per field (``<MACAddress>``, ``<HostName>``,
+  ``<TFTPServer1>``...). Each element name is split into words ("TFTPServer1" -> "tftp server 1")
+  and matched with the same label patterns as the HTML, so both shapes give the same facts. XML is
+  parsed by expat set up by defusedxml: DTDs, entity declarations and external references are
+  refused with a :class:`~scanner.core.errors.ParseError`, and the size is capped as for HTML.
+* Per-interface labels (DX650/DX80: "Ethernet MAC Address", "Ethernet IP Address", "Wifi MAC
+  Address", "Wifi IP Address"): :attr:`PhonePage.interfaces`, and the MAC/IP of the interface that
+  has an address.
+* A separate security page (``adapter=device.statistics.security``) holding the CTL/ITL lines of
+  models whose network page lacks them: :func:`needs_security_page` says when to fetch it and
+  :func:`merge_security_page` adds its trust-list facts to the network page's.
+
+Where a page lists the records of both trust lists, the lines after "CTL file"/"CTL signature" up
+to "ITL file" are the CTL's and those after the ITL lines are the ITL's (:attr:`PhonePage.ctl_records`,
+:attr:`PhonePage.itl_records`); the flat ``tvs``/``trust_list_tftp``/``capf_servers`` keep the union.
+
 Why a hand-written walk over ``html.parser.HTMLParser``: the pages are tiny (~10 KB), real phone
 HTML is malformed-ish (unclosed ``<TR>``, stray ``</FONT>``), and the stdlib tokenizer is
 forgiving, decodes entities and needs no dependency; all we need from it is "rows of text cells".
 
-Errors: these parsers essentially never raise. Bytes are decoded as UTF-8 with undecodable bytes
+Errors: the HTML parsers essentially never raise. Bytes are decoded as UTF-8 with undecodable bytes
 replaced (every label and value we read is ASCII; a mangled accent in a locale name costs nothing),
 so any ``str`` or ``bytes`` gives a result. :class:`~scanner.core.errors.ParseError` is raised only for
-input that is not text at all (not ``str``/``bytes``) or larger than :data:`MAX_PAGE_CHARS`.
+input that is not text at all (not ``str``/``bytes``), larger than :data:`MAX_PAGE_CHARS`, or that
+starts as XML (an ``<?xml`` declaration, or a known XML page root) and is malformed or carries a DTD.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from html.parser import HTMLParser
-from typing import Literal
+from typing import Any, Literal
+from xml.parsers.expat import ErrorString, ExpatError
+
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.expatbuilder import DefusedExpatBuilder
 
 from scanner.core.errors import ParseError
 
@@ -45,7 +70,15 @@ class PageKind(StrEnum):
     NETWORK_SETUP = "network-setup"
     STATUS_MESSAGES = "status-messages"
     DEVICE_INFORMATION = "device-information"
+    SECURITY = "security"  # a separate security / trust-list page (adapter=device.statistics.security)
     UNKNOWN = "unknown"
+
+
+class PageFormat(StrEnum):
+    """How the page was written: the HTML pages, or the XML ("...X") pages."""
+
+    HTML = "html"
+    XML = "xml"
 
 
 class TrustEvent(StrEnum):
@@ -60,12 +93,37 @@ class TrustEvent(StrEnum):
     NOT_FOUND = "not-found"  # "File Not Found <CTLFile.tlv>" (the cluster is not in mixed mode)
 
 
+class RecordRole(StrEnum):
+    """The role of a trust-list record as a page lists it."""
+
+    TFTP = "tftp"  # "TFTP Server", "CUCM server / TFTP server"
+    CAPF = "capf"
+    TVS = "tvs"
+
+
 @dataclass(frozen=True, slots=True)
 class PageCallManager:
     """One "Unified CM n" / "CUCM server n" line: a call-control server and its state."""
 
     address: str
     state: str | None  # "Active", "Standby", or None when the page shows no state
+
+
+@dataclass(frozen=True, slots=True)
+class PageInterface:
+    """One network interface as a page labelled per interface shows it ("Ethernet MAC Address")."""
+
+    name: str  # "ethernet" or "wifi"
+    mac_address: str | None
+    ip_address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """One trust-list record line: its role and the address (or name) shown."""
+
+    role: RecordRole
+    address: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +156,13 @@ class PhonePage:
     capf_servers: tuple[str, ...]
     call_managers: tuple[PageCallManager, ...]
     fields: tuple[tuple[str, str], ...]  # every label/value pair as shown, for evidence
+    # Added later, with defaults so that existing constructions keep working:
+    interfaces: tuple[PageInterface, ...] = ()  # per-interface labels (DX series), in page order
+    ctl_records: tuple[PageRecord, ...] = ()  # the record lines listed under the CTL
+    itl_records: tuple[PageRecord, ...] = ()  # the record lines listed under the ITL
+    format: PageFormat = PageFormat.HTML
+    # The page links to a separate security page (adapter=device.statistics.security).
+    links_security_page: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +172,9 @@ class StatusMessage:
     timestamp: str | None
     text: str
     trust_event: TrustEvent | None
+    # "Phone failed to register. Cert key size is not FIPS compliant." (no trust-list event: the
+    # phone refused a certificate's key size, which no trust-list update will fix).
+    fips_key_size: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +193,8 @@ class StatusMessages:
     last_trust_event_kind: TrustEvent | None
     trust_update_failed: bool
     web_access: bool | None  # only if the page has a "Web access" field; fetching it proves nothing more
+    format: PageFormat = PageFormat.HTML
+    fips_key_size_rejected: bool = False  # some message says a certificate's key size is not FIPS compliant
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,13 +486,18 @@ def _label_key(label: str) -> str:
 class _Doc:
     rows: list[_Row]
     pairs: list[tuple[str, str]]  # (label as shown, value) in page order
+    keys: list[str]  # per pair, the label as matched (see _label_key / _xml_key)
     title: str | None
     model: str | None
     device_name: str | None
     heading_cell: _Cell | None
+    format: PageFormat = PageFormat.HTML
+    links_security_page: bool = False
 
     def values(self, pattern: re.Pattern[str]) -> list[str]:
-        return [value for label, value in self.pairs if pattern.fullmatch(_label_key(label))]
+        return [
+            value for key, (_, value) in zip(self.keys, self.pairs, strict=True) if pattern.fullmatch(key)
+        ]
 
     def first(self, pattern: re.Pattern[str]) -> str | None:
         for value in self.values(pattern):
@@ -431,7 +506,7 @@ class _Doc:
         return None
 
     def has(self, pattern: re.Pattern[str]) -> bool:
-        return any(pattern.fullmatch(_label_key(label)) for label, _ in self.pairs)
+        return any(pattern.fullmatch(key) for key in self.keys)
 
 
 def _pairs(rows: list[_Row]) -> list[tuple[str, str]]:
@@ -483,11 +558,197 @@ def _heading(rows: list[_Row]) -> tuple[str | None, str | None, str | None, _Cel
     return None, None, None, None
 
 
+# A link (or any mention) of the separate security page: "...Serviceability?adapter=device.statistics.security".
+_SECURITY_LINK = re.compile(r"device\.statistics\.security", re.IGNORECASE)
+
+
 def _document(html: str | bytes) -> _Doc:
-    rows = _tokenize(_to_text(html))
+    text = _to_text(html)
+    if _looks_like_xml(text):
+        return _xml_document(html, text)
+    rows = _tokenize(text)
     title, model, name, heading_cell = _heading(rows)
     pairs = _pairs([row for row in rows if heading_cell not in row.cells])
-    return _Doc(rows, pairs, title, model, name, heading_cell)
+    keys = [_label_key(label) for label, _ in pairs]
+    linked = _SECURITY_LINK.search(text) is not None
+    return _Doc(rows, pairs, keys, title, model, name, heading_cell, PageFormat.HTML, linked)
+
+
+# ---------------------------------------------------------------------------------------------
+# XML pages ("/NetworkConfigurationX", "?adapterX=device.statistics.configuration", ...)
+
+# Roots of the phones' XML pages, for recognising one that omits the "<?xml ...?>" declaration.
+_XML_ROOTS = frozenset(
+    {
+        "DeviceInformation",
+        "NetworkConfiguration",
+        "NetworkSetup",
+        "StatusMessages",
+        "SecuritySetup",
+        "SecurityInformation",
+        "Security",
+        "TrustList",
+    }
+)
+_LEADING = re.compile(r"(?:\s+|<\?.{0,512}?\?>|<!--.{0,4096}?-->)*", re.DOTALL)
+_FIRST_TAG = re.compile(
+    r"<(?:!doctype\s+(?P<doctype>[A-Za-z_][\w.:-]*)|(?P<name>[A-Za-z_][\w.:-]*))", re.IGNORECASE
+)
+# Words of an element name: "TFTPServer1" -> TFTP Server 1, "phoneDN" -> phone DN, "IPv6Address".
+_XML_WORDS = re.compile(r"IPv[46]|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# Bound on element nesting: the phones' pages are one level deep; this stops a hostile page from
+# making the tree walk (and memory) follow a million nested elements.
+_MAX_XML_DEPTH = 32
+
+
+def _looks_like_xml(text: str) -> bool:
+    """An XML page: it starts with an ``<?xml`` declaration or with a known page root, and is no
+    XHTML page (a ``<!DOCTYPE html>`` or an ``<html>`` root is read as HTML)."""
+    head = text[:8192].lstrip("\ufeff \t\r\n")
+    declared = head.startswith("<?xml")
+    lead = _LEADING.match(head)
+    tag = _FIRST_TAG.match(head, lead.end() if lead else 0)
+    if tag is None:
+        return declared  # "<?xml ...?>" then no element: malformed XML, said so by the XML parser
+    name = tag.group("doctype") or tag.group("name")
+    if name.casefold() == "html":
+        return False
+    return declared or name in _XML_ROOTS
+
+
+def _xml_key(name: str) -> str:
+    """An element name as a label key: "TFTPServer1" -> "tftp server 1" (namespace prefix dropped)."""
+    return " ".join(_XML_WORDS.findall(name.rpartition(":")[2])).casefold()
+
+
+class _XmlNode:
+    __slots__ = ("children", "name", "parts")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.children: list[_XmlNode] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return _clean("".join(self.parts))
+
+
+class _XmlBuilder(DefusedExpatBuilder):  # type: ignore[misc]  # defusedxml ships no types
+    """defusedxml's hardened expat set-up (DTD, entity declarations and external references
+    refused), feeding a small tree of element names and texts instead of a minidom DOM. The
+    namespace-free builder is used, as in ``devconfig``, because it imports no network modules."""
+
+    def __init__(self) -> None:
+        super().__init__(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        self.root: _XmlNode | None = None
+        self._stack: list[_XmlNode] = []
+        self.expat: Any = None
+
+    def install(self, parser: Any) -> None:
+        super().install(parser)
+        self.expat = parser
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._characters
+        parser.CommentHandler = None
+        parser.ProcessingInstructionHandler = None
+
+    def line(self) -> int | None:
+        line = getattr(self.expat, "CurrentLineNumber", None)
+        return line if isinstance(line, int) and line > 0 else None
+
+    def _start(self, name: str, attributes: list[str]) -> None:
+        if len(self._stack) >= _MAX_XML_DEPTH:
+            raise ParseError(f"XML page nested deeper than {_MAX_XML_DEPTH} elements", line=self.line())
+        node = _XmlNode(name)
+        if self._stack:
+            self._stack[-1].children.append(node)
+        elif self.root is None:
+            self.root = node
+        self._stack.append(node)
+
+    def _end(self, name: str) -> None:
+        if self._stack:
+            self._stack.pop()
+
+    def _characters(self, content: str) -> None:
+        if self._stack:
+            self._stack[-1].parts.append(content)
+
+
+def _xml_tree(raw: str | bytes) -> _XmlNode:
+    builder = _XmlBuilder()
+    try:
+        builder.getParser().Parse(raw, True)
+    except DTDForbidden as exc:
+        raise ParseError(
+            "XML page: document type declaration (DTD) refused (DTDs can declare entities: entity "
+            "expansion, external entities; phone pages never carry one)",
+            line=builder.line(),
+        ) from exc
+    except EntitiesForbidden as exc:  # pragma: no cover - the DTD guard fires first
+        raise ParseError("XML page: entity declaration refused", line=builder.line()) from exc
+    except ExternalReferenceForbidden as exc:  # pragma: no cover - the DTD guard fires first
+        raise ParseError("XML page: external entity reference refused", line=builder.line()) from exc
+    except ExpatError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        column = f" (column {exc.offset + 1})" if isinstance(exc.offset, int) and exc.offset >= 0 else ""
+        raise ParseError(f"XML page: malformed XML: {ErrorString(exc.code)}{column}", line=line) from exc
+    except (ValueError, LookupError) as exc:
+        if isinstance(exc, ParseError):
+            raise
+        raise ParseError(f"XML page: unreadable XML: {exc}", line=builder.line()) from exc
+    if builder.root is None:  # pragma: no cover - expat reports "no element found" first
+        raise ParseError("XML page: no root element", line=1)
+    return builder.root
+
+
+def _walk(root: _XmlNode) -> Iterator[tuple[_XmlNode, _XmlNode | None]]:
+    """(element, parent) in document order, iteratively."""
+    stack: list[tuple[_XmlNode, _XmlNode | None]] = [(root, None)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        stack.extend((child, node) for child in reversed(node.children))
+
+
+def _xml_document(page: str | bytes, text: str) -> _Doc:
+    # Bytes go to expat as received (it honours the declared encoding, "iso-8859-1" on 79xx);
+    # text, and UTF-16 bytes already decoded by _to_text, go as text.
+    raw: str | bytes = text
+    if isinstance(page, bytes | bytearray | memoryview):
+        data = bytes(page)
+        if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raw = data
+    root = _xml_tree(raw)
+    pairs: list[tuple[str, str]] = []
+    rows: list[_Row] = []
+    for node, parent in _walk(root):
+        if node is root:
+            continue
+        if not node.children:
+            pairs.append((node.name, node.text))
+        # Message lines: a text element directly under the root, or an element whose children are
+        # all text ("<message><time>9:14:41p</time><text>...</text></message>"): one line each.
+        line = None
+        if parent is root and not node.children:
+            # A field ("<HostName>") is no message; any other text element under the root is.
+            line = None if _known_key(_xml_key(node.name)) else node.text
+        elif node.children and all(not child.children for child in node.children):
+            line = " ".join(child.text for child in node.children if child.text)
+        if line:
+            cell = _Cell()
+            cell.lines.append(line)
+            row = _Row(1)
+            row.cells.append(cell)
+            rows.append(row)
+    keys = [_xml_key(name) for name, _ in pairs]
+    doc = _Doc(rows, pairs, keys, _xml_key(root.name), None, None, None, PageFormat.XML)
+    linked = _SECURITY_LINK.search(text) is not None
+    return _Doc(
+        rows, pairs, keys, doc.title, doc.first(_L_MODEL), doc.first(_L_HOST), None, PageFormat.XML, linked
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,6 +771,10 @@ _L_HOST = re.compile(r"host ?name")
 _L_MAC = re.compile(r"mac address")
 _L_IP = re.compile(r"ip address")
 _L_MODEL = re.compile(r"model(?: number)?")
+# Per-interface labels (DX650/DX80): "Ethernet MAC Address", "Wifi IP Address".
+_INTERFACE = r"(?P<interface>ethernet|wi-?fi|wireless|wlan)"
+_L_IF_MAC = re.compile(_INTERFACE + r" mac address")
+_L_IF_IP = re.compile(_INTERFACE + r" ip(?:v4)? address")
 
 _KNOWN_LABELS = (
     _L_SECURITY_MODE,
@@ -528,14 +793,19 @@ _KNOWN_LABELS = (
     _L_MAC,
     _L_IP,
     _L_MODEL,
+    _L_IF_MAC,
+    _L_IF_IP,
 )
 # Labels that only a network page has (for recognising one without its heading).
-_NETWORK_ONLY = (_L_SECURITY_MODE, _L_TFTP_N, _L_CTL, _L_ITL, _L_HOST, _L_MAC, _L_CM)
+_NETWORK_ONLY = (_L_SECURITY_MODE, _L_TFTP_N, _L_CTL, _L_ITL, _L_HOST, _L_MAC, _L_CM, _L_IF_MAC, _L_IF_IP)
+
+
+def _known_key(key: str) -> bool:
+    return any(pattern.fullmatch(key) for pattern in _KNOWN_LABELS)
 
 
 def _known_label(label: str) -> bool:
-    key = _label_key(label)
-    return any(pattern.fullmatch(key) for pattern in _KNOWN_LABELS)
+    return _known_key(_label_key(label))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +891,8 @@ def _kind(doc: _Doc) -> PageKind:
         return PageKind.NETWORK_SETUP
     if "device information" in title:
         return PageKind.DEVICE_INFORMATION
+    if "security" in title or "trust list" in title:
+        return PageKind.SECURITY
     # No recognisable heading: judge by content.
     if sum(doc.has(pattern) for pattern in _NETWORK_ONLY) >= 2:
         return PageKind.NETWORK_SETUP
@@ -638,6 +910,59 @@ def detect_page(html: str | bytes) -> PageKind:
 # Network Setup / Network Configuration
 
 
+def _interfaces(doc: _Doc) -> tuple[PageInterface, ...]:
+    found: dict[str, list[str | None]] = {}
+    for key, (_, value) in zip(doc.keys, doc.pairs, strict=True):
+        match = _L_IF_MAC.fullmatch(key) or _L_IF_IP.fullmatch(key)
+        if match is None:
+            continue
+        name = "ethernet" if match.group("interface") == "ethernet" else "wifi"
+        slot = found.setdefault(name, [None, None])
+        index = 0 if match.re is _L_IF_MAC else 1
+        if slot[index] is None and value and value.casefold() not in _UNSET:
+            slot[index] = value
+    return tuple(PageInterface(name, mac, ip) for name, (mac, ip) in found.items())
+
+
+def _primary(interfaces: tuple[PageInterface, ...]) -> PageInterface | None:
+    """The interface the phone is reached on: the first with an address (Ethernet is listed first
+    on DX pages), else the first with a MAC."""
+    for interface in interfaces:
+        if interface.ip_address is not None:
+            return interface
+    return next((i for i in interfaces if i.mac_address is not None), None)
+
+
+def _records(doc: _Doc) -> tuple[tuple[PageRecord, ...], tuple[PageRecord, ...]]:
+    """The record lines under the CTL lines and under the ITL lines (8841: "CTL file", "CTL
+    signature", "CAPF server", "CUCM server / TFTP server", then "ITL file"... "TVS"...). A line
+    that is neither a trust-list line nor a record ends the section."""
+    ctl: list[PageRecord] = []
+    itl: list[PageRecord] = []
+    section: list[PageRecord] | None = None
+    for key, (_, value) in zip(doc.keys, doc.pairs, strict=True):
+        if _L_CTL.fullmatch(key) or _L_CTL_SIG.fullmatch(key):
+            section = ctl
+            continue
+        if _L_ITL.fullmatch(key) or _L_ITL_SIG.fullmatch(key):
+            section = itl
+            continue
+        role = (
+            RecordRole.TFTP
+            if _L_TL_TFTP.fullmatch(key)
+            else RecordRole.CAPF
+            if _L_CAPF.fullmatch(key)
+            else RecordRole.TVS
+            if _L_TVS.fullmatch(key)
+            else None
+        )
+        if role is None:
+            section = None
+        elif section is not None and value.casefold() not in _UNSET:
+            section.append(PageRecord(role, value))
+    return tuple(ctl), tuple(itl)
+
+
 def _network(doc: _Doc) -> PhonePage:
     ctl_signature, ctl_algo = _signature(doc.first(_L_CTL_SIG))
     itl_signature, itl_algo = _signature(doc.first(_L_ITL_SIG))
@@ -648,13 +973,16 @@ def _network(doc: _Doc) -> PhonePage:
         ctl_installed = True
     if itl_installed is None and itl_signature is not None:
         itl_installed = True
+    interfaces = _interfaces(doc)
+    primary = _primary(interfaces)
+    ctl_records, itl_records = _records(doc)
     return PhonePage(
         kind=_kind(doc),
         model=doc.model or doc.first(_L_MODEL),
         device_name=doc.device_name or doc.first(_L_HOST),
         host_name=doc.first(_L_HOST),
-        mac_address=doc.first(_L_MAC),
-        ip_address=doc.first(_L_IP),
+        mac_address=doc.first(_L_MAC) or (primary.mac_address if primary else None),
+        ip_address=doc.first(_L_IP) or (primary.ip_address if primary else None),
         security_mode=doc.first(_L_SECURITY_MODE),
         web_access=_yes_no(doc.first(_L_WEB_ACCESS)),
         ssh_access=_yes_no(doc.first(_L_SSH_ACCESS)),
@@ -670,12 +998,79 @@ def _network(doc: _Doc) -> PhonePage:
         capf_servers=_unique(doc.values(_L_CAPF)),
         call_managers=_call_managers(doc.values(_L_CM)),
         fields=tuple(doc.pairs),
+        interfaces=interfaces,
+        ctl_records=ctl_records,
+        itl_records=itl_records,
+        format=doc.format,
+        links_security_page=doc.links_security_page,
     )
 
 
 def parse_network_page(html: str | bytes) -> PhonePage:
-    """Read a Network Setup / Network Configuration page. Missing fields are None / ()."""
+    """Read a Network Setup / Network Configuration page (HTML or XML). Missing fields are None / ()."""
     return _network(_document(html))
+
+
+def parse_security_page(html: str | bytes) -> PhonePage:
+    """Read a separate security / trust-list page (``adapter=device.statistics.security``): the
+    same fields as a network page (most of them absent), its ``kind`` saying what it was."""
+    return _network(_document(html))
+
+
+# A trust-list line of any page shape: "CTL file", "ITL Signature", "<CTLFile>", "<ITLSignature>"
+# (but not "Title"): the word CTL/ITL on its own or as the start of an element name.
+_TRUST_WORD = re.compile(r"\b[ci]tl(?:\b|file|sig|status)", re.IGNORECASE)
+
+
+def security_page_wanted(page: str | bytes) -> bool:
+    """Whether a network page sends us to the separate security page: it links to it, or it shows
+    no CTL/ITL line at all. A cheap text search (no parse: it runs once per phone while
+    collecting); a page that cannot be read as text is not followed."""
+    try:
+        text = _to_text(page)
+    except ParseError:
+        return False
+    return _SECURITY_LINK.search(text) is not None or _TRUST_WORD.search(text) is None
+
+
+def merge_security_page(network: PhonePage, security: PhonePage) -> PhonePage:
+    """The network page's facts completed with the security page's trust-list facts.
+
+    Each trust-list fact the network page leaves unknown (None, or no records) is taken from the
+    security page; where both show one, the network page's stands (it is the page the phone's own
+    menu calls the network setup). Lists of servers are joined without repeats; ``fields`` keeps
+    both pages' pairs, network page first.
+    """
+
+    def pick(a: Any, b: Any) -> Any:
+        return a if a is not None else b
+
+    ctl_signature: str | None
+    itl_signature: str | None
+    if network.ctl_signature is not None:
+        ctl_signature, ctl_algo = network.ctl_signature, network.ctl_signature_algo
+    else:
+        ctl_signature, ctl_algo = security.ctl_signature, security.ctl_signature_algo
+    if network.itl_signature is not None:
+        itl_signature, itl_algo = network.itl_signature, network.itl_signature_algo
+    else:
+        itl_signature, itl_algo = security.itl_signature, security.itl_signature_algo
+    return replace(
+        network,
+        security_mode=pick(network.security_mode, security.security_mode),
+        ctl_installed=pick(network.ctl_installed, security.ctl_installed),
+        ctl_signature=ctl_signature,
+        ctl_signature_algo=ctl_algo,
+        itl_installed=pick(network.itl_installed, security.itl_installed),
+        itl_signature=itl_signature,
+        itl_signature_algo=itl_algo,
+        tvs=_unique((*network.tvs, *security.tvs)),
+        trust_list_tftp=_unique((*network.trust_list_tftp, *security.trust_list_tftp)),
+        capf_servers=_unique((*network.capf_servers, *security.capf_servers)),
+        ctl_records=network.ctl_records or security.ctl_records,
+        itl_records=network.itl_records or security.itl_records,
+        fields=network.fields + security.fields,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -688,19 +1083,37 @@ _TIMESTAMPED = re.compile(
     re.IGNORECASE,
 )
 _MAX_MESSAGE = 512
-_MENTIONS_TRUST = re.compile(r"\b(?:ctl|itl|trust ?lists?)\b")
+# "Trust List", "TrustList", "Trust-List" (firmware and locales differ), "CTL", "ITL".
+_MENTIONS_TRUST = re.compile(r"\b(?:ctl|itl|trust[ -]?lists?)\b")
 # "File Not Found <CTLFile.tlv>", "ITLSEP<MAC>.tlv not found", "CTL file not found"
 _TRUST_FILE_NOT_FOUND = re.compile(
     r"not found.*\b(?:ctl|itl)\w*\.tlv\b|\b(?:ctl|itl)(?:\w*\.tlv| file)\b.*\bnot found"
 )
-_NONE_INSTALLED = re.compile(r"\bno (?:ctl|itl|trust ?lists?)\b")
+_NONE_INSTALLED = re.compile(r"\bno (?:ctl|itl|trust[ -]?lists?)\b")
 _ERASED = re.compile(r"\b(?:eras|delet|remov)")
 _UPDATED = re.compile(r"\bupdated?\b")
 _INSTALLED = re.compile(r"\binstalled\b")
 
 
+# "Phone failed to register. Cert key size is not FIPS compliant." (8800 guide's status messages)
+_FIPS_KEY_SIZE = re.compile(r"\bkey[ -]?size\b.*\bfips\b|\bfips\b.*\bkey[ -]?size\b")
+
+
+def is_fips_key_size_message(text: str) -> bool:
+    """The message a phone in FIPS mode shows when a certificate's key is too small to register.
+    No trust-list event (:func:`classify_trust_message` gives None): it is reported on its own."""
+    return _FIPS_KEY_SIZE.search(_clean(text[:_MAX_MESSAGE]).casefold()) is not None
+
+
 def classify_trust_message(text: str) -> TrustEvent | None:
-    """The trust-list meaning of one status message (the firmware's phrases, tolerant of wording)."""
+    """The trust-list meaning of one status message (the firmware's phrases, tolerant of wording).
+
+    The 8800 guide's texts: "CTL and ITL installed", "CTL Installed", "ITL installed" (INSTALLED);
+    "Trust List updated" (UPDATED); "CTL update failed", "Trust List update failed" and its
+    variants ("... verification failure") (FAILED); "No Trust List installed" (NONE_INSTALLED);
+    "Erasing CTL and ITL files" (ERASED); "File Not Found <CTLFile.tlv>" (NOT_FOUND). Case and
+    spacing do not matter.
+    """
     # Real messages are short; the cap keeps the searches linear on a hostile page's junk.
     key = _clean(text[:_MAX_MESSAGE]).casefold()
     mentions = _MENTIONS_TRUST.search(key) is not None
@@ -752,7 +1165,9 @@ def _status(doc: _Doc) -> StatusMessages:
     for line in _message_lines(doc):
         match = _TIMESTAMPED.match(line)
         stamp, text = (match.group("stamp"), match.group("text")) if match else (None, line)
-        messages.append(StatusMessage(stamp, text, classify_trust_message(text)))
+        messages.append(
+            StatusMessage(stamp, text, classify_trust_message(text), is_fips_key_size_message(text))
+        )
     last = next((m for m in reversed(messages) if m.trust_event is not None), None)
     return StatusMessages(
         kind=_kind(doc),
@@ -763,6 +1178,8 @@ def _status(doc: _Doc) -> StatusMessages:
         last_trust_event_kind=last.trust_event if last else None,
         trust_update_failed=last is not None and last.trust_event is TrustEvent.FAILED,
         web_access=_yes_no(doc.first(_L_WEB_ACCESS)),
+        format=doc.format,
+        fips_key_size_rejected=any(m.fips_key_size for m in messages),
     )
 
 
@@ -780,19 +1197,36 @@ def parse_phone_page(html: str | bytes) -> PhonePage | StatusMessages:
     return _network(doc)
 
 
+def parse_xml_page(page: str | bytes) -> PhonePage | StatusMessages:
+    """Like :func:`parse_phone_page`, for a page fetched from an XML path ("...X"): a page that is
+    not XML is a :class:`ParseError` instead of being read as HTML."""
+    if not _looks_like_xml(_to_text(page)):
+        raise ParseError("XML page: not XML (no '<?xml' declaration and no known XML page root)", 0)
+    return parse_phone_page(page)
+
+
 __all__ = [
     "MAX_PAGE_CHARS",
     "PageCallManager",
+    "PageFormat",
+    "PageInterface",
     "PageKind",
+    "PageRecord",
     "ParseError",
     "PhonePage",
+    "RecordRole",
     "SignatureAlgo",
     "StatusMessage",
     "StatusMessages",
     "TrustEvent",
     "classify_trust_message",
     "detect_page",
+    "is_fips_key_size_message",
+    "merge_security_page",
     "parse_network_page",
     "parse_phone_page",
+    "parse_security_page",
     "parse_status_messages",
+    "parse_xml_page",
+    "security_page_wanted",
 ]

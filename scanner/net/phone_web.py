@@ -12,6 +12,14 @@ missing in terms the readiness analysis can use:
 * ``timeout``: no answer at all (phone off, unreachable, filtered);
 * ``not_found``: the server answered but has no such page under any known path (model layout).
 
+Every model's pages: each page is tried under its HTML paths first (78xx/88xx Serviceability
+adapter, then the older flat names), then under the XML paths ("...X": ``adapterX=``,
+``/NetworkConfigurationX``, ``/DeviceInformationX``) of phones that serve only those; the core
+parser reads either shape. Models whose network page keeps the trust-list hashes on a separate
+security page (the page links to ``adapter=device.statistics.security``, or shows no CTL/ITL line
+at all) have that page fetched too, right after the network page, as its own result
+(:data:`SECURITY_PAGE`, named ``security``): the evidence keeps each page as received.
+
 Phones use self-signed certificates over HTTPS, so HTTPS fetches do not verify them (the
 ``HttpFetcher`` for phones is made with ``verify=False``); nothing is sent but GET requests.
 """
@@ -22,9 +30,10 @@ import re
 from dataclasses import dataclass
 
 from scanner.core.evidence import Outcome
+from scanner.core.phonepage import security_page_wanted
 from scanner.net.http_fetch import HttpFetcher, HttpResult
 
-__all__ = ["PAGES", "PageResult", "PageSpec", "fetch_phone_pages", "phone_url"]
+__all__ = ["PAGES", "SECURITY_PAGE", "PageResult", "PageSpec", "fetch_phone_pages", "phone_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +43,46 @@ class PageSpec:
 
 
 # Paths per page, newest layout first: 78xx/88xx serve the Serviceability adapter, 79xx the
-# older flat names (SeeYouCM-Thief's fixtures, spec §5.3).
+# older flat names (SeeYouCM-Thief's fixtures, spec §5.3); then the XML twins ("adapterX=",
+# "...X"), which phone scripts read from 79xx models. HTML first: the phones that have it show the
+# CTL/ITL lines there, and a phone with HTML pages costs no extra request. "/" (the home page)
+# stays last for device information: every phone answers it.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "network-setup",
-        ("/CGI/Java/Serviceability?adapter=device.statistics.configuration", "/NetworkConfiguration"),
+        (
+            "/CGI/Java/Serviceability?adapter=device.statistics.configuration",
+            "/NetworkConfiguration",
+            "/CGI/Java/Serviceability?adapterX=device.statistics.configuration",
+            "/NetworkConfigurationX",
+        ),
     ),
-    PageSpec("status-messages", ("/CGI/Java/Serviceability?adapter=device.settings.status.messages",)),
-    PageSpec("device-information", ("/CGI/Java/Serviceability?adapter=device.statistics.device", "/")),
+    PageSpec(
+        "status-messages",
+        (
+            "/CGI/Java/Serviceability?adapter=device.settings.status.messages",
+            "/CGI/Java/Serviceability?adapterX=device.settings.status.messages",
+        ),
+    ),
+    PageSpec(
+        "device-information",
+        (
+            "/CGI/Java/Serviceability?adapter=device.statistics.device",
+            "/CGI/Java/Serviceability?adapterX=device.statistics.device",
+            "/DeviceInformationX",
+            "/",
+        ),
+    ),
 )
+# Fetched only when the network page asks for it (``security_page_wanted``), right after it.
+SECURITY_PAGE = PageSpec(
+    "security",
+    (
+        "/CGI/Java/Serviceability?adapter=device.statistics.security",
+        "/CGI/Java/Serviceability?adapterX=device.statistics.security",
+    ),
+)
+_NETWORK_PAGE = "network-setup"
 
 _DISABLED_TEXT = re.compile(rb"web\s*access\s*(?:is\s*)?disabled", re.IGNORECASE)
 
@@ -97,15 +137,22 @@ async def fetch_phone_pages(
     port: int,
     *,
     pages: tuple[PageSpec, ...] = PAGES,
+    security: PageSpec | None = SECURITY_PAGE,
     timeout: float = 8.0,
     max_size: int = 2 << 20,
 ) -> list[PageResult]:
     """Every page of one phone, in order, one request at a time. After a page that shows the
     phone cannot answer (timeout, refused, disabled), the remaining pages are not requested:
-    they get the same outcome, with a note, so every page still has its line in the manifest."""
+    they get the same outcome, with a note, so every page still has its line in the manifest.
+
+    ``security`` (None: never) is fetched right after the network page when that page was read
+    and sends us there (it links to the security page or shows no CTL/ITL line); it is a result
+    of its own, present only then (a phone whose network page holds the hashes has no such line)."""
     results: list[PageResult] = []
     stop: PageResult | None = None
-    for spec in pages:
+    queue = list(pages)
+    while queue:
+        spec = queue.pop(0)
         if stop is not None:
             note = f"not requested: {stop.page} was {stop.outcome.value}"
             results.append(
@@ -118,4 +165,12 @@ async def fetch_phone_pages(
         results.append(r)
         if r.outcome in (Outcome.TIMEOUT, Outcome.REFUSED, Outcome.DISABLED):
             stop = r
+        elif (
+            security is not None
+            and spec.name == _NETWORK_PAGE
+            and r.outcome is Outcome.OK
+            and r.data is not None
+            and security_page_wanted(r.data)
+        ):
+            queue.insert(0, security)
     return results
