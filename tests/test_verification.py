@@ -78,3 +78,36 @@ def test_fleet_outcome() -> None:
     assert summarize([make[Migration.MIGRATED], make[Migration.UNKNOWN]]).outcome is FleetOutcome.INCOMPLETE
     s = summarize([make[Migration.UNKNOWN], make[Migration.STUCK]])
     assert s.outcome is FleetOutcome.STUCK and s.counts["STUCK"] == 1 and s.total == 2
+
+
+def test_prediction_diff_names_the_phones_the_scan_did_not_foresee(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    import orjson
+
+    from scanner.cli.main import main
+
+    def dev(name: str, readiness: str, codes: list[str]) -> dict[str, object]:
+        return {"name": name, "readiness": readiness, "codes": codes}
+
+    def out(name: str, outcome: str, reason: str) -> dict[str, object]:
+        return {"name": name, "outcome": outcome, "reasons": [reason], "facts": {}}
+
+    d = Path(str(tmp_path))
+    (d / "report.json").write_bytes(orjson.dumps({"schema_version": 1, "devices": [
+        dev("SEP000000000001", "READY", []), dev("SEP000000000002", "READY", []),
+        dev("SEP000000000003", "NOT_READY", ["TVS_UNREACHABLE"]), dev("SEP000000000004", "NOT_READY", ["X"]),
+        dev("SEP000000000005", "UNKNOWN", []), dev("SEP000000000006", "READY", [])]}))
+    (d / "verification.json").write_bytes(orjson.dumps({"verification_version": 1, "devices": [
+        out("SEP000000000001", "MIGRATED", "ok"), out("SEP000000000002", "STUCK", "update failed"),
+        out("SEP000000000003", "MIGRATED", "ok"), out("SEP000000000004", "STUCK", "update failed"),
+        out("SEP000000000005", "STUCK", "x"), out("SEP000000000007", "NOT_MOVED", "x")]}))
+    assert main(["diff", str(d / "report.json"), str(d / "verification.json"), "--json"]) == 1
+    records = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["name"], r["verdict"]) for r in records[:-1]] == [("SEP000000000002", "missed"), ("SEP000000000003", "overcautious")]
+    s = records[-1]
+    assert s["type"] == "prediction_summary" and s["counts"] == {"agree": 2, "missed": 1, "overcautious": 1, "untested": 1}
+    assert (s["only_in_scan"], s["only_in_verification"]) == (1, 1)
+    (d / "v2.json").write_bytes(orjson.dumps({"verification_version": 1, "devices": [out("SEP000000000001", "MIGRATED", "ok")]}))
+    assert main(["diff", str(d / "report.json"), str(d / "v2.json")]) == 0
+    assert "Result: AGREE" in capsys.readouterr().err
