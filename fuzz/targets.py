@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from fuzz.tvs_targets import tvs_message, tvs_responder, tvs_seeds
 from scanner.app.inspection import inspect_bytes, outcome, render_text
 from scanner.core.cucm import axl, risport
 from scanner.core.cucm.soap import SoapFault, parse_response
@@ -242,6 +243,8 @@ TARGETS: dict[str, Target] = {
         Target("redact_config", redact_config_xml, (ParseError,), _config_seeds),
         Target("phone_page", parse_phone_page, (ParseError,), _page_seeds),
         Target("tftp_packet", decode, (ParseError,), lambda: [b"\x00\x03\x00\x01data", *_crashers("tftp_packet")]),
+        Target("tvs_message", tvs_message, (ParseError,), lambda: tvs_seeds() + _crashers("tvs_message")),
+        Target("tvs_responder", tvs_responder, (), lambda: tvs_seeds() + _crashers("tvs_responder")),
     )
 }
 

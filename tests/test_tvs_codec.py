@@ -20,6 +20,8 @@ from scanner.core.tvs.codec import (
     encode,
     query_request,
     query_response,
+    verify_request,
+    verify_response,
 )
 
 # TVS log, step 5: the first 50 of the 153 bytes of the phone's query (Cisco's dump stops there).
@@ -119,6 +121,36 @@ def test_the_framer_cuts_a_stream_and_stays_broken_after_an_error() -> None:
     assert info.value.offset == len(stream)
     with pytest.raises(ParseError, match="already failed"):
         framer.feed(a)
+
+
+def test_verify_request_and_its_answers() -> None:
+    cert = CERT_HEAD + bytes(100)
+    req = decode(encode(verify_request(0x3EA, "CP-8861-SEPB000B4BA0AEE", cert)))
+    assert (req.command, req.session_id, req.device_name, req.certificate) == (
+        Command.VERIFY_REQUEST,
+        0x3EA,
+        "CP-8861-SEPB000B4BA0AEE",
+        cert,
+    )
+    ok = decode(encode(verify_response(0x3EA, roles=(0,))))
+    assert (ok.command, ok.reserved, ok.status, ok.roles, ok.ttl, ok.certificate) == (
+        Command.VERIFY_RESPONSE,
+        0xF7,
+        0,
+        (0,),
+        86400,
+        None,
+    )
+    bad = decode(encode(verify_response(0x3EA, roles=None)))
+    assert (bad.status, bad.roles, bad.ttl, [t for t, _ in bad.elements]) == (1, None, None, [Tag.STATUS])
+
+
+def test_the_framer_refuses_a_long_body_from_its_header() -> None:
+    framer = Framer(max_body=100)
+    assert framer.feed(encode(verify_request(1, "CP-8861-SEP000000000000", bytes(60)))) != []
+    with pytest.raises(ParseError, match="101 bytes is over the limit of 100") as info:
+        framer.feed(bytes.fromhex("57 01 01 00 00 00 00 02 00 65"))  # the header alone
+    assert info.value.offset == 10 + 3 + 24 + 3 + 60 + 8 and framer.broken
 
 
 @given(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=300)), max_size=8), st.integers(0, 2**32 - 1),

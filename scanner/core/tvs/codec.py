@@ -22,7 +22,8 @@ does not know is kept, byte for byte, and listed in ``Message.unknown_tags``: ne
 
 Errors are ``ParseError`` with the offset: not 0x57, another version, a command outside 1-4, a
 body shorter than the header says, an element that runs past the body. ``Framer`` cuts a TCP
-byte stream into messages and refuses a length over ``MAX_BODY``.
+byte stream into messages and refuses a length over its ``max_body`` (``MAX_BODY`` unless a
+server sets less: ``scanner.lab.tvs_server`` does, since a request holds one certificate).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ __all__ = [
     "encode",
     "query_request",
     "query_response",
+    "verify_request",
+    "verify_response",
 ]
 
 PROTOCOL = 0x57
@@ -202,6 +205,9 @@ class Framer:
     _buf: bytearray = field(default_factory=bytearray)
     _seen: int = 0  # stream offset of _buf[0], for the error offsets
     broken: bool = False
+    # A body length over this is refused as soon as the header arrives, before its bytes are
+    # buffered: a server sets what its requests can need (the format itself caps it at MAX_BODY).
+    max_body: int = MAX_BODY
 
     def feed(self, data: bytes) -> list[Message]:
         if self.broken:
@@ -211,6 +217,10 @@ class Framer:
         try:
             while len(self._buf) >= HEADER:
                 command, reserved, session, length = _header(self._buf, self._seen)
+                if length > self.max_body:
+                    raise ParseError(
+                        f"TVS body of {length} bytes is over the limit of {self.max_body}", self._seen + 8
+                    )
                 if len(self._buf) < HEADER + length:
                     break
                 body = bytes(self._buf[HEADER : HEADER + length])
@@ -257,6 +267,39 @@ def query_response(
         (
             (Tag.STATUS, bytes((STATUS_VALID,))),
             (Tag.CERTIFICATE, certificate),
+            (Tag.ROLES, bytes(roles)),
+            (Tag.TTL, ttl.to_bytes(4, "big")),
+        ),
+        reserved,
+    )
+
+
+def verify_request(session_id: int, device: str, certificate: bytes) -> Message:
+    """What a phone sends to have TVS vouch for a certificate it holds whole (a server's, in a
+    TLS handshake or a signed file's signer): device name and the DER (tvsd, usecallmanagernz)."""
+    return Message(
+        Command.VERIFY_REQUEST,
+        session_id,
+        ((Tag.DEVICE_NAME, b"\x01" + device.encode("ascii")), (Tag.CERTIFICATE, certificate)),
+    )
+
+
+def verify_response(
+    session_id: int,
+    *,
+    roles: Iterable[int] | None,
+    ttl: int = DEFAULT_TTL,
+    reserved: int = RESPONSE_RESERVED,
+) -> Message:
+    """TVS's answer to a verify request: status valid with the roles and the TTL (no certificate:
+    the phone sent it), or status invalid alone (``roles=None``: TVS does not know it)."""
+    if roles is None:
+        return Message(Command.VERIFY_RESPONSE, session_id, ((Tag.STATUS, bytes((STATUS_INVALID,))),), reserved)
+    return Message(
+        Command.VERIFY_RESPONSE,
+        session_id,
+        (
+            (Tag.STATUS, bytes((STATUS_VALID,))),
             (Tag.ROLES, bytes(roles)),
             (Tag.TTL, ttl.to_bytes(4, "big")),
         ),
