@@ -206,7 +206,7 @@ def worker_scanner(lab: Path, transport: str, phones: int, unlimited_rate: bool)
         import uvloop
     except ImportError:  # the CLI's choice too: uvloop when available
         uvloop = None  # type: ignore[assignment]
-    profile = load_profile(lab / "profile.toml")
+    profile = load_profile(lab / "profile-manual.toml")  # nodes by hand: app.collect is given no discovery
     t = Transport(transport)
     clusters = {c.name: dataclasses.replace(c, transport=t) for c in profile.clusters}
     profile = dataclasses.replace(profile, source=clusters["source"], destination=clusters["destination"])
@@ -266,7 +266,7 @@ def worker_tftpy(lab: Path, phones: int) -> dict[str, Any]:
     from scanner.store.profiles import load_profile
 
     logging.getLogger("tftpy").setLevel(logging.CRITICAL)
-    profile = load_profile(lab / "profile.toml")
+    profile = load_profile(lab / "profile-manual.toml")  # nodes by hand: app.collect is given no discovery
     nodes = [n for c in profile.clusters for n in c.tftp]
     names = _phone_names(lab, phones)
     work = [(nodes[i % len(nodes)], f"{p}{name}{s}") for i, name in enumerate(names) for p, s in FILES]
@@ -303,7 +303,7 @@ def worker_floor(lab: Path, transport: str, phones: int) -> dict[str, Any]:
     except ImportError:
         uvloop = None  # type: ignore[assignment]
     lim = Limits()
-    profile = load_profile(lab / "profile.toml")
+    profile = load_profile(lab / "profile-manual.toml")  # nodes by hand: app.collect is given no discovery
     nodes = [n for c in profile.clusters for n in c.tftp]
     names = _phone_names(lab, phones)
     work = [(nodes[i % len(nodes)], f"{p}{name}{s}") for i, name in enumerate(names) for p, s in FILES]
@@ -410,7 +410,7 @@ def worker_dry_run(lab: Path, phones: int) -> dict[str, Any]:
     from scanner.core.inventory import Phone
     from scanner.store.profiles import load_profile
 
-    profile = load_profile(lab / "profile.toml")
+    profile = load_profile(lab / "profile-manual.toml")  # nodes by hand: app.collect is given no discovery
     rss0 = _rss_mb()
     cpu0 = _cpu()
     fleet = [Phone(n) for n in _phone_names(lab, phones)]

@@ -120,7 +120,7 @@ def scan(lab: Path, out: Path, now: dt.datetime) -> tuple[dict[str, str], list[d
     from scanner.core.profile import Transport
     from scanner.store.profiles import load_profile
 
-    profile = load_profile(lab / "profile.toml")
+    profile = load_profile(lab / "profile-manual.toml")  # nodes by hand: app.collect is given no discovery
     clusters = {c.name: dataclasses.replace(c, transport=Transport.TFTP) for c in profile.clusters}
     profile = dataclasses.replace(profile, source=clusters["source"], destination=clusters["destination"])
     inventory = parse_inventory((lab / "inventory.csv").read_bytes())

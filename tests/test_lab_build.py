@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +18,7 @@ from scanner.core.filechecks import is_blank_itl
 from scanner.core.trustlist import Digest, Role, parse
 from scanner.core.verify import verify
 from scanner.lab.build import SHA512_UNSUPPORTED, build_lab
-from scanner.lab.scenario import BUILTIN
+from scanner.lab.scenario import BUILTIN, parse_scenario
 from scanner.lab.testing import TEST_BASE, built_lab, key_factory
 from scanner.store.trust_stores import load_trust_store
 
@@ -113,7 +116,9 @@ def test_trust_stores_bulk_import() -> None:
 
 def test_profile_and_inventory_contract() -> None:
     d = built_lab("healthy")
-    prof = tomllib.loads((d / "profile.toml").read_text())
+    # profile-manual.toml: every node by hand, no AXL (the CSV path); profile.toml: see below.
+    prof = tomllib.loads((d / "profile-manual.toml").read_text())
+    assert all("axl" not in c for c in prof["clusters"].values())
     src = prof["clusters"]["source"]
     assert src["mode"] == "mixed" and src["version"] == "10.5" and src["transport"] == "http-first"
     assert set(src["trust_stores"]) == {"CallManager-trust", "Phone-SAST-trust"}
@@ -123,8 +128,8 @@ def test_profile_and_inventory_contract() -> None:
     assert len(set(addresses)) == len(addresses) and all(a.startswith("127.") for a in addresses)
     assert prof["phones"] == {"web_port": 8080, "web_scheme": "http"}
     profile_mod = pytest.importorskip("scanner.store.profiles")
-    loaded = profile_mod.load_profile(d / "profile.toml")
-    assert loaded is not None
+    loaded = profile_mod.load_profile(d / "profile-manual.toml")
+    assert loaded is not None and all(c.axl is None for c in loaded.clusters)
     header = (d / "inventory.csv").read_text().splitlines()[0]
     assert header.startswith("Device Name,Description,Device Type,Device Pool,IP Address")
 
@@ -262,3 +267,147 @@ def _check_cluster_files(d: Path, scenario: str) -> None:
         assert not (d / "tftp/dst-pub/CTLFile.tlv").exists()
     elif scenario == "trust-store-missing":
         assert "trust_stores" not in tomllib.loads((d / "profile.toml").read_text())["clusters"]["source"]
+
+
+# -- the publishers' AXL and RisPort70: profile.toml, lab.json "cucm", PKI, secrets --------------
+
+
+def _node_set(nodes: tuple[Any, ...]) -> set[tuple[Any, ...]]:
+    return {(n.address, getattr(n, "tftp_port", None), getattr(n, "http_port", None), getattr(n, "port", None)) for n in nodes}
+
+
+def _discovered(d: Path, profile_name: str = "profile.toml") -> dict[str, Any]:
+    """Each cluster of ``profile_name`` completed with the nodes its lab.json database lists,
+    as discovery completes it (scanner.core.cucm.discovery.complete_cluster)."""
+    from scanner.core.cucm.axl import ClusterNode
+    from scanner.core.cucm.discovery import complete_cluster
+    from scanner.store.profiles import load_profile
+
+    profile = load_profile(d / profile_name)
+    lab = _lab(d)
+    out = {}
+    for c in profile.clusters:
+        nodes = [ClusterNode(**n) for n in lab["clusters"][c.name]["cucm"]["nodes"]]
+        out[c.name], warnings = complete_cluster(c, nodes)
+        assert warnings == ()
+    return out
+
+
+def test_profile_discovers_through_each_publisher_axl() -> None:
+    from scanner.store.profiles import load_profile
+
+    d = built_lab("healthy")
+    lab = _lab(d)
+    prof = tomllib.loads((d / "profile.toml").read_text())
+    for name, octet in (("source", TEST_BASE), ("destination", TEST_BASE + 10)):
+        table = prof["clusters"][name]
+        assert "tftp" not in table and "tvs" not in table  # every node comes from AXL
+        assert table["discovered_ports"] == {"tftp": 6969, "http": 6970, "tvs": 2445}
+        assert table["axl"] == {
+            "host": f"127.{octet}.0.1", "port": 8443, "user": "trustscan-ro",
+            "password_file": f"secrets/{name}-axl.password", "ca_bundle": "pki/api-ca.pem", "risport_per_minute": 15,
+        }
+        secret = d / table["axl"]["password_file"]
+        assert secret.stat().st_mode & 0o077 == 0
+        assert secret.read_text().splitlines() == [lab["clusters"][name]["cucm"]["users"]["trustscan-ro"]]
+    loaded = load_profile(d / "profile.toml")
+    assert all(c.axl is not None and c.axl.ca_bundle == d / "pki/api-ca.pem" for c in loaded.clusters)
+    # What discovery adds is exactly what the manual profile names (by address and ports).
+    manual = load_profile(d / "profile-manual.toml")
+    for name, done in _discovered(d).items():
+        hand = getattr(manual, name)
+        assert _node_set(done.tftp) == _node_set(hand.tftp) and _node_set(done.tvs) == _node_set(hand.tvs)
+
+
+def test_a_node_with_ports_of_its_own_is_written_by_hand() -> None:
+    sc = parse_scenario('name = "ports"\n[nodes.src-sub1]\ntftp_port = 7069\n[nodes.src-sub2]\nport = 2446\n', "p.toml")
+    d = built_lab(sc, phones=4)
+    prof = tomllib.loads((d / "profile.toml").read_text())
+    src = prof["clusters"]["source"]
+    assert src["tftp"] == [{"name": "src-sub1", "address": f"127.{TEST_BASE}.0.2", "tftp_port": 7069, "http_port": 6970}]
+    assert src["tvs"] == [{"name": "src-sub2", "address": f"127.{TEST_BASE}.1.3", "port": 2446}]
+    assert "tftp" not in prof["clusters"]["destination"]
+    done = _discovered(d)["source"]
+    # The hand-written node wins over the one AXL lists at its address: no duplicate, its port.
+    assert sorted((n.address, n.tftp_port) for n in done.tftp) == [(f"127.{TEST_BASE}.0.1", 6969), (f"127.{TEST_BASE}.0.2", 7069)]
+    assert sorted((n.address, n.port) for n in done.tvs) == [
+        (f"127.{TEST_BASE}.1.1", 2445), (f"127.{TEST_BASE}.1.2", 2445), (f"127.{TEST_BASE}.1.3", 2446)
+    ]
+
+
+def test_cluster_database_settings_follow_the_scenario() -> None:
+    def params(scenario: str, cluster: str) -> dict[str, str]:
+        found: dict[str, str] = _lab(built_lab(scenario, phones=6))["clusters"][cluster]["cucm"]["params"]
+        return found
+
+    assert params("healthy", "source") == {"ClusterSecurityMode": "1", "RollBackToPreGrayback": "F"}
+    assert params("rollback-mixed-mode", "source") == {"ClusterSecurityMode": "1", "RollBackToPreGrayback": "T"}
+    assert params("rollback-path", "source") == {"ClusterSecurityMode": "0", "RollBackToPreGrayback": "T"}
+    assert params("rollback-path", "destination")["RollBackToPreGrayback"] == "F"
+    assert params("dest-non-secure", "destination")["ClusterSecurityMode"] == "0"
+    busy = _lab(built_lab("cucm-busy", phones=6))["clusters"]
+    assert (busy["source"]["cucm"]["per_minute"], busy["source"]["cucm"]["delay"]) == (5, 2.0)
+    assert (busy["destination"]["cucm"]["per_minute"], busy["destination"]["cucm"]["delay"]) == (15, 0.0)
+
+
+def test_cluster_database_lists_nodes_by_address_and_every_source_phone() -> None:
+    d = built_lab("mixed", phones=60)
+    lab = _lab(d)
+    src = lab["clusters"]["source"]["cucm"]
+    tftp = [n["address"] for n in lab["clusters"]["source"]["tftp"]]
+    tvs = [t["address"] for t in lab["clusters"]["source"]["tvs"]]
+    assert src["nodes"] == [
+        *({"name": a, "publisher": i == 0, "tftp": True, "tvs": False} for i, a in enumerate(tftp)),
+        *({"name": a, "publisher": False, "tftp": False, "tvs": True} for a in tvs),
+    ]
+    assert src["publisher"] == tftp[0] and src["port"] == 8443
+    assert lab["clusters"]["destination"]["cucm"]["devices"] == []
+    devices = {x["name"]: x for x in src["devices"]}
+    assert set(devices) == {p["name"] for p in lab["phones"]}
+    rows = {r["Device Name"]: r for r in csv.DictReader(io.StringIO((d / "inventory.csv").read_text()))}
+    ak = _answer(d)
+    for p in lab["phones"]:
+        dev = devices[p["name"]]
+        assert dev["model"] == "Cisco " + p["model"].removeprefix("CP-") and dev["device_pool"] == p["pool"]
+        assert dev["node"] in tftp and dev["owner"] == p["user"]
+        if p["fault"] == "phone-unregistered":
+            assert dev["status"] == "UnRegistered" and p["web"] == "off"
+            assert rows[p["name"]]["IP Address"] == ""  # a real export has none either
+            got = ak["devices"][p["name"]]
+            assert got["readiness"] == "UNKNOWN" and "PHONE_EVIDENCE_MISSING" in got["codes"]
+        else:
+            assert "status" not in dev and dev["addresses"] == [p["ip"]] == [rows[p["name"]]["IP Address"]]
+        if p["fault"] == "phone-failover":
+            assert dev["failed_over_from"] in tftp and dev["failed_over_from"] != dev["node"]
+            assert ak["devices"][p["name"]]["readiness"] == "READY"
+    assert {p["fault"] for p in lab["phones"]} >= {"phone-unregistered", "phone-failover"}
+    others = {p["ip"] for p in lab["phones"] if p["fault"] != "phone-unregistered"}
+    last = [devices[p["name"]]["addresses"][0] for p in lab["phones"] if p["fault"] == "phone-unregistered"]
+    assert any(a in others for a in last)  # a last-known address another phone has now
+
+
+def test_tomcat_certificates_are_signed_by_the_api_ca_for_the_publisher_only() -> None:
+    from cryptography import x509
+
+    d = built_lab("healthy")
+    ca = x509.load_pem_x509_certificate((d / "pki/api-ca.pem").read_bytes())
+    for name in ("source", "destination"):
+        cucm = _lab(d)["clusters"][name]["cucm"]
+        cert = x509.load_pem_x509_certificate((d / cucm["cert"]).read_bytes())
+        cert.verify_directly_issued_by(ca)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == [cucm["publisher"]]
+        assert (d / cucm["key"]).is_file()
+
+
+def test_the_wrong_password_scenario_refuses_profile_toml_only() -> None:
+    from scanner.lab.answer import refusal_differences
+
+    d = built_lab("axl-wrong-password", phones=6)
+    ak = _answer(d)
+    assert ak["verdict"] == "GO" and ak["refused"]["profile"] == "profile.toml"
+    message = f"discovery failed: cluster source: AXL at 127.{TEST_BASE}.0.1:8443 refused the user 'trustscan-ro' (HTTP 401)"
+    assert refusal_differences(ak, 64, message) == []
+    assert refusal_differences(ak, 1, message) == ["exit 1 != 64"]
+    assert len(refusal_differences(ak, 64, "cluster destination: HTTP 401")) == 2
+    assert refusal_differences(_answer(built_lab("healthy")), 64, message) != []

@@ -318,7 +318,9 @@ async def _every_phone_answers(lab: dict[str, Any]) -> int:
     ok = 0
     async with aiohttp.ClientSession() as s:
         for phone in lab["phones"]:
-            url = f"http://{phone['ip']}:{web}/CGI/Java/Serviceability?adapter=device.statistics.device"
+            # XML-page models answer the XML twin only (scanner/lab/pages.py).
+            page = "DeviceInformationX" if phone.get("pages") == "xml" else "CGI/Java/Serviceability?adapter=device.statistics.device"
+            url = f"http://{phone['ip']}:{web}/{page}"
             if phone["web"] == "off":
                 with pytest.raises(aiohttp.ClientConnectionError):
                     await s.get(url)

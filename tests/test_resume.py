@@ -257,8 +257,11 @@ def test_evidence_from_another_profile(world: tuple[Path, Path, dict[str, Any]],
     # Another node: the evidence answers another question; never GO, the difference named.
     import re
 
+    # The lab's profile discovers its nodes through AXL (the evidence's discovery record says which);
+    # the hand-written one names them, so one of its addresses is moved.
+    manual = (lab / "profile-manual.toml").read_text() + "\n[limits]\nper_node_rate = 80\nper_node_burst = 8\n"
     moved = lab / "moved-profile.toml"
-    moved.write_text(re.sub(r'address = "127\.(\d+)\.0\.2"', r'address = "127.\1.0.99"', text, count=1))
+    moved.write_text(re.sub(r'address = "127\.(\d+)\.0\.2"', r'address = "127.\1.0.99"', manual, count=1))
     main(["scan", "--profile", str(moved), "--inventory", str(lab / "inventory.csv"), "--no-history",
           "--no-progress", "--from", str(ref / "evidence"), "--out", str(tmp_path / "b")])
     capsys.readouterr()

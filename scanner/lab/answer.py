@@ -9,12 +9,18 @@ faults injected (an oracle independent of any scanner). The rules are documented
   is a blocker only when every TVS member the phone lists is faulty;
 * a transport fault on a TFTP node matters only if it breaks every protocol the cluster's
   ``transport`` uses; then it is FETCH_FAILED (UNKNOWN) for the phones that depend on that node
-  (source node: the phones whose TFTP Server 1 it is; destination node: every phone).
+  (source node: the phones whose TFTP Server 1 it is; destination node: every phone);
+* a phone that is not registered (``phone-unregistered``) has no address in either inventory
+  (RisPort70 gives none, the CSV cell is empty): its own evidence is missing, as with web access
+  off; a phone that failed over (``phone-failover``) is judged as any other;
+* ``axl-wrong-password`` makes a scan with ``profile.toml`` a usage error: the key's ``refused``
+  says which exit code and which words the message must have; the rest of the key is what
+  ``profile-manual.toml`` (no discovery) gives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +81,11 @@ _PHONE_FAULT_CODES = {
     "sha512-unsupported-model": (Code.DIGEST_UNSUPPORTED,),
     "web-access-off": (Code.PHONE_EVIDENCE_MISSING,),
     "phone-web-stall": (Code.PHONE_EVIDENCE_MISSING,),
+    "phone-unregistered": (Code.PHONE_EVIDENCE_MISSING,),
+    "phone-failover": (),
 }
+# The exit code of a scan refused before anything is contacted (scanner/cli: usage error).
+EXIT_REFUSED = 64
 
 _CLUSTER_FAULT_CODES = {
     "itlrecovery-not-imported": (Code.DEST_SIGNER_UNTRUSTED, Code.ITLRECOVERY_NOT_IMPORTED),
@@ -175,9 +185,17 @@ def phone_answer(scenario: Scenario, phone: PhoneFacts) -> tuple[Readiness, list
     return readiness_of(codes, blocking), sorted(codes)
 
 
-def answer_key(scenario: Scenario, seed: str, phones: Sequence[PhoneFacts]) -> dict[str, Any]:
+def answer_key(
+    scenario: Scenario,
+    seed: str,
+    phones: Sequence[PhoneFacts],
+    *,
+    publishers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """answer-key.json: the verdict, the counts, each phone's readiness and codes, each cluster's
-    codes (plain strings: the key is read back by tools that know no enum)."""
+    codes (plain strings: the key is read back by tools that know no enum); and ``refused`` when
+    a scan with profile.toml must stop before it starts (``publishers``: each cluster's AXL
+    ``host:port``, for the words the message names)."""
     devices: dict[str, dict[str, Any]] = {}
     clusters: dict[str, set[Code]] = {"source": set(), "destination": set()}
     for p in phones:
@@ -208,7 +226,7 @@ def answer_key(scenario: Scenario, seed: str, phones: Sequence[PhoneFacts]) -> d
     counts = {
         s.value: sum(1 for d in devices.values() if d["readiness"] == s) for s in Readiness
     }
-    return {
+    key: dict[str, Any] = {
         "verdict": verdict.value,
         "counts": counts,
         "devices": devices,
@@ -216,6 +234,30 @@ def answer_key(scenario: Scenario, seed: str, phones: Sequence[PhoneFacts]) -> d
         "scenario": scenario.name,
         "seed": seed,
     }
+    for f in scenario.uses("axl-wrong-password"):
+        cluster = str(f.param("cluster"))
+        where = (publishers or {}).get(cluster, "")
+        key["refused"] = {
+            "profile": "profile.toml",
+            "exit": EXIT_REFUSED,
+            "cluster": cluster,
+            "publisher": where,
+            "message": [f"cluster {cluster}", where, "HTTP 401"] if where else [f"cluster {cluster}", "HTTP 401"],
+        }
+    return key
+
+
+def refusal_differences(key: Mapping[str, Any], exit_code: int, message: str) -> list[str]:
+    """How a refused scan (its exit code and its error text) differs from the key's ``refused``;
+    a key without ``refused`` expects no refusal at all."""
+    want = key.get("refused")
+    if want is None:
+        return [f"the scan was refused (exit {exit_code}) and the key expects a report"]
+    problems = []
+    if exit_code != want["exit"]:
+        problems.append(f"exit {exit_code} != {want['exit']}")
+    problems += [f"the message does not name {word!r}: {message[:200]!r}" for word in want["message"] if word not in message]
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,14 +2,19 @@
 
 Layout of DIR (docs/lab.md has the long form)::
 
-    lab.json                 what `lab serve` loads: nodes, addresses, ports, faults, phones
-    profile.toml             the scan profile for both clusters (a contract with scanner.core.profile)
+    lab.json                 what `lab serve` loads: nodes, addresses, ports, faults, phones, and per
+                             cluster its CUCM database ("cucm": nodes, services, phones, users)
+    profile.toml             the scan profile for both clusters (a contract with scanner.core.profile):
+                             each cluster's publisher AXL, nodes found by discovery
+    profile-manual.toml      the same clusters with every node written by hand and no AXL (the CSV path)
     inventory.csv            CUCM bulk-administration style phone export
+    secrets/<c>-axl.password the AXL password profile.toml names (one line)
     answer-key.json          expected verdict and per-phone readiness and codes
     tftp/<node>/             files each TFTP node serves (per-phone CTLSEP/ITLSEP only when they
                              differ from the node's CTLFile.tlv / ITLFile.tlv: resolved at serve time)
     trust/<cluster>/<store>/ trust stores as exported (PEM), store = CallManager-trust, Phone-SAST-trust
-    pki/                     TVS server certificates and keys, a lab MIC CA and a phone client cert
+    pki/                     TVS server certificates and keys, a lab MIC CA and a phone client cert,
+                             the API CA (api-ca.pem) and each publisher's tomcat certificate
 
 The directory is built beside DIR and renamed into place at the end, so a failed build never
 leaves a half-built lab; ``lab.json`` is written last.
@@ -38,14 +43,28 @@ from scanner.core.trustlist import Digest, Role, parse
 from scanner.lab import tomlw
 from scanner.lab.answer import PhoneFacts, answer_key, phone_answer
 from scanner.lab.builder import RecordSpec, Signer, build_signed_file, build_trust_list
+from scanner.lab.cucm_api import LabDevice, device_json, model_enum, versions_for_release
 from scanner.lab.errors import LabError
-from scanner.lab.pki import EXPIRED_AT, LAB_EPOCH, CertAndKey, KeyFactory, make_cert, serial_for
+from scanner.lab.pki import (
+    EXPIRED_AT,
+    LAB_EPOCH,
+    CertAndKey,
+    KeyFactory,
+    make_ca_cert,
+    make_cert,
+    make_server_cert,
+    serial_for,
+)
 from scanner.lab.scenario import ClusterShape, Scenario, check_loopback, effective_shapes, validate
 
 __all__ = ["LAB_FORMAT", "BuildResult", "build_lab"]
 
 LAB_FORMAT = 1
-DEFAULT_PORTS = {"tftp": 6969, "http": 6970, "tvs": 2445, "web": 8080}
+DEFAULT_PORTS = {"tftp": 6969, "http": 6970, "tvs": 2445, "web": 8080, "axl": 8443}
+# The read-only application user a real deployment gives trustscan (Standard AXL API Access and
+# Standard Serviceability Read Only roles), and CUCM's default "Allowed Device Queries Per Minute".
+AXL_USER = "trustscan-ro"
+RISPORT_PER_MINUTE = 15
 # File timestamps (header tag 15): fixed, so builds are reproducible.
 FILE_TIME = int((LAB_EPOCH + dt.timedelta(days=400)).timestamp())
 STALE_TIME = FILE_TIME - 90 * 86400
@@ -660,13 +679,29 @@ def _build_into(
 
     say("pki")
     tvs_files = _write_pki(d / "pki", c)
+    tomcat_files = _write_api_pki(d / "pki", c)
 
     say("profile, inventory, answer key")
+    passwords = _axl_passwords(c)
+    _write_secrets(d, c, passwords)
     _write(d / "profile.toml", _profile(scenario, src_shape, dst_shape, nodes, tvs_list, trust_rel).encode())
+    _write(
+        d / "profile-manual.toml",
+        _profile_manual(scenario, src_shape, dst_shape, nodes, tvs_list, trust_rel).encode(),
+    )
     _write(d / "inventory.csv", _inventory(phone_records).encode())
-    answer = answer_key(scenario, seed, [_facts(p, scenario) for p in fleet])
+    answer = answer_key(
+        scenario,
+        seed,
+        [_facts(p, scenario) for p in fleet],
+        publishers={k: f"{v}:{DEFAULT_PORTS['axl']}" for k, v in _publishers(nodes).items()},
+    )
     _write(d / "answer-key.json", orjson.dumps(answer, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    lab = _lab_json(c, count, trust.variants, phone_records, tvs_files)
+    cucm = {
+        cluster: _cucm_json(c, cluster, fleet, tomcat_files[cluster], passwords[cluster])
+        for cluster in ("source", "destination")
+    }
+    lab = _lab_json(c, count, trust.variants, phone_records, tvs_files, cucm)
     _write(d / "lab.json", orjson.dumps(lab, option=orjson.OPT_SORT_KEYS))
     return answer
 
@@ -921,7 +956,15 @@ def _phone_record(c: _Clusters, p: Phone, src_mixed: bool) -> dict[str, Any]:
     ctl_variant = None
     if src_mixed:
         ctl_variant = "src-ctl-old" if p.fault == "phone-stale-ctl" else "src-ctl"
-    web_state = {"web-access-off": "off", "phone-web-stall": "stall"}.get(p.fault or "", "on")
+    # An unregistered phone (phone-unregistered) is powered off or unplugged: nothing answers.
+    web_state = {"web-access-off": "off", "phone-web-stall": "stall", "phone-unregistered": "off"}.get(
+        p.fault or "", "on"
+    )
+    # The shape of its web pages (scanner/lab/pages.py): one phone in ten each serves only the XML
+    # pages, the DX-series per-interface labels, or its CTL/ITL lines on a separate security page;
+    # the rest the 8841 HTML. By index, so that any lab of ten phones has every kind. The answer
+    # key does not depend on it: each kind shows the same facts.
+    pages = {3: "xml", 5: "dx", 7: "security-page"}.get(p.index % 10, "html")
     return {
         "name": p.name,
         "mac": p.mac,
@@ -933,6 +976,7 @@ def _phone_record(c: _Clusters, p: Phone, src_mixed: bool) -> dict[str, Any]:
         "ext": p.ext,
         "load": p.load,
         "web": web_state,
+        "pages": pages,
         "ctl": ctl_variant,
         "itl": itl_variant,
         "tftp": [c.addr[t] for t in tftp],
@@ -1002,14 +1046,170 @@ def _write_pki(pki_dir: Path, c: _Clusters) -> dict[tuple[str, str], tuple[str, 
     return tvs_files
 
 
+# -- the publishers' AXL and RisPort70 ----------------------------------------------------------
+
+API_CA = "pki/api-ca.pem"
+
+
+def _secret_path(cluster: str) -> str:
+    return f"secrets/{cluster}-axl.password"
+
+
+def _publishers(nodes: list[Node]) -> dict[str, str]:
+    """Each cluster's publisher address: its first TFTP node's (where AXL and RisPort70 answer)."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        out.setdefault(n.cluster, n.address)
+    return out
+
+
+def _write_api_pki(pki_dir: Path, c: _Clusters) -> dict[str, tuple[str, str]]:
+    """The API CA and each publisher's tomcat certificate, signed by it and valid for the
+    publisher's address only (SAN IP); each cluster's (certificate, key) paths for lab.json. EC
+    P-256 keys: CUCM offers tomcat-ECDSA too, and a seeded RSA key costs seconds per build."""
+    ca_key = c.keys.key("api-ca", "secp256r1")
+    ca = CertAndKey(
+        make_ca_cert(ca_key, common_name="trustscan lab API CA", organization="Lab", serial=serial_for(c.keys.seed, "api-ca")),
+        ca_key,
+    )
+    _write(pki_dir / "api-ca.pem", ca.pem)
+    out: dict[str, tuple[str, str]] = {}
+    for cluster, address in _publishers(c.nodes).items():
+        key = c.keys.key(f"{cluster}/tomcat", "secp256r1")
+        org = "Lab Source" if cluster == "source" else "Lab Destination"
+        cert = make_server_cert(
+            key,
+            common_name=address,
+            organization=org,
+            unit="Voice tomcat",
+            serial=serial_for(c.keys.seed, f"{cluster}/tomcat"),
+            issuer=ca,
+            addresses=(address,),
+        )
+        base = pki_dir / cluster
+        base.mkdir(parents=True, exist_ok=True)
+        tomcat = CertAndKey(cert, key)
+        _write(base / "tomcat.pem", tomcat.pem)
+        _write(base / "tomcat.key", _key_pem(tomcat))
+        out[cluster] = (f"pki/{cluster}/tomcat.pem", f"pki/{cluster}/tomcat.key")
+    return out
+
+
+def _password(seed: str, label: str) -> str:
+    """A 20-character password drawn from the build's seed (the same lab, the same password)."""
+    rng = random.Random(hashlib.sha256(f"{seed}/{label}".encode()).digest())
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+-.=@_"
+    return "".join(rng.choice(alphabet) for _ in range(20))
+
+
+def _axl_passwords(c: _Clusters) -> dict[str, str]:
+    return {cluster: _password(c.seed, f"axl-password/{cluster}") for cluster in ("source", "destination")}
+
+
+def _write_secrets(d: Path, c: _Clusters, passwords: dict[str, str]) -> None:
+    """Each cluster's password file (owner-only, as a real secret would be kept); for the
+    cluster the axl-wrong-password fault names, a password the publisher does not know."""
+    wrong = {str(f.param("cluster")) for f in c.scenario.uses("axl-wrong-password")}
+    (d / "secrets").mkdir()
+    for cluster, password in passwords.items():
+        text = _password(c.seed, f"axl-password-wrong/{cluster}") if cluster in wrong else password
+        path = d / _secret_path(cluster)
+        path.touch(mode=0o600)
+        path.write_text(text + "\n", encoding="utf-8")
+
+
+def _cucm_json(
+    c: _Clusters, cluster: str, fleet: list[Phone], tomcat: tuple[str, str], password: str
+) -> dict[str, Any]:
+    """One cluster's database as its publisher's AXL and RisPort70 tell it (``scanner.lab.cucm_api``;
+    the layout is in docs/lab.md). Nodes are named by address, as many real clusters name them;
+    each TVS server is a node of its own with the TVS service (a lab simplification: on a real
+    cluster TVS runs on the TFTP/call-processing nodes)."""
+    shape = c.src_shape if cluster == "source" else c.dst_shape
+    publisher = _publishers(c.nodes)[cluster]
+    nodes: list[dict[str, Any]] = [
+        {"name": n.address, "publisher": n.address == publisher, "tftp": True, "tvs": False}
+        for n in c.nodes
+        if n.cluster == cluster
+    ]
+    nodes += [{"name": t.address, "publisher": False, "tftp": False, "tvs": True} for t in c.tvs_list if t.cluster == cluster]
+    rollback = cluster == "source" and "src-rollback" in c.uses
+    per_minute = RISPORT_PER_MINUTE
+    if cluster == "source":
+        for f in c.scenario.uses("risport-rate-limit"):
+            per_minute = int(f.param("per_minute"))
+    delay = 0.0
+    for f in c.scenario.uses("axl-slow"):
+        if f.node is not None and c.addr.get(f.node) == publisher:
+            delay = float(f.param("delay"))
+    return {
+        "publisher": publisher,
+        "port": DEFAULT_PORTS["axl"],
+        "cert": tomcat[0],
+        "key": tomcat[1],
+        "ca": API_CA,
+        "users": {AXL_USER: password},
+        "versions": list(versions_for_release(shape.version)),
+        "params": {
+            "ClusterSecurityMode": "1" if shape.mode == "mixed" else "0",
+            "RollBackToPreGrayback": "T" if rollback else "F",
+        },
+        "per_minute": per_minute,
+        "delay": delay,
+        "nodes": nodes,
+        "devices": [device_json(d) for d in _devices(c, fleet)] if cluster == "source" else [],
+    }
+
+
+def _devices(c: _Clusters, fleet: list[Phone]) -> list[LabDevice]:
+    """The source's phones as its database and nodes know them: registered with their pool's
+    TFTP Server 1 (its call-processing node here) at their own address; phone-failover: now on
+    the pool's second node, an older UnRegistered entry on the first; phone-unregistered:
+    UnRegistered, with a last-known address that is another phone's by now (even index) or its
+    own old one (odd)."""
+    out = []
+    n = len(fleet)
+    for p in fleet:
+        pool_name, _, _, tftp = SRC_POOLS[p.pool]
+        model = "Cisco " + p.model.removeprefix("CP-")
+        node, failed_over_from = c.addr[tftp[0]], None
+        status, addresses, stamp = "Registered", (p.ip,), FILE_TIME + 3600 + p.index
+        if p.fault == "phone-failover":
+            node, failed_over_from = c.addr[tftp[1]], c.addr[tftp[0]]
+        elif p.fault == "phone-unregistered":
+            status, stamp = "UnRegistered", FILE_TIME - 3 * 86400 + p.index
+            if p.index % 2 == 0 and n > 1:
+                addresses = (fleet[(p.index + 1) % n].ip,)
+        out.append(
+            LabDevice(
+                p.name,
+                description=p.description,
+                model=model,
+                model_enum=model_enum(model),
+                protocol="SIP",
+                device_pool=pool_name,
+                security_profile=f"{model} - Standard SIP Non-Secure Profile",
+                owner=p.user,
+                node=node,
+                status=status,
+                addresses=addresses,
+                timestamp=stamp,
+                failed_over_from=failed_over_from,
+                active_load=p.load,
+            )
+        )
+    return out
+
+
 def _lab_json(
     c: _Clusters,
     count: int,
     variants: dict[str, bytes],
     phone_records: list[dict[str, Any]],
     tvs_files: dict[tuple[str, str], tuple[str, str]],
+    cucm: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """What `lab serve` loads: nodes, addresses, ports, faults, phones."""
+    """What `lab serve` loads: nodes, addresses, ports, faults, phones; each cluster's database."""
     faults_by_node = _transport_faults_by_node(c.scenario)
     return {
         "format": LAB_FORMAT,
@@ -1018,7 +1218,7 @@ def _lab_json(
         "phones_count": count,
         "web_port": DEFAULT_PORTS["web"],
         "clusters": {
-            cluster: _cluster_json(c, cluster, shape, faults_by_node, tvs_files)
+            cluster: {**_cluster_json(c, cluster, shape, faults_by_node, tvs_files), "cucm": cucm[cluster]}
             for cluster, shape in (("source", c.src_shape), ("destination", c.dst_shape))
         },
         "mic_ca": "pki/mic-ca.pem",
@@ -1128,6 +1328,63 @@ def _profile(
     tvs: list[Tvs],
     trust: dict[str, dict[str, str]],
 ) -> str:
+    """profile.toml: each cluster's publisher AXL (which lists the nodes and, for the source, the
+    phones); a node is written by hand only where the scenario gives it ports other than the
+    ones discovered nodes get (``discovered_ports``): a hand-written node wins over the one AXL
+    lists at its address."""
+    over = dict(scenario.nodes)
+    publishers = _publishers(nodes)
+    clusters: dict[str, Any] = {}
+    for cluster, shape in (("source", src), ("destination", dst)):
+        table: dict[str, Any] = {"mode": shape.mode, "version": shape.version, "transport": shape.transport}
+        if trust[cluster]:
+            table["trust_stores"] = tomlw.Inline(trust[cluster])
+        table["discovered_ports"] = tomlw.Inline(
+            {"tftp": DEFAULT_PORTS["tftp"], "http": DEFAULT_PORTS["http"], "tvs": DEFAULT_PORTS["tvs"]}
+        )
+        table["axl"] = {
+            "host": publishers[cluster],
+            "port": DEFAULT_PORTS["axl"],
+            "user": AXL_USER,
+            "password_file": _secret_path(cluster),
+            "ca_bundle": API_CA,
+            "risport_per_minute": RISPORT_PER_MINUTE,
+        }
+        hand_tftp = [
+            {"name": n.name, "address": n.address, "tftp_port": n.tftp_port, "http_port": n.http_port}
+            for n in nodes
+            if n.cluster == cluster and (o := over.get(n.name)) is not None and (o.tftp_port or o.http_port)
+        ]
+        hand_tvs = [
+            {"name": t.name, "address": t.address, "port": t.port}
+            for t in tvs
+            if t.cluster == cluster and (o := over.get(t.name)) is not None and o.port
+        ]
+        if hand_tftp:
+            table["tftp"] = hand_tftp
+        if hand_tvs:
+            table["tvs"] = hand_tvs
+        clusters[cluster] = table
+    doc = {"clusters": clusters, "phones": {"web_port": DEFAULT_PORTS["web"], "web_scheme": "http"}}
+    header = (
+        f"# trustscan lab profile: scenario {scenario.name!r}. Written by `trustscan lab build`;\n"
+        "# the nodes come from each publisher's AXL (`trustscan lab serve` answers it on port "
+        f"{DEFAULT_PORTS['axl']}, loopback only).\n"
+        "# profile-manual.toml is the same lab with every node by hand, for `--inventory inventory.csv`.\n"
+    )
+    return header + tomlw.dumps(doc)
+
+
+def _profile_manual(
+    scenario: Scenario,
+    src: ClusterShape,
+    dst: ClusterShape,
+    nodes: list[Node],
+    tvs: list[Tvs],
+    trust: dict[str, dict[str, str]],
+) -> str:
+    """profile-manual.toml: every TFTP and TVS node by hand and no AXL (the profile of a site
+    whose publisher trustscan may not ask: phones from ``--inventory inventory.csv``)."""
     clusters: dict[str, Any] = {}
     for cluster, shape in (("source", src), ("destination", dst)):
         table: dict[str, Any] = {"mode": shape.mode, "version": shape.version, "transport": shape.transport}
@@ -1144,7 +1401,8 @@ def _profile(
         clusters[cluster] = table
     doc = {"clusters": clusters, "phones": {"web_port": DEFAULT_PORTS["web"], "web_scheme": "http"}}
     header = (
-        f"# trustscan lab profile: scenario {scenario.name!r}. Written by `trustscan lab build`;\n"
+        f"# trustscan lab profile: scenario {scenario.name!r}, nodes by hand (no AXL discovery: use\n"
+        "# with --inventory inventory.csv). Written by `trustscan lab build`;\n"
         "# `trustscan lab serve` serves exactly these addresses and ports (loopback only).\n"
     )
     return header + tomlw.dumps(doc)
@@ -1171,7 +1429,8 @@ def _inventory(phones: list[dict[str, Any]]) -> str:
                 p["description"],
                 "Cisco " + p["model"].removeprefix("CP-"),
                 p["pool"],
-                p["ip"],
+                # A real export has no address for a phone that is not registered.
+                "" if p["fault"] == "phone-unregistered" else p["ip"],
                 p["ext"],
                 p["user"],
             ]

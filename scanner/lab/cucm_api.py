@@ -14,16 +14,23 @@ with the behaviour of real ones.
 Sans-IO like the rest of the lab's answers: ``answer(path, headers, body)`` returns the status and
 the bytes; ``scanner.lab.serve`` puts it behind its HTTPS listener. Every request is logged with
 its time (``requests``), so that a test can count what the lab saw per minute.
+
+``api_from_json`` makes one from a cluster's ``cucm`` table in lab.json (written by
+``scanner.lab.build``; docs/lab.md has the layout); ``device_json`` is the per-device form there
+(the status, protocol and failover fields are left out at their default: a 100,000-phone
+lab.json stays smaller).
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
@@ -31,9 +38,10 @@ import defusedxml.ElementTree as SafeET
 
 from scanner.core.cucm.soap import SOAP_ENV, local_name
 
-__all__ = ["CucmApi", "LabDevice", "LabNode"]
+__all__ = ["CucmApi", "LabDevice", "LabNode", "api_from_json", "device_from_json", "device_json", "model_enum", "versions_for_release"]
 
 RISPORT_CAP = 1000
+DEFAULT_VERSIONS = ("15.0", "14.0", "12.5", "12.0")
 WINDOW = 60.0
 HTML_401 = b"<html><head><title>HTTP Status 401 - Unauthorized</title></head><body><h1>HTTP Status 401</h1></body></html>"
 
@@ -72,7 +80,7 @@ class CucmApi:
     devices: Sequence[LabDevice]
     nodes: Sequence[LabNode]
     users: Mapping[str, str]  # user → password
-    versions: tuple[str, ...] = ("15.0", "14.0", "12.5", "12.0")
+    versions: tuple[str, ...] = DEFAULT_VERSIONS
     params: Mapping[str, str] = field(default_factory=lambda: {"ClusterSecurityMode": "1", "RollBackToPreGrayback": "F"})
     max_rows: int = 5000  # a phone page above this is "too large" (AXL's 8 MB, scaled to the lab)
     per_minute: int = 15
@@ -202,6 +210,10 @@ class CucmApi:
             "</soapenv:Body></soapenv:Envelope>"
         ).encode()
 
+    def risport_in_window(self, end: float) -> int:
+        """RisPort70 requests the lab saw in the 60 seconds up to ``end``."""
+        return sum(1 for t, api in self.requests if api == "risport" and end - WINDOW < t <= end)
+
     def risport_per_window(self) -> int:
         """The most RisPort70 requests the lab saw in any 60-second window."""
         times = [t for t, api in self.requests if api == "risport"]
@@ -211,6 +223,81 @@ class CucmApi:
                 start += 1
             best = max(best, end - start + 1)
         return best
+
+
+# RisPort70 reports the model as its typemodel enum. The three the lab's XMLDefault.cnf.xml names
+# (scanner/lab/build.py) keep those numbers; the others are lab numbers. Discovery takes the model
+# from AXL's name (``typemodel.name``), never from this number.
+_MODEL_ENUMS = {
+    "Cisco 8841": 36670,
+    "Cisco 8845": 36224,
+    "Cisco 7841": 36225,
+    "Cisco 8851": 36671,
+    "Cisco 8861": 36672,
+    "Cisco 7821": 36226,
+    "Cisco 8945": 36227,
+    "Cisco 6941": 36228,
+}
+UNKNOWN_MODEL = 255  # RisPort70's "any model"
+
+
+def versions_for_release(release: str) -> tuple[str, ...]:
+    """The AXL schema versions a CUCM release accepts, newest first: its own and the few before
+    it (15 takes 15.0 down to 12.0; a 10.5 cluster answers 599 to trustscan's first 12.5 and the
+    client negotiates down to 10.5)."""
+    ladder = ("15.0", "14.0", "12.5", "12.0", "11.5", "11.0", "10.5", "10.0", "9.1", "9.0")
+    try:
+        major = float(".".join(release.split(".")[:2]))
+    except ValueError:
+        return DEFAULT_VERSIONS
+    own = [v for v in ladder if float(v) <= major]
+    return tuple(own[:5]) if own else DEFAULT_VERSIONS
+
+
+def model_enum(model: str) -> int:
+    return _MODEL_ENUMS.get(model, UNKNOWN_MODEL)
+
+
+_DEVICE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LabDevice)}
+
+
+# Left out of lab.json at their default: what nearly every phone of a fleet has.
+_OMITTED_AT_DEFAULT = frozenset({"status", "protocol", "failed_over_from"})
+
+
+def device_json(d: LabDevice) -> dict[str, Any]:
+    """``d`` as lab.json keeps it: every field, except the few of ``_OMITTED_AT_DEFAULT`` that are
+    at their default (a Registered SIP phone that never failed over)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(LabDevice):
+        value = getattr(d, f.name)
+        if f.name in _OMITTED_AT_DEFAULT and value == _DEVICE_DEFAULTS[f.name]:
+            continue
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def device_from_json(raw: Mapping[str, Any]) -> LabDevice:
+    """Raises ``KeyError``/``TypeError`` for a damaged entry (lab serve names the lab file)."""
+    known = {k: v for k, v in raw.items() if k in _DEVICE_DEFAULTS}
+    if "addresses" in known:
+        known["addresses"] = tuple(known["addresses"])
+    return LabDevice(**known)
+
+
+def api_from_json(cluster: str, cucm: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic) -> CucmApi:
+    """The ``CucmApi`` of one cluster from its lab.json ``cucm`` table."""
+    return CucmApi(
+        cluster,
+        [device_from_json(d) for d in cucm.get("devices", ())],
+        [LabNode(n["name"], bool(n.get("publisher")), bool(n.get("tftp")), bool(n.get("tvs"))) for n in cucm["nodes"]],
+        dict(cucm["users"]),
+        versions=tuple(cucm.get("versions") or DEFAULT_VERSIONS),
+        params=dict(cucm["params"]),
+        max_rows=int(cucm.get("max_rows", 5000)),
+        per_minute=int(cucm.get("per_minute", 15)),
+        clock=clock,
+    )
 
 
 def _with_status(d: LabDevice, status: str) -> LabDevice:

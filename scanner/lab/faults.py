@@ -2,7 +2,8 @@
 
 Each fault says what it targets (a fraction of phones, one node, or a whole cluster), which
 readiness check (C1..C8, docs/readiness.md) it breaks, and the finding codes (docs/finding-codes.md) the
-answer key gives the phones it affects. ``docs/lab.md`` is the long form of this table; the
+answer key gives the phones it affects. Check "discovery" marks the faults of the publisher's AXL
+and RisPort70 (scanner.lab.cucm_api): what discovery must cope with, not readiness findings. ``docs/lab.md`` is the long form of this table; the
 derivation itself is ``scanner.lab.answer``.
 """
 
@@ -15,7 +16,7 @@ from scanner.core.findings import Code
 
 Scope = Literal["phone", "node", "cluster"]
 # What a node-scoped fault may target.
-NodeKind = Literal["tftp", "src-tftp", "dst-tftp", "src-tvs"]
+NodeKind = Literal["tftp", "src-tftp", "dst-tftp", "src-tvs", "publisher"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Param:
 class FaultDef:
     name: str
     scope: Scope
-    check: str  # C1..C8, "evidence" or "transport"
+    check: str  # C1..C8, "evidence", "transport" or "discovery"
     summary: str
     codes: tuple[Code, ...]  # codes on the affected phones (see answer.py for the exact rule)
     readiness: str  # what it does to an affected phone: NOT_READY / UNKNOWN / READY (warning) / none
@@ -149,7 +150,35 @@ CATALOG: dict[str, FaultDef] = {
             (Code.PHONE_EVIDENCE_MISSING,),
             "UNKNOWN",
         ),
+        FaultDef(
+            "phone-unregistered",
+            "phone",
+            "evidence",
+            "the phone is not registered: RisPort70 says UnRegistered with its last-known address "
+            "(another phone's by now, or its own old one), its web server is off, and the CSV export "
+            "has no IP address for it",
+            (Code.PHONE_EVIDENCE_MISSING,),
+            "UNKNOWN",
+        ),
+        FaultDef(
+            "phone-failover",
+            "phone",
+            "discovery",
+            "the phone failed over: RisPort70 lists it on two nodes, the older entry UnRegistered",
+            (),
+            "none (discovery must keep the newer, Registered entry)",
+        ),
         # -- nodes --------------------------------------------------------------------------
+        FaultDef(
+            "axl-slow",
+            "node",
+            "discovery",
+            "the publisher's AXL and RisPort70 answer every request after a delay",
+            (),
+            "none (discovery must wait)",
+            node_kind="publisher",
+            params=(Param("delay", "float", 2.0, 0.0, 30.0, help="seconds before each answer"),),
+        ),
         FaultDef(
             "tvs-down",
             "node",
@@ -333,6 +362,27 @@ CATALOG: dict[str, FaultDef] = {
             "the source's signers were never imported into the destination's Phone-SAST-trust",
             (Code.NO_ROLLBACK_PATH,),
             "READY (warning)",
+        ),
+        FaultDef(
+            "risport-rate-limit",
+            "cluster",
+            "discovery",
+            "another application uses most of the source's RisPort70 budget: past per_minute "
+            "requests in any 60 s the publisher answers the 'Exceeded allowed rate' fault (the "
+            "profile still says 15 per minute)",
+            (),
+            "none (discovery must wait and ask the same batch again)",
+            params=(Param("per_minute", "int", 5, 1, 15, help="requests per minute the publisher allows"),),
+        ),
+        FaultDef(
+            "axl-wrong-password",
+            "cluster",
+            "discovery",
+            "the password file the profile names holds a wrong password: the publisher answers "
+            "HTTP 401, the scan is refused (exit 64) naming the cluster and host",
+            (),
+            "none: the scan is refused (answer-key.json 'refused'); profile-manual.toml scans as usual",
+            params=(Param("cluster", "str", "source", choices=("source", "destination")),),
         ),
         FaultDef(
             "trust-store-missing",

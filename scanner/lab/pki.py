@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 import random
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["LAB_EPOCH", "CertAndKey", "KeyFactory", "make_cert"]
+__all__ = ["LAB_EPOCH", "CertAndKey", "KeyFactory", "make_ca_cert", "make_cert", "make_server_cert"]
 
 # Every lab certificate starts here, so that builds on different days are identical.
 LAB_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -242,6 +243,114 @@ def make_cert(
     if isinstance(signer_key, ec.EllipticCurvePrivateKey):
         return builder.sign(signer_key, hashes.SHA256(), ecdsa_deterministic=True)
     return builder.sign(signer_key, hashes.SHA256())
+
+
+def _ski(key: PrivateKey) -> x509.SubjectKeyIdentifier:
+    return x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+
+
+def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return builder.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    return builder.sign(key, hashes.SHA256())
+
+
+def make_ca_cert(key: PrivateKey, *, common_name: str, organization: str, serial: int) -> x509.Certificate:
+    """A self-signed CA in the shape strict X.509 checkers want (basic constraints and key usage
+    critical, a subject key identifier): the lab's stand-in for the CA that signs the clusters'
+    tomcat certificates (CUCM's "CA-signed tomcat", which is what a verifying client needs)."""
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "NZ"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(LAB_EPOCH)
+        .not_valid_after(VALID_UNTIL)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(_ski(key), critical=False)
+    )
+    return _sign(builder, key)
+
+
+def make_server_cert(
+    key: PrivateKey,
+    *,
+    common_name: str,
+    organization: str,
+    unit: str,
+    serial: int,
+    issuer: CertAndKey,
+    addresses: tuple[str, ...] = (),
+    dns_names: tuple[str, ...] = (),
+) -> x509.Certificate:
+    """A TLS server certificate (a CUCM tomcat certificate) signed by ``issuer``, valid for exactly
+    the IP ``addresses`` and ``dns_names`` in its subject alternative name: a client that checks
+    host names accepts it at those and nowhere else."""
+    if not addresses and not dns_names:
+        raise ValueError("a server certificate needs at least one address or DNS name")
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "NZ"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    san: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    san += [x509.DNSName(d) for d in dns_names]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(LAB_EPOCH)
+        .not_valid_after(VALID_UNTIL)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(_ski(key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
+        )
+    )
+    return _sign(builder, issuer.key)
 
 
 def serial_for(seed: str, label: str) -> int:

@@ -123,6 +123,7 @@ class Scenario:
 SOURCE_TFTP = ("src-pub", "src-sub1")
 SOURCE_TVS = ("src-pub", "src-sub1", "src-sub2")
 DEST_TFTP = ("dst-pub", "dst-sub1")
+PUBLISHERS = ("src-pub", "dst-pub")  # where each cluster's AXL and RisPort70 answer
 
 
 def _f(name: str, **kw: Any) -> FaultUse:
@@ -142,6 +143,8 @@ _MIXED_FAULTS = (
     _f("sha512-unsupported-model", fraction=0.02),
     _f("web-access-off", fraction=0.04),
     _f("phone-web-stall", fraction=0.005),
+    _f("phone-unregistered", fraction=0.01),
+    _f("phone-failover", fraction=0.01),
     _f("tvs-down", node="src-sub2"),
     _f("tvs-cert-not-in-itl", node="src-sub1"),
     _f("dest-node-mismatch", node="dst-sub1"),
@@ -202,6 +205,18 @@ BUILTIN: dict[str, Scenario] = {
         Scenario("node-dead", "a dead source TFTP node", faults=(_f("node-dead", node="src-sub1"),)),
         Scenario(
             "dest-node-dead", "a dead destination TFTP node", faults=(_f("node-dead", node="dst-sub1"),)
+        ),
+        Scenario(
+            "cucm-busy",
+            "discovery against a busy source publisher: AXL and RisPort70 answer after 2 s, and "
+            "RisPort70 allows 5 requests a minute; every answer as in healthy",
+            faults=(_f("axl-slow", node="src-pub", delay=2.0), _f("risport-rate-limit", per_minute=5)),
+        ),
+        Scenario(
+            "axl-wrong-password",
+            "the source's AXL password file is wrong: a scan with profile.toml is refused (exit 64, "
+            "answer-key.json 'refused'); profile-manual.toml scans as healthy",
+            faults=(_f("axl-wrong-password", cluster="source"),),
         ),
     )
 }
@@ -377,6 +392,7 @@ def _node_choices(d: FaultDef) -> tuple[str, ...]:
         "src-tftp": SOURCE_TFTP,
         "dst-tftp": DEST_TFTP,
         "src-tvs": SOURCE_TVS,
+        "publisher": PUBLISHERS,
     }[d.node_kind or "tftp"]
 
 

@@ -51,10 +51,12 @@ from aiohttp import web
 from scanner.core.tftp.packets import ErrorCode
 from scanner.core.trustlist import parse_header
 from scanner.lab.build import LAB_FORMAT
+from scanner.lab.cucm_api import CucmApi, api_from_json
 from scanner.lab.errors import LabError
-from scanner.lab.pages import device_page, network_page, status_page
+from scanner.lab.pages import render as render_phone_page
 from scanner.lab.scenario import check_loopback
 from scanner.lab.tftp_server import TftpFaults, TftpServer
+from scanner.lab.tvs_server import load_responder, serve_session
 
 __all__ = ["LabServer", "load_lab", "plan_shares", "raise_nofile_limit"]
 
@@ -355,6 +357,7 @@ class LabServer:
         self.failure: str | None = None
         self.phones_listening = 0  # in every process of this lab serve, once started
         self.processes = 1
+        self.apis: dict[str, CucmApi] = {}  # each cluster's AXL and RisPort70 (their request logs)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -430,6 +433,7 @@ class LabServer:
                 await self._start_tftp_node(cname, node, seed, emit)
             for tvs in cluster["tvs"]:
                 await self._start_tvs(cname, tvs, emit)
+        await self._start_apis(emit)
 
     def _announce(self, emit: Callable[[Service], None], service: Service) -> None:
         self.services.append(service)
@@ -475,9 +479,11 @@ class LabServer:
             )
             return
         ctx = self._tvs_context(tvs)
+        # Each TVS answers from its cluster's trust stores (scanner.lab.tvs_server).
+        session = functools.partial(serve_session, load_responder(self.dir, cname))
         try:
             srv = await asyncio.start_server(
-                _tvs_session, tvs["address"], tvs["port"], ssl=ctx, ssl_handshake_timeout=10
+                session, tvs["address"], tvs["port"], ssl=ctx, ssl_handshake_timeout=10
             )
         except OSError as exc:
             raise _bind_error(exc, f"{cname} TVS {tvs['name']}", tvs["address"], tvs["port"], "tcp") from None
@@ -620,6 +626,68 @@ class LabServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
 
+    # -- AXL and RisPort70 --------------------------------------------------------------------
+
+    async def _start_apis(self, emit: Callable[[Service], None]) -> None:
+        """Each cluster's publisher API (AXL and RisPort70, ``scanner.lab.cucm_api``) over HTTPS
+        with its tomcat certificate, on the publisher's address. A lab built before the API
+        existed has no ``cucm`` table: it is served without one, as before."""
+        for cname, cluster in self.lab["clusters"].items():
+            if "cucm" in cluster:
+                await self._start_api(cname, cluster["cucm"], emit)
+
+    async def _start_api(self, cname: str, cucm: dict[str, Any], emit: Callable[[Service], None]) -> None:
+        where = f"{self.dir / 'lab.json'}: clusters.{cname}.cucm"
+        try:
+            address = check_loopback(cucm["publisher"], f"{where}.publisher")
+            port = int(cucm["port"])
+            api = api_from_json(cname, cucm)
+            delay = float(cucm.get("delay", 0.0))
+            cert, key = self.dir / cucm["cert"], self.dir / cucm["key"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabError(f"{where}: malformed ({type(exc).__name__}: {exc}); rebuild the lab") from None
+        for path in (cert, key):
+            if not path.is_file():
+                raise LabError(f"{path}: missing: the lab is incomplete; rebuild it")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise LabError(f"{cert}: cannot load the tomcat certificate and key: {exc}") from None
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            return await self._api(request, api, delay)
+
+        # A factory of its own: the node and phone factories tell their targets by address, and
+        # the API's requests are answered by the cluster's CucmApi, not by files.
+        factory = web.Server(handle, handler_cancellation=True, access_log=None, keepalive_timeout=NODE_KEEPALIVE)
+        try:
+            srv = await asyncio.get_running_loop().create_server(
+                factory, address, port, ssl=ctx, reuse_address=True, backlog=128, ssl_handshake_timeout=10
+            )
+        except OSError as exc:
+            raise _bind_error(exc, f"{cname} AXL/RisPort70", address, port, "tcp") from None
+        self._servers.append(srv)
+        self.apis[cname] = api
+        note = f"{cname} publisher: /axl/ and RisPort70, HTTPS, user {', '.join(api.users)}"
+        note += f", RisPort70 {api.per_minute}/min" + (f", axl-slow delay={delay:g}" if delay else "")
+        self._announce(emit, Service("AXL", address, address, port, note))
+
+    async def _api(self, request: web.BaseRequest, api: CucmApi, delay: float) -> web.StreamResponse:
+        if delay:
+            await asyncio.sleep(delay)  # axl-slow: every answer, the refusals included
+        if request.method != "POST":
+            return web.Response(status=405, text="HTTP Status 405 - Method Not Allowed\n", headers={"Allow": "POST"})
+        body = await request.read()
+        status, data = api.answer(request.path, request.headers, body)
+        headers = {"WWW-Authenticate": 'Basic realm="Cisco Unified Communications Manager"'} if status == 401 else None
+        # SOAP answers (and faults) are XML; Tomcat's own pages (401, 404, AXL's 599) are HTML.
+        xml = data.startswith(b"<?xml")
+        return web.Response(
+            status=status, body=data, content_type="text/xml" if xml else "text/html", charset="utf-8", headers=headers
+        )
+
     # -- TVS ---------------------------------------------------------------------------------
 
     def _tvs_context(self, tvs: dict[str, Any]) -> ssl.SSLContext:
@@ -660,21 +728,12 @@ class LabServer:
     async def _phone(self, request: web.BaseRequest, phone: dict[str, Any]) -> web.StreamResponse:
         if phone["web"] == "stall":
             await self._stall()
-        path = request.path
-        adapter = request.query.get("adapter", "")
-        if path == "/NetworkConfiguration" or (
-            path == "/CGI/Java/Serviceability" and adapter == "device.statistics.configuration"
-        ):
-            body = network_page(phone, self.lab["trust_variants"])
-        elif path == "/CGI/Java/Serviceability" and adapter == "device.settings.status.messages":
-            body = status_page(phone)
-        elif path in ("/", "/DeviceInformation") or (
-            path == "/CGI/Java/Serviceability" and adapter == "device.statistics.device"
-        ):
-            body = device_page(phone)
-        else:
+        # The phone's page kind (HTML, XML, DX labels, separate security page) picks the shape.
+        page = render_phone_page(request.path, request.query, phone, self.lab["trust_variants"])
+        if page is None:
             return web.Response(status=404, text="Not Found\n")
-        return web.Response(text=body, content_type="text/html", charset="utf-8")
+        status, content_type, body = page
+        return web.Response(status=status, text=body, content_type=content_type, charset="utf-8")
 
     async def _node(self, request: web.BaseRequest, target: _HttpTarget) -> web.StreamResponse:
         faults = target.faults
@@ -705,21 +764,6 @@ class LabServer:
                     request.transport.close()
                 return resp
         return web.Response(body=data, content_type="application/octet-stream")
-
-
-async def _tvs_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accept the TLS session and read until the client goes away: the lab's TVS speaks no TVS
-    protocol; it exists so that a probe sees the server certificate a phone would."""
-    try:
-        async with asyncio.timeout(10):
-            while await reader.read(65536):
-                pass
-    except (TimeoutError, OSError, ssl.SSLError):
-        pass
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
 
 
 def _tftp_faults(faults: dict[str, Any], seed: int) -> tuple[TftpFaults, int | None]:
