@@ -31,13 +31,6 @@ BASE = 52
 SOURCE_PUB = f"127.{BASE}.0.1"
 DEST_PUB = f"127.{BASE + 10}.0.1"
 SLOW = 0.4
-# scanner.net.soap_client gives aiohttp a BasicAuth as ``auth=``, which aiohttp 3.14 deprecates (the
-# header sent is the same). Reported to the client's owner; not what these tests are about.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
-]
-
 API = parse_scenario(
     f"""
 name = "api"
