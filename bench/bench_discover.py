@@ -63,7 +63,8 @@ class Poster:
         return SoapReply(status, data, None)
 
 
-def _devices(n: int) -> list[LabDevice]:
+def _devices(n: int, failover: float) -> list[LabDevice]:
+    every = round(1 / failover) if failover > 0 else 0
     return [
         LabDevice(
             f"SEP{0x0B0000000000 + i:012X}",
@@ -73,14 +74,16 @@ def _devices(n: int) -> list[LabDevice]:
             addresses=(f"127.{6 + i // 62500}.{i // 250 % 250}.{i % 250 + 1}",),
             timestamp=1_764_000_000 + i,
             status="UnRegistered" if i % 97 == 5 else "Registered",
+            # Listed by two nodes (an older UnRegistered entry): two of RisPort70's 1,000 entries.
+            failed_over_from=NODES[(i + 1) % 2].name if every and i % every == 3 else None,
         )
         for i in range(n)
     ]
 
 
-def run_one(n: int, per_minute: float, rtt: float) -> dict[str, Any]:
+def run_one(n: int, per_minute: float, rtt: float, failover: float) -> dict[str, Any]:
     clock = VirtualClock()
-    api = CucmApi("source", _devices(n), NODES, {"bench": PASSWORD}, clock=clock, per_minute=int(per_minute))
+    api = CucmApi("source", _devices(n, failover), NODES, {"bench": PASSWORD}, clock=clock, per_minute=int(per_minute))
     poster = Poster(api, clock, rtt)
     settings = AxlSettings(host="127.5.0.1", user="bench", password_env="X", risport_per_minute=per_minute)
     t_cpu, t_wall = time.process_time(), time.perf_counter()
@@ -111,18 +114,22 @@ def main() -> None:
     ap.add_argument("--sizes", default="2000,10000,40000", help="comma-separated fleet sizes")
     ap.add_argument("--per-minute", type=float, default=15.0, help="RisPort70 requests a minute (CUCM default 15)")
     ap.add_argument("--rtt", type=float, default=0.3, help="virtual seconds per request (a WAN round trip and the node's work)")
+    ap.add_argument("--failover", type=float, default=0.01,
+                    help="share of phones listed by two nodes (each takes two of an answer's 1,000 entries)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args()
-    rows = [run_one(int(s), args.per_minute, args.rtt) for s in args.sizes.split(",") if s.strip()]
+    rows = [run_one(int(s), args.per_minute, args.rtt, args.failover) for s in args.sizes.split(",") if s.strip()]
     head = f"{'phones':>7} {'AXL':>4} {'RisPort':>7} {'refused':>7} {'paced wall':>10} {'phones/s':>9} {'client CPU':>10} {'us/phone':>9} {'lab CPU':>8} {'max/min':>7}"
-    print(f"discovery at risport_per_minute={args.per_minute:g}, rtt {args.rtt:g} s (virtual time)")
+    print(f"discovery at risport_per_minute={args.per_minute:g}, rtt {args.rtt:g} s, "
+          f"{args.failover:.0%} failed over (virtual time)")
     print(head)
     for r in rows:
         print(f"{r['phones']:>7} {r['axl_calls']:>4} {r['risport_calls']:>7} {r['rate_refusals']:>7} "
               f"{r['paced_wall_s']:>9.1f}s {r['paced_phones_per_s']:>9} {r['client_cpu_s']:>9.2f}s "
               f"{r['client_cpu_us_per_phone']:>9} {r['lab_cpu_s']:>7.2f}s {r['risport_max_per_minute_seen']:>7}")
     if args.json:
-        print(orjson.dumps({"per_minute": args.per_minute, "rtt": args.rtt, "rows": rows}).decode())
+        print(orjson.dumps({"per_minute": args.per_minute, "rtt": args.rtt, "failover": args.failover,
+                            "rows": rows}).decode())
 
 
 if __name__ == "__main__":

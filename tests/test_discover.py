@@ -110,7 +110,7 @@ def test_every_phone_with_its_address_and_the_reason_when_there_is_none() -> Non
             assert p.ip == d.addresses[0] and d.name not in found.discovery.no_address, i
     assert phones["SEP0A000000000B"].ip == "::1"  # IPv6
     assert found.discovery.registered == 2500 - 10
-    assert found.risport_calls == _expected_calls(list(api.devices)) and found.rate_refusals == 0
+    assert 3 <= found.risport_calls <= _expected_calls(list(api.devices)) and found.rate_refusals == 0
 
 
 def test_nodes_services_and_security_settings() -> None:
@@ -126,7 +126,9 @@ def test_risport_requests_stay_within_the_rate_per_minute() -> None:
     clock = Clock()
     api = _api(clock, 40_000)
     found = _run(api, clock)
-    assert found.risport_calls == _expected_calls(list(api.devices)) > 40 and found.rate_refusals == 0
+    # At least one request per 1,000 names; at most what fixed batches of 1,000 and their re-asks
+    # cost (the client shrinks its batches once it has seen how many entries a phone takes).
+    assert 40 <= found.risport_calls < _expected_calls(list(api.devices)) and found.rate_refusals == 0
     assert api.risport_per_window() <= 15
     assert len(found.discovery.phones) == 40_000
 
