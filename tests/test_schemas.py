@@ -121,7 +121,7 @@ def test_scan_json_summary_line(runs: Runs) -> None:
         validate(printed[0], "scan-summary.schema.json")
         report = orjson.loads((out / "report.json").read_bytes())
         assert printed[0]["summary"] == report["summary"]
-        assert set(printed[0]["reports"]) == set(ALL_FORMATS.split(","))
+        assert set(printed[0]["reports"]) == {*ALL_FORMATS.split(","), "remediation"}  # remediation.csv goes with csv
 
 
 def test_diff_json_records(runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ from scanner.core.policy import Policy
 from scanner.core.profile import Profile, snapshot_difference
 from scanner.core.readiness import Evaluator, summarize
 from scanner.core.trustcache import TrustFileCache
-from scanner.report import csv_report, html_report, json_report, junit_report, sarif_report
+from scanner.report import csv_report, html_report, json_report, junit_report, remediation, sarif_report
 from scanner.report.jsonl_report import DeviceStream
 from scanner.report.model import build_report, device_dict, summary_dict
 from scanner.store.evidence import EvidenceReader
@@ -154,6 +154,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         paths["json"] = json_report.write(report, opts.out)
     if "csv" in opts.formats:
         paths["csv"] = csv_report.write(report, opts.out)
+        # The fix-it list goes with the matrix: both are for the team that fixes phones.
+        paths["remediation"] = remediation.write(remediation.from_report(report), opts.out)
     if "html" in opts.formats:
         paths["html"] = html_report.write(report, opts.out, trend)
     if "sarif" in opts.formats:

@@ -411,7 +411,7 @@ def _print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
         lines.append("  Top reasons: " + ", ".join(f"{r['code']} ({r['count']})" for r in s["top_reasons"][:6]))
     if s["cluster_blockers"]:
         lines.append("  Cluster blockers: " + ", ".join(s["cluster_blockers"]))
-    for kind in ("html", "json", "jsonl", "csv", "sarif", "junit"):
+    for kind in ("html", "json", "jsonl", "csv", "remediation", "sarif", "junit"):
         if kind in paths:
             lines.append(f"  {kind:>5}: {paths[kind]}")
     print("\n".join(lines), file=sys.stderr)

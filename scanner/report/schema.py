@@ -180,7 +180,7 @@ def scan_summary_schema() -> dict[str, Any]:
             "summary": {"$ref": "#/$defs/summary"},
             "reports": {
                 "type": "object",
-                "propertyNames": {"enum": ["html", "json", "jsonl", "csv", "sarif", "junit"]},
+                "propertyNames": {"enum": ["html", "json", "jsonl", "csv", "remediation", "sarif", "junit"]},
                 "additionalProperties": {"type": "string"},
             },
             "exit_code": {"type": "integer", "minimum": 0, "maximum": 255},

@@ -1,6 +1,7 @@
 """The reports of ``trustscan verify``: ``verification.json`` (everything), ``devices.jsonl`` (a line
 per phone, then the summary), ``matrix.csv`` (a row per phone) and ``report.html`` (one page:
-counts, then the phones that did not make it first, each with its reason).
+counts, then the phones that did not make it first, each with its reason), and with the CSV
+``remediation.csv`` (what to do for each STUCK or UNKNOWN phone).
 
 Device strings come from phones and nodes: the HTML escapes them (Jinja2 autoescape) and the CSV
 defuses formula cells as ``matrix.csv`` of ``scan`` does.
@@ -18,6 +19,7 @@ import jinja2
 import orjson
 
 from scanner.core.verification import FleetSummary, Migration, PhoneMigration
+from scanner.report import remediation
 from scanner.report.csv_report import _safe
 from scanner.report.files import write_atomic
 
@@ -98,6 +100,7 @@ def write(doc: dict[str, Any], out: Path, formats: Sequence[str] = FORMATS) -> d
     if "csv" in formats:
         paths["csv"] = out / "matrix.csv"
         write_atomic(paths["csv"], render_csv(doc))
+        paths["remediation"] = remediation.write(remediation.from_verification(doc), out)
     if "html" in formats:
         paths["html"] = out / "report.html"
         write_atomic(paths["html"], render_html(doc).encode("utf-8"))
