@@ -75,6 +75,7 @@ def test_fleet_outcome() -> None:
     src, dst = served_lists(scan.source, SRC_TFTP), served_lists(scan.destination, DST_TFTP)  # type: ignore[attr-defined]
     make = {o: dataclasses.replace(judge(phone, src, dst), outcome=o) for o in Migration}  # type: ignore[arg-type]
     assert summarize([make[Migration.MIGRATED], make[Migration.NOT_MOVED]]).outcome is FleetOutcome.DONE
+    assert summarize([make[Migration.NOT_MOVED]] * 3).outcome is FleetOutcome.NOT_STARTED  # nothing moved yet
     assert summarize([make[Migration.MIGRATED], make[Migration.UNKNOWN]]).outcome is FleetOutcome.INCOMPLETE
     s = summarize([make[Migration.UNKNOWN], make[Migration.STUCK]])
     assert s.outcome is FleetOutcome.STUCK and s.counts["STUCK"] == 1 and s.total == 2

@@ -8,7 +8,7 @@ NOT_MOVED or UNKNOWN (``scanner.core.verification``). Writes ``verification.json
 not foresee.
 
 Exit codes, as ``scan``'s: 0 no phone STUCK or UNKNOWN (NOT_MOVED phones are the part not cut
-over yet), 1 some phone STUCK, 2 some UNKNOWN (or the evidence is incomplete), 64 usage or bad
+over yet), 1 some phone STUCK or none moved at all, 2 some UNKNOWN (or the evidence is incomplete), 64 usage or bad
 input, 70 internal error, 130 interrupted.
 """
 
@@ -24,7 +24,7 @@ from scanner.cli.output import Stop, err, internal_error, json_line, note
 from scanner.cli.scan import ScanRequest, _collect, _discovered, _plan, _read_inputs
 from scanner.core.errors import ParseError
 
-OUTCOME_EXIT = {"DONE": EXIT_OK, "STUCK": EXIT_NO_GO, "INCOMPLETE": EXIT_INCOMPLETE}
+OUTCOME_EXIT = {"DONE": EXIT_OK, "STUCK": EXIT_NO_GO, "NOT_STARTED": EXIT_NO_GO, "INCOMPLETE": EXIT_INCOMPLETE}
 
 
 def add_parser(sub: Any) -> None:

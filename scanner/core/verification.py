@@ -43,10 +43,12 @@ class Migration(StrEnum):
 
 class FleetOutcome(StrEnum):
     """``DONE``: no phone STUCK or UNKNOWN (NOT_MOVED phones are the part not cut over yet);
-    ``STUCK``: some phone is; ``INCOMPLETE``: none is STUCK, some is UNKNOWN. Exit 0 / 1 / 2, as
-    ``scan``'s GO / NO_GO / INCOMPLETE."""
+    ``STUCK``: some phone is; ``INCOMPLETE``: none is STUCK, some is UNKNOWN; ``NOT_STARTED``:
+    every phone NOT_MOVED (verified before any cutover: as a scan with nothing READY, it fails).
+    Exit 0 / 1 / 2 / 1, as ``scan``'s GO / NO_GO / INCOMPLETE."""
 
     DONE = "DONE"
+    NOT_STARTED = "NOT_STARTED"
     STUCK = "STUCK"
     INCOMPLETE = "INCOMPLETE"
 
@@ -191,6 +193,8 @@ def summarize(results: Sequence[PhoneMigration]) -> FleetSummary:
         outcome, why = FleetOutcome.STUCK, f"{counts[Migration.STUCK]} phone(s) STUCK"
     elif counts[Migration.UNKNOWN]:
         outcome, why = FleetOutcome.INCOMPLETE, f"{counts[Migration.UNKNOWN]} phone(s) UNKNOWN"
+    elif results and counts[Migration.NOT_MOVED] == len(results):
+        outcome, why = FleetOutcome.NOT_STARTED, f"none of the {len(results)} phone(s) has moved yet"
     else:
         moved = counts[Migration.MIGRATED]
         outcome, why = FleetOutcome.DONE, f"{moved} phone(s) MIGRATED, {counts[Migration.NOT_MOVED]} not moved yet"
