@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from scanner import __version__
-from scanner.cli import collect, completion, demo, diff, discover, inspect, lab, output, scan, verify
+from scanner.cli import collect, completion, demo, diff, discover, explain, inspect, lab, output, scan, verify
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.core import tlv
 
 # In the order `trustscan --help` lists them.
-COMMANDS = {"inspect": inspect, "discover": discover, "collect": collect, "scan": scan, "verify": verify, "diff": diff, "lab": lab, "demo": demo,
+COMMANDS = {"inspect": inspect, "discover": discover, "collect": collect, "scan": scan, "verify": verify, "diff": diff, "explain": explain, "lab": lab, "demo": demo,
             "completion": completion}
 
 

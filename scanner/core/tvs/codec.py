@@ -168,6 +168,21 @@ def _header(data: bytes | bytearray, base: int = 0) -> tuple[Command, int, int, 
     return command, data[3], int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:10], "big")
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    command: Command
+    reserved: int
+    session: int
+    length: int  # of the body
+
+
+def decode_header(data: bytes) -> Header:
+    """The 10-byte header alone (a log's hex dump is often cut after a few lines)."""
+    if len(data) < HEADER:
+        raise ParseError(f"TVS header of {len(data)} bytes is shorter than 10", len(data))
+    return Header(*_header(data))
+
+
 def _elements(body: bytes, base: int) -> tuple[tuple[int, bytes], ...]:
     out: list[tuple[int, bytes]] = []
     pos = 0
