@@ -24,6 +24,7 @@ from scanner.core.policy import default_policy
 from scanner.core.readiness import NOT_COLLECTED, CheckStatus, Evaluator, Readiness, Verdict
 from scanner.core.trustcache import TrustFileCache
 from scanner.core.trustlist import parse
+from scanner.core.verification import FleetOutcome, Migration
 from scanner.core.verify import verify
 from tests.fleet import NAME, Scenario, base_world, page
 from tests.pki import NOW, make_cert, rsa_key
@@ -39,6 +40,8 @@ NOT_CODES = (
     {r.value for r in Readiness}
     | {v.value for v in Verdict}
     | {s.value for s in CheckStatus}
+    | {m.value for m in Migration}  # trustscan verify's outcomes: vocabulary, not findings
+    | {o.value for o in FleetOutcome}
     | {"XDG_STATE_HOME", "XDG_CACHE_HOME", "TRUSTSCAN_LAB_KEY_CACHE", "SCANNER_NO_EXTENSIONS", "EVIDENCE_DIR"}
 )
 

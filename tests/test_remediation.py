@@ -43,7 +43,7 @@ def test_cluster_actions_first_then_every_phone_that_is_not_ready() -> None:
     rows = remediation.from_report(REPORT)
     assert [r["order"] for r in rows] == list(range(1, len(rows) + 1))
     cluster = [r for r in rows if r["scope"] == "cluster"]
-    assert [r["code"] for r in cluster] == ["TVS_UNREACHABLE", "DEST_SIGNER_NOT_PHONE_SAST", "RESTART_TVS"]
+    assert [r["code"] for r in cluster] == ["TVS_UNREACHABLE", "DEST_SIGNER_NOT_PHONE_SAST", "restart TVS"]
     assert "CN=dst-pub (serial 0a0b)" in cluster[1]["action"] and "Phone-SAST-trust" in cluster[1]["action"]
     assert "every source node" in cluster[2]["action"]  # the seed's step 6, after any import
     assert cluster[0]["phones"] == 2 and cluster[1]["phones"] == 1  # the most phones held back first

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from scanner.core.findings import Code
 from scanner.report.csv_report import _safe
 from scanner.report.files import write_atomic
 
@@ -51,68 +52,73 @@ def _where(e: Evidence, default: str = "") -> str:
 
 
 # Per code: the action, given the finding's evidence; None: the code needs no action of its own.
-CLUSTER_ACTIONS: dict[str, Callable[[Evidence], str]] = {
-    "DEST_SIGNER_UNTRUSTED": lambda e: (
+CLUSTER_ACTIONS: dict[Code, Callable[[Evidence], str]] = {
+    Code.DEST_SIGNER_UNTRUSTED: lambda e: (
         f"import the destination signer {_cert(e) or ''} of node {_where(e, 'each destination TFTP node')} into the "
         "source's Phone-SAST-trust and CallManager-trust (Bulk Certificate Management, or upload by hand on the "
         "source publisher)"),
-    "DEST_SIGNER_NOT_PHONE_SAST": lambda e: (
+    Code.DEST_SIGNER_NOT_PHONE_SAST: lambda e: (
         f"import the destination signer {_cert(e)} into the source's Phone-SAST-trust too (it is in "
         "CallManager-trust only, which TVS does not vouch for as SAST)"),
-    "ITLRECOVERY_NOT_IMPORTED": lambda e: (
+    Code.ITLRECOVERY_NOT_IMPORTED: lambda e: (
         "import the destination's ITLRecovery certificate into the source's Phone-SAST-trust (needed from 12.0 on: "
         "it signs the destination's CTL and ITL)"),
-    "TVS_UNREACHABLE": lambda e: (
+    Code.TVS_UNREACHABLE: lambda e: (
         f"make TVS at {e.get('address') or _where(e)} answer phones on TCP 2445 (service started, firewall open) "
         "or remove it from the phones' TVS list"),
-    "TVS_CERT_NOT_IN_ITL": lambda e: (
+    Code.TVS_CERT_NOT_IN_ITL: lambda e: (
         f"the TVS certificate of {_where(e)} ({_cert(e)}) is not in the phones' ITL: let the source TFTP rebuild the "
         "ITL (restart the TFTP service) and have the phones download it before the cutover"),
-    "SRC_MIXED_MODE_ROLLBACK": lambda e: (
+    Code.SRC_MIXED_MODE_ROLLBACK: lambda e: (
         "set the source's enterprise parameter \"Prepare Cluster for Rollback to pre-8.0\" to False, restart TFTP, "
         "and reset the phones so they download the full ITL again"),
-    "SRC_ROLLBACK_PENDING": lambda e: (
+    Code.SRC_ROLLBACK_PENDING: lambda e: (
         "set \"Prepare Cluster for Rollback to pre-8.0\" back to False unless the rollback path is intended"),
-    "NODE_MISMATCH": lambda e: (
+    Code.NODE_MISMATCH: lambda e: (
         f"make every node serve the same {e.get('file', 'file')}: restart the TFTP service on the node(s) that differ "
         "(or find why its certificate differs)"),
-    "NO_ROLLBACK_PATH": lambda e: (
+    Code.NO_ROLLBACK_PATH: lambda e: (
         f"for a way back: import the source signer(s) {_cert(e)} into the destination's Phone-SAST-trust and "
         "CallManager-trust"),
-    "TRUST_STORE_MISSING": lambda e: (
+    Code.TRUST_STORE_MISSING: lambda e: (
         f"export the {e.get('store', 'trust store')} of the {e.get('cluster', '')} cluster and name it in the profile, "
         "then scan again"),
-    "CERT_EXPIRED": lambda e: f"renew the expired certificate {_cert(e)} and regenerate the lists it signs",
-    "CERT_EXPIRING": lambda e: f"renew {_cert(e)} before the cutover date",
-    "ITL_TOO_LARGE": lambda e: "remove unused certificates from the trust stores so the ITL fits phones (<= 64 KB, 39 certificates)",
-    "CLUSTER_MODE_MISMATCH": lambda e: f"correct the profile's mode for the {e.get('cluster', '')} cluster",
-    "TVS_OUTSIDE_PROFILE": lambda e: (
+    Code.CERT_EXPIRED: lambda e: f"renew the expired certificate {_cert(e)} and regenerate the lists it signs",
+    Code.CERT_EXPIRING: lambda e: f"renew {_cert(e)} before the cutover date",
+    Code.ITL_TOO_LARGE: lambda e: "remove unused certificates from the trust stores so the ITL fits phones (<= 64 KB, 39 certificates)",
+    Code.CLUSTER_MODE_MISMATCH: lambda e: f"correct the profile's mode for the {e.get('cluster', '')} cluster",
+    Code.TVS_OUTSIDE_PROFILE: lambda e: (
         f"add {e.get('address', 'the TVS address')} to the profile (its tvs members or tvs_allow) and scan again"),
-    "NODE_NOT_FOUND_RATE": lambda e: f"check node {_where(e)}: it answers 'not found' for many phones' files",
-    "EVIDENCE_MISSING": lambda e: "finish the collection (trustscan scan --resume) and scan again",
+    Code.NODE_NOT_FOUND_RATE: lambda e: f"check node {_where(e)}: it answers 'not found' for many phones' files",
+    Code.EVIDENCE_MISSING: lambda e: "finish the collection (trustscan scan --resume) and scan again",
 }
 
-PHONE_ACTIONS: dict[str, Callable[[Evidence], str]] = {
-    "PHONE_TRUST_STALE": lambda e: ERASE + f" (it holds a {e.get('file', 'list')} no source node serves)",
-    "PHONE_TRUST_UPDATE_FAILED": lambda e: ERASE + " (its last trust-list update failed)",
-    "PHONE_EVIDENCE_MISSING": lambda e: (
+PHONE_ACTIONS: dict[Code, Callable[[Evidence], str]] = {
+    Code.PHONE_TRUST_STALE: lambda e: ERASE + f" (it holds a {e.get('file', 'list')} no source node serves)",
+    Code.PHONE_TRUST_UPDATE_FAILED: lambda e: ERASE + " (its last trust-list update failed)",
+    Code.PHONE_EVIDENCE_MISSING: lambda e: (
         "enable web access on the phone (Product Specific Configuration: Web Access) and make it reachable, "
         "then scan again"),
-    "DEST_NOT_PROVISIONED": lambda e: "provision the phone on the destination cluster (add the device), then let TFTP build its config",
-    "DEST_CONFIG_SIGNER_UNKNOWN": lambda e: (
+    Code.DEST_NOT_PROVISIONED: lambda e: "provision the phone on the destination cluster (add the device), then let TFTP build its config",
+    Code.DEST_CONFIG_SIGNER_UNKNOWN: lambda e: (
         f"restart the TFTP service on destination node {_where(e)} so its config is signed by a certificate of its ITL"),
-    "DEST_ITL_INVALID": lambda e: f"restart TFTP on destination node {_where(e)} to rebuild its ITL",
-    "DEST_CTL_INVALID": lambda e: f"regenerate the destination CTL ({_where(e)}): utils ctl update CTLFile on the publisher",
-    "SRC_ITL_INVALID": lambda e: f"restart TFTP on source node {_where(e)} to rebuild {e.get('file', 'the ITL')}",
-    "SRC_CTL_INVALID": lambda e: f"regenerate the source CTL ({e.get('file', 'CTL')}): utils ctl update CTLFile",
-    "SRC_ITL_MISSING": lambda e: "let the source TFTP build the phone's ITL (restart TFTP), and check the phone's device record",
-    "TVS_NOT_CONFIGURED": lambda e: "add TVS servers to the phone's source config (its CallManager group / TVS list) and reset it",
-    "DIGEST_UNSUPPORTED": lambda e: (
+    Code.DEST_ITL_INVALID: lambda e: f"restart TFTP on destination node {_where(e)} to rebuild its ITL",
+    Code.DEST_CTL_INVALID: lambda e: f"regenerate the destination CTL ({_where(e)}): utils ctl update CTLFile on the publisher",
+    Code.SRC_ITL_INVALID: lambda e: f"restart TFTP on source node {_where(e)} to rebuild {e.get('file', 'the ITL')}",
+    Code.SRC_CTL_INVALID: lambda e: f"regenerate the source CTL ({e.get('file', 'CTL')}): utils ctl update CTLFile",
+    Code.SRC_ITL_MISSING: lambda e: "let the source TFTP build the phone's ITL (restart TFTP), and check the phone's device record",
+    Code.TVS_NOT_CONFIGURED: lambda e: "add TVS servers to the phone's source config (its CallManager group / TVS list) and reset it",
+    Code.DIGEST_UNSUPPORTED: lambda e: (
         f"sign the destination lists with SHA-256 or upgrade the firmware of the {e.get('model', 'phone')} model"),
-    "SRC_CTL_WITHOUT_DEST_CTL": lambda e: "delete the CTL on the phone after the move (the destination is not in mixed mode)",
-    "FETCH_FAILED": lambda e: f"fetch failed ({e.get('outcome') or e.get('reason') or 'see the report'}): scan again",
-    "CONFIG_REFUSED": lambda e: f"the source config was refused ({e.get('reason', '')}): check {e.get('file', 'it')}",
+    Code.SRC_CTL_WITHOUT_DEST_CTL: lambda e: "delete the CTL on the phone after the move (the destination is not in mixed mode)",
+    Code.FETCH_FAILED: lambda e: f"fetch failed ({e.get('outcome') or e.get('reason') or 'see the report'}): scan again",
+    Code.CONFIG_REFUSED: lambda e: f"the source config was refused ({e.get('reason', '')}): check {e.get('file', 'it')}",
 }
+
+# Cluster findings whose fix is an import into the source's stores: then TVS must be restarted.
+IMPORTS = frozenset({Code.DEST_SIGNER_UNTRUSTED, Code.DEST_SIGNER_NOT_PHONE_SAST, Code.ITLRECOVERY_NOT_IMPORTED})
+# The "code" of the row that is no finding's but follows from the imports.
+RESTART_ROW = "restart TVS"
 
 # Codes whose fix is the cluster's: a phone row points at it rather than repeating it.
 CLUSTER_FIXES = frozenset(CLUSTER_ACTIONS)
@@ -147,13 +153,13 @@ def from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         for f in c["findings"]:
             if f["severity"] == "INFO" or f["code"] not in CLUSTER_ACTIONS:
                 continue
-            imports |= f["code"] in ("DEST_SIGNER_UNTRUSTED", "DEST_SIGNER_NOT_PHONE_SAST", "ITLRECOVERY_NOT_IMPORTED")
+            imports |= f["code"] in IMPORTS
             cluster_rows.append(_row(0, "cluster", name, f, CLUSTER_ACTIONS[f["code"]](f.get("evidence") or {}),
                                      held.get(f["code"], 0)))
     cluster_rows.sort(key=lambda r: (-int(r["phones"] or 0), r["target"], r["code"]))
     if imports:
         cluster_rows.append({**dict.fromkeys(COLUMNS, ""), "scope": "cluster", "target": "source",
-                             "code": "RESTART_TVS", "severity": "BLOCKER", "action": RESTART_TVS})
+                             "code": RESTART_ROW, "severity": "BLOCKER", "action": RESTART_TVS})
     for i, r in enumerate(cluster_rows, 1):
         r["order"] = i
     by_code: dict[str, list[int]] = {}
