@@ -46,6 +46,7 @@ def add_parser(subparsers: Any) -> None:
     sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
     _add_build_parser(sub)
     _add_serve_parser(sub)
+    _add_cutover_parser(sub)
 
 
 def _add_build_parser(sub: Any) -> None:
@@ -100,6 +101,52 @@ def _add_serve_parser(sub: Any) -> None:
     s.add_argument("--worker", type=_share, default=None, help=argparse.SUPPRESS)
 
 
+def _add_cutover_parser(sub: Any) -> None:
+    c = sub.add_parser(
+        "cutover",
+        help="move phones of a served lab to the destination and run their side of the cutover",
+        description="Point the selected phones' option 150 at the destination and run each phone "
+        "(spec migration-readiness.md section 1) against the lab being served: its pages then show "
+        "the destination's TFTP server and the lists it installed, or 'Trust List update failed'.",
+    )
+    c.add_argument("dir", metavar="DIR")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--pool", default=None, metavar="P", help="only the phones of device pool P")
+    which.add_argument("--phones", default=None, metavar="FILE", help="only the devices named in FILE (one a line)")
+    c.add_argument(
+        "--concurrency", type=int, default=32, metavar="N", help="phones run at once (default 32)"
+    )
+
+
+def cutover(directory: str, *, pool: str | None, phones: str | None, concurrency: int) -> int:
+    """``lab cutover``: counts per outcome on stdout; 0 the cutover ran, 64 bad input, 70 failed."""
+    from scanner.lab.cutover import cutover as run_cutover
+
+    if concurrency < 1:
+        _err(f"--concurrency must be at least 1 (got {concurrency})")
+        return EXIT_USAGE
+    names = None
+    if phones is not None:
+        try:
+            names = Path(phones).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"{phones}: cannot read the phone list: {exc}")
+            return EXIT_USAGE
+    try:
+        summary = runner.run(run_cutover(directory, pool=pool, names=names, concurrency=concurrency))
+    except LabError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except (OSError, RuntimeError) as exc:  # the lab is not being served, or broke mid-way
+        _err(f"cutover failed: {exc}")
+        return EXIT_LAB_FAILED
+    for outcome in ("migrated", "update-failed", "config-rejected", "not-provisioned", "unsimulated"):
+        print(f"{outcome:<16} {summary.counts.get(outcome, 0)}")
+    for problem in summary.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _share(text: str) -> tuple[int, int]:
     start, _, stop = text.partition(":")
     try:
@@ -126,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command == "serve":
         return serve(args.dir, tls13=args.tls13, duration=args.duration,
                      phones_per_process=args.phones_per_process, worker=args.worker)
-    _err("give a command: build or serve")
+    if args.lab_command == "cutover":
+        return cutover(args.dir, pool=args.pool, phones=args.phones, concurrency=args.concurrency)
+    _err("give a command: build, serve or cutover")
     return EXIT_USAGE
 
 

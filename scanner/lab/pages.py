@@ -155,7 +155,9 @@ def security_page(phone: dict[str, Any], variants: dict[str, Any]) -> str:
 
 
 def _status_lines(phone: dict[str, Any]) -> list[str]:
-    """The html kind's messages (the lab's original lines)."""
+    """The html kind's messages (the lab's original lines), or what a cutover left."""
+    if phone.get("status_lines") is not None:
+        return list(phone["status_lines"])
     name = phone["name"]
     lines = [
         "7:58:02a Trust List Updated",
@@ -176,7 +178,10 @@ def _choice(phone: dict[str, Any], what: str, count: int) -> int:
 
 def _variant_lines(phone: dict[str, Any]) -> list[str]:
     """Realistic variants of the messages for the phone's state (the 8800 guide's texts): how the
-    lists got installed varies; a failed phone's last trust event is a failure, any other's not."""
+    lists got installed varies; a failed phone's last trust event is a failure, any other's not.
+    A phone a cutover moved (``scanner.lab.cutover``) shows the messages of that boot."""
+    if phone.get("status_lines") is not None:
+        return list(phone["status_lines"])
     name = phone["name"]
     mixed = bool(phone["ctl"])
     install = [
@@ -393,6 +398,8 @@ def _which(path: str, query: Mapping[str, str]) -> tuple[str, bool] | None:
         "/": ("device", False),
         "/DeviceInformation": ("device", False),
         "/DeviceInformationX": ("device", True),
+        # The console log excerpt of a cutover (the seed's format; a lab page, not a phone's).
+        "/ConsoleLog": ("console", False),
     }.get(path)
 
 
@@ -405,6 +412,10 @@ def render(
     if which is None:
         return None
     page, xml = which
+    if page == "console":
+        if phone.get("console") is None:
+            return None
+        return 200, "text/plain", "".join(f"{line}\n" for line in phone["console"])
     kind = phone.get("pages", "html")
     if kind == "xml":
         if not xml or page == "security":

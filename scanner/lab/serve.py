@@ -728,8 +728,15 @@ class LabServer:
     async def _phone(self, request: web.BaseRequest, phone: dict[str, Any]) -> web.StreamResponse:
         if phone["web"] == "stall":
             await self._stall()
+        # A phone `lab cutover` moved shows its state from DIR/state/ (reloaded when it changes).
+        from scanner.lab.overlay import Overlay
+
+        overlay = self.__dict__.get("_cutover_overlay")
+        if overlay is None:
+            overlay = self.__dict__["_cutover_overlay"] = Overlay(self.dir, self.lab["trust_variants"])
+        phone, variants = overlay.apply(phone)
         # The phone's page kind (HTML, XML, DX labels, separate security page) picks the shape.
-        page = render_phone_page(request.path, request.query, phone, self.lab["trust_variants"])
+        page = render_phone_page(request.path, request.query, phone, variants)
         if page is None:
             return web.Response(status=404, text="Not Found\n")
         status, content_type, body = page
