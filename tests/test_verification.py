@@ -63,6 +63,21 @@ def test_lists_that_match_nothing_are_unknown_while_a_node_could_not_be_read() -
     assert got is Migration.UNKNOWN and "could not be read" in reasons[0]
 
 
+@pytest.mark.parametrize("message", ["File Not Found <SEP112233445566.cnf.xml.sgn>",
+                                     "SEP112233445566.cnf.xml.sgn verification failed"])
+def test_new_lists_without_a_configuration_are_stuck(message: str) -> None:
+    from scanner.core.phonepage import StatusMessage
+
+    scan, phone, files = _world()
+    st = status(False)
+    st = dataclasses.replace(st, messages=(*st.messages, StatusMessage("10:00:00", message, None)))
+    ev = dataclasses.replace(phone, page=page(files[("destination", "d1", "ITLFile.tlv")],  # type: ignore[arg-type]
+                                              files[("destination", "d1", "CTLFile.tlv")], tftp_servers=DST_TFTP),
+                             page_outcome="ok", status=st)
+    r = judge(ev, served_lists(scan.source, SRC_TFTP), served_lists(scan.destination, DST_TFTP))  # type: ignore[attr-defined]
+    assert r.outcome is Migration.STUCK and "no configuration" in r.reasons[0] and message in r.reasons[0]
+
+
 def test_no_page_is_unknown_never_migrated() -> None:
     scan, phone, _ = _world()
     ev = dataclasses.replace(phone, page=None, page_outcome="timeout", page_detail="no answer in 10 s")  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ messages. A phone is
   mixed mode: the page's hash is the SHA-1 or MD5 of a file a destination node serves) and uses a
   destination TFTP node;
 * ``STUCK``, with the reason it can see: its last trust-list event is a failure ("Trust List update
-  failed" and its variants), it uses a destination TFTP node but still holds the source's lists, it
+  failed" and its variants), it holds the destination's lists but its status messages say it got
+  no configuration (not provisioned, or the config's signature refused), it uses a destination TFTP node but still holds the source's lists, it
   holds lists neither cluster serves (every node's file was read), or it uses a TFTP server
   neither cluster lists;
 * ``NOT_MOVED``: it uses a source TFTP node and holds the source's lists;
@@ -22,6 +23,7 @@ The same principle as the readiness checks: missing evidence never makes MIGRATE
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +34,10 @@ from scanner.core.readiness import ClusterEvidence, FileEvidence, PhoneEvidence
 __all__ = ["FleetOutcome", "Migration", "PhoneMigration", "ServedLists", "judge", "served_lists", "summarize"]
 
 TRUST_FILES = ("CTLFile.tlv", "ITLFile.tlv")
+# Status messages that say the phone got no usable configuration after its lists: not
+# provisioned ("File Not Found <SEP….cnf.xml.sgn>") or a config whose signer it does not trust
+# ("SEP….cnf.xml.sgn verification failed"). Such a phone holds the new lists but does not register.
+_CONFIG_FAILED = re.compile(r"(file not found\s*<?\s*SEP[0-9A-F]{12}\.cnf\.xml|SEP[0-9A-F]{12}\.cnf\.xml(\.sgn)?\s+verification failed)", re.I)
 
 
 class Migration(StrEnum):
@@ -154,6 +160,10 @@ def judge(phone: PhoneEvidence, src: ServedLists, dst: ServedLists) -> PhoneMigr
     if not tftp:
         return out(Migration.UNKNOWN, "the phone's page shows no TFTP server", **facts)
     if in_dst and holds_dst:
+        failed = [m.text for m in (status.messages if status is not None else ()) if _CONFIG_FAILED.search(m.text)]
+        if failed:
+            return out(Migration.STUCK, f"holds the destination's trust lists but got no configuration: {failed[-1]!r}",
+                       **facts)
         return out(Migration.MIGRATED, "holds the destination's trust lists and uses its TFTP node(s)", **facts)
     if in_dst and holds_src:
         return out(Migration.STUCK, "uses the destination's TFTP node(s) but still holds the source's trust lists", **facts)
