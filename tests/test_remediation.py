@@ -80,3 +80,14 @@ def test_a_scan_writes_it_beside_the_matrix(tmp_path: Path, capsys: pytest.Captu
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "remediation.csv").read_text())))
     not_ready = {d["name"] for d in report["devices"] if d["readiness"] != "READY"}
     assert not_ready and not_ready <= {r["target"] for r in rows if r["scope"] == "phone"}
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="fix-it"' in page and rows[0]["action"].split(" (")[0][:40] in page.replace("&#39;", "'")
+
+
+def test_the_page_has_the_fix_it_list() -> None:
+    from scanner.report.html_report import fix_list
+
+    fixes = fix_list(REPORT)
+    assert [r["code"] for r in fixes["cluster"]][-1] == "restart TVS"
+    groups = {g["code"]: g for g in fixes["phones"]}
+    assert groups["PHONE_TRUST_STALE"]["count"] == 1 and groups["PHONE_TRUST_STALE"]["phones"] == ["SEP000000000002"]

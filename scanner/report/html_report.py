@@ -370,8 +370,27 @@ def render(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float
         checks=CHECKS,
         meta=run_meta(report),
         inventory_issues=run.get("inventory_issues") or [],
+        fixes=fix_list(report),
         data_json=safe_json({"checks": list(CHECKS), "devices": slim}),
     )
+
+
+def fix_list(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The fix-it list (scanner/report/remediation.py) as the page shows it: every cluster action,
+    and the phones' actions grouped by code (remediation.csv has every row)."""
+    from scanner.report import remediation
+
+    rows = remediation.from_report(report)
+    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["scope"] == "phone":
+            by_code[str(r["code"])].append(r)
+    phone_groups = sorted(
+        ({"code": code, "count": len(rs), "action": rs[0]["action"], "phones": [r["target"] for r in rs[:MAX_NAMED]]}
+         for code, rs in by_code.items()),
+        key=lambda g: -int(g["count"]),
+    )
+    return {"cluster": [r for r in rows if r["scope"] == "cluster"], "phones": phone_groups}
 
 
 def history_trend(report: Mapping[str, Any], limit: int = TREND_RUNS) -> list[TrendPoint]:
