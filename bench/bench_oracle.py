@@ -1,0 +1,89 @@
+"""The oracle (issue 11): for built-in scenarios, scan a served lab, cut every phone over with the
+lab's migrating phones (scanner/lab/phone_sim.py, written from the spec, not from the readiness
+checks), verify, and compare the prediction with the outcome phone by phone.
+
+Run by hand: ``python bench/bench_oracle.py [--scenarios mixed,healthy,...] [--phones 500] [--base 46] [--json]``.
+Prints per scenario: the prediction (READY / NOT_READY / UNKNOWN), the outcome (MIGRATED / STUCK /
+NOT_MOVED / UNKNOWN), and the disagreements: ``missed`` (predicted READY, STUCK: the scan missed
+something) and ``overcautious`` (predicted NOT_READY, MIGRATED), each with the codes predicted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scanner.cli.demo import serving_subprocess
+from scanner.cli.main import main
+from scanner.lab.scenario import BUILTIN
+from scanner.report.prediction_diff import compare
+
+
+def _quiet(argv: list[str]) -> int:
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        return main(argv)
+
+
+def run_one(scenario: str, phones: int, base: int, root: Path) -> dict[str, Any]:
+    lab, scan, verify = root / scenario / "lab", root / scenario / "scan", root / scenario / "verify"
+    started = time.perf_counter()
+    assert _quiet(["lab", "build", "--out", str(lab), "--phones", str(phones), "--scenario", scenario,
+                   "--seed", "7", "--base", str(base)]) == 0
+    key = orjson.loads((lab / "answer-key.json").read_bytes())
+    if "refused" in key:
+        return {"scenario": scenario, "skipped": "the scan is refused by design (AXL password)"}
+    with serving_subprocess(lab):
+        _quiet(["scan", "--profile", str(lab / "profile.toml"), "--out", str(scan), "--no-history", "--no-progress",
+                "--format", "json"])
+        cut = _quiet(["lab", "cutover", str(lab)])
+        _quiet(["verify", "--profile", str(lab / "profile.toml"), "--out", str(verify), "--no-progress"])
+    report = orjson.loads((scan / "report.json").read_bytes())
+    doc = orjson.loads((verify / "verification.json").read_bytes())
+    rows, summary = compare(report, doc, scan_where="report.json", verification_where="verification.json")
+    return {
+        "scenario": scenario,
+        "seconds": round(time.perf_counter() - started, 1),
+        "cutover_exit": cut,
+        "predicted": dict(Counter(d["readiness"] for d in report["devices"])),
+        "outcome": dict(Counter(d["outcome"] for d in doc["devices"])),
+        "agreement": dict(summary.counts),
+        "disagreements": [r.as_dict() for r in rows if r.verdict in ("missed", "overcautious")],
+    }
+
+
+def main_() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", default=",".join(sorted(BUILTIN)))
+    ap.add_argument("--phones", type=int, default=500)
+    ap.add_argument("--base", type=int, default=46, help="lab base octet (its destination is base+10)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="oracle-") as tmp:
+        for name in [s for s in args.scenarios.split(",") if s]:
+            r = run_one(name, args.phones, args.base, Path(tmp))
+            results.append(r)
+            if "skipped" in r:
+                print(f"{name:<32} skipped: {r['skipped']}")
+                continue
+            a = r["agreement"]
+            codes = Counter(c for d in r["disagreements"] for c in (d["predicted_codes"] or ["-"]))
+            print(f"{name:<32} {r['seconds']:>6.1f}s predicted {r['predicted']} outcome {r['outcome']} "
+                  f"agree {a['agree']} missed {a['missed']} overcautious {a['overcautious']} untested {a['untested']}"
+                  + (f" codes {dict(codes)}" if codes else ""))
+            sys.stdout.flush()
+    if args.json:
+        print(orjson.dumps(results).decode())
+
+
+if __name__ == "__main__":
+    main_()
