@@ -7,8 +7,9 @@ JSON lines (one object a line, on stderr so that stdout stays the command's own 
     {"event": "phase_end", "phase": "collect", "done": 6010, "total": 6010, "failures": 3, "elapsed": 18.7}
 
 ``phase`` is ``collect`` or ``analyse``; a ``progress`` line at most every ``JSON_EVERY`` seconds,
-a ``phase_end`` line when the phase is over. The collection's ``total`` grows once, when the TVS
-addresses the configs name are known (they are planned after the configs are read).
+a ``phase_end`` line when the phase is over. The collection's ``total`` grows when it plans more
+(the TVS addresses the configs name are planned after the configs are read); on a terminal each
+such step gets a bar of its own, whose total is fixed.
 """
 
 from __future__ import annotations
@@ -94,11 +95,22 @@ def collection_bar(mode: Mode | bool) -> Iterator[Observer | None]:
         console=Console(stderr=True),
         transient=False,
     ) as bar:
-        task = bar.add_task("collect", total=None, rate=0.0, failures=0)
+        # Each bar's total is fixed when it appears: the collection plans more jobs once it knows
+        # more (the phones after the cache lists, the TVS addresses after the configs), and then
+        # the finished bar stays as it is and a new one counts the jobs just planned.
+        tasks = [bar.add_task("collect", total=None, rate=0.0, failures=0)]
+        offset, total = 0, -1  # where the current bar starts, and its end
 
         def observer(p: Snapshot) -> None:
+            nonlocal offset, total
             rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
-            bar.update(task, total=p.total, completed=p.done, rate=rate, failures=p.failures)
+            if total < 0 or (p.total > total and p.done < total):
+                total = p.total  # the first plan, or planned while its jobs still run: this bar
+            elif p.total > total:
+                bar.update(tasks[-1], total=total - offset, completed=total - offset)
+                offset, total = total, p.total
+                tasks.append(bar.add_task("collect", total=None, rate=0.0, failures=0))
+            bar.update(tasks[-1], total=total - offset, completed=p.done - offset, rate=rate, failures=p.failures)
 
         yield observer
 

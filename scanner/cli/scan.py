@@ -376,6 +376,8 @@ def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
         err(f"warning: {w}")
     report = outcome.report
     _print_summary(report, outcome.paths)
+    if output.VERBOSITY >= 2:
+        _print_node_statistics(plan.evidence)
     code, why = exit_code(report, req.fail_on)
     if "sarif" in outcome.paths:  # again, now with the exit code the analysis could not know
         from scanner.report import sarif_report
@@ -397,8 +399,33 @@ def _history_path(req: ScanRequest) -> Path | None:
     return Path(req.history) if req.history else default_path()
 
 
+def _print_node_statistics(evidence: Path) -> None:
+    """-v: per node and transport, the attempts by outcome and the time they took (from the
+    manifest, so it says the same for a collection and for archived evidence)."""
+    from collections import Counter, defaultdict
+
+    from scanner.store.evidence import EvidenceReader
+
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    seconds: dict[str, float] = defaultdict(float)
+    for a in EvidenceReader(evidence).attempts():
+        if a.transport == "web":
+            where = "phones/web"
+        else:
+            where = f"{a.cluster or '-'}/{a.node or a.address or '-'}/{a.transport}"
+        outcomes[where][a.outcome.value] += 1
+        seconds[where] += a.duration or 0.0
+    lines = ["  Per node (attempts by outcome, summed duration):"]
+    for where in sorted(outcomes):
+        c = outcomes[where]
+        lines.append(f"    {where:<40} {sum(c.values()):>7}  " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+                     + f"  ({seconds[where]:.1f} s)")
+    print("\n".join(lines), file=sys.stderr)
+
+
 def _print_summary(report: dict[str, Any], paths: dict[str, Path]) -> None:
-    if output.VERBOSITY == 0:
+    if output.VERBOSITY == 0:  # -q: only the verdict line
+        print(f"Verdict: {report['verdict']}  ({report['summary']['why']})", file=sys.stderr)
         return
     s = report["summary"]
     c = s["counts"]

@@ -46,7 +46,7 @@ TREND_RUNS = 30
 # The check each code belongs to, from the FAIL and UNKNOWN columns of docs/readiness.md (a test
 # compares the two). A code of several checks lists them all; EVIDENCE_MISSING belongs to any
 # check and is left to the finding's own evidence.
-CODE_CHECKS: dict[Code, tuple[str, ...]] = {
+CODE_CHECKS: dict[str, tuple[str, ...]] = {  # keyed by Code members (a Code is its str)
     Code.SRC_ITL_INVALID: ("C1",), Code.SRC_CTL_INVALID: ("C1",), Code.SRC_ITL_MISSING: ("C1",),
     Code.FETCH_FAILED: ("C1", "C6"),
     Code.PHONE_TRUST_STALE: ("C2",), Code.PHONE_TRUST_UPDATE_FAILED: ("C2",), Code.PHONE_EVIDENCE_MISSING: ("C2",),
