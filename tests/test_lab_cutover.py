@@ -281,3 +281,16 @@ def test_served_cutover(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert state["phones"][ready["name"]]["outcome"] == "migrated"
     assert state["phones"][stuck["name"]]["outcome"] == "update-failed"
     assert set(state["phones"]) == set(phones)
+
+
+def test_an_itl_larger_than_a_phone_holds_is_refused() -> None:
+    """Spec section 1, C7: at most 64 KB and 39 certificates (bench_oracle found the simulated
+    phones installing the destination-itl-too-large lists the scan had called NOT_READY)."""
+    import dataclasses
+
+    w = world()
+    d = dst_download(w)
+    held = src_lists(w)
+    r = run_phone(NAME, held, dataclasses.replace(d, itl=d.itl + b"\0" * (64 * 1024)), [tvs(w, (0, 3))])
+    assert r.outcome is Outcome.UPDATE_FAILED and "larger than the phone can hold" in r.reason
+    assert r.itl == held.itl

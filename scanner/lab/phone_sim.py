@@ -111,6 +111,10 @@ class PhoneResult:
     reason: str = ""
 
 
+PHONE_ITL_MAX_BYTES = 64 * 1024
+PHONE_ITL_MAX_CERTS = 39
+
+
 def query_key(serial: bytes | None, issuer: str | None) -> tuple[bytes, str]:
     """How a question to TVS is keyed: the signer's serial magnitude and issuer (normalised)."""
     mag = (serial or b"").lstrip(b"\x00")
@@ -305,6 +309,11 @@ def run_phone(
     if download.itl is None:
         return failed("the destination serves no ITL", ctl_bytes, held.itl)
     _getfile(log, download.itl_name, "ITLFile.tlv", download.server)
+    # A phone's trust-list store holds at most 64 KB and 39 certificates (spec section 1, C7;
+    # Cisco's ITL size limit): a larger ITL is refused whatever its signature.
+    big = _parse(download.itl, "ITLFile.tlv")
+    if len(download.itl) > PHONE_ITL_MAX_BYTES or (big is not None and len(big.records) > PHONE_ITL_MAX_CERTS):
+        return failed(f"ITLFile.tlv of {len(download.itl)} bytes is larger than the phone can hold", ctl_bytes, held.itl)
     if open_door:
         tf = _parse(download.itl, "ITLFile.tlv", sha512)
         if tf is None:
