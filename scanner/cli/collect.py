@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scanner.cli import output, runner
+from scanner.cli.discover import read_inventory
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.cli.output import Stop, internal_error, json_line
 from scanner.cli.progress import collection_bar, mode_for
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile = _load_profile(args.profile)
         limits = _limits(profile, args)
-        inventory, inv_sha = _read_inventory(args.inventory)
+        inventory, inv_sha = read_inventory(args.inventory, PROG)
         if args.dry_run:
             # A dry run contacts nothing, AXL included: discovered nodes are named, not counted.
             for c in profile.clusters:
@@ -190,29 +190,6 @@ def _limits(profile: Profile, args: argparse.Namespace) -> Limits:
         if v is not None
     }
     return dataclasses.replace(profile.limits, **overrides)
-
-
-def _read_inventory(path: str | None) -> tuple[Inventory | None, str | None]:
-    """The inventory and the SHA-256 of its bytes (None, None without ``--inventory``); the rows
-    it refused are printed as warnings, and an inventory without a usable phone is refused."""
-    from scanner.core.inventory import parse_inventory
-
-    if not path:
-        return None, None
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise Stop(EXIT_USAGE, f"cannot read inventory: {exc.strerror or exc}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        inventory = parse_inventory(data, path=path)
-    except ParseError as exc:
-        raise Stop(EXIT_USAGE, f"bad inventory: {exc}") from None
-    for issue in inventory.issues:
-        _err(f"warning: {issue}")
-    if not inventory.phones:
-        raise Stop(EXIT_USAGE, "the inventory has no usable phone")
-    return inventory, sha
 
 
 def _resume_point(out: Path, profile: Profile, inv_sha: str | None) -> ResumePoint:

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_csv(path: str | None) -> tuple[Inventory | None, dict[str, Any] | None]:
-    """The optional CSV and what the record says of it; its refused rows printed as warnings."""
+def read_inventory(path: str | None, prog: str = "trustscan") -> tuple[Inventory | None, str | None]:
+    """The inventory and the SHA-256 of its bytes (None, None without one); the rows it refused
+    are printed as warnings, and an inventory without a usable phone is refused (``Stop``, 64).
+    ``collect`` and ``discover`` read theirs so."""
     from scanner.core.inventory import parse_inventory
 
     if not path:
@@ -99,8 +101,18 @@ def read_csv(path: str | None) -> tuple[Inventory | None, dict[str, Any] | None]
     except ParseError as exc:
         raise Stop(EXIT_USAGE, f"bad inventory: {exc}") from None
     for issue in inventory.issues:
-        err(f"warning: inventory: {issue}")
-    return inventory, {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "phones": len(inventory.phones)}
+        err(f"warning: {issue}", prog)
+    if not inventory.phones:
+        raise Stop(EXIT_USAGE, "the inventory has no usable phone")
+    return inventory, hashlib.sha256(data).hexdigest()
+
+
+def read_csv(path: str | None) -> tuple[Inventory | None, dict[str, Any] | None]:
+    """The optional CSV and what the discovery record says of it."""
+    inventory, sha = read_inventory(path)
+    if inventory is None:
+        return None, None
+    return inventory, {"path": path, "sha256": sha, "phones": len(inventory.phones)}
 
 
 def read_passwords(profile: Profile) -> dict[str, str]:
