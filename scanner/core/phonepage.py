@@ -45,9 +45,10 @@ starts as XML (an ``<?xml`` declaration, or a known XML page root) and is malfor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from html import unescape as _unescape
 from html.parser import HTMLParser
 from typing import Any, Literal
 from xml.parsers.expat import ErrorString, ExpatError
@@ -469,6 +470,139 @@ def _tokenize(text: str) -> list[_Row]:
 
 
 # ---------------------------------------------------------------------------------------------
+# The fast path: one regex walk for the markup phone pages actually use
+
+# The subset read without HTMLParser: start/end tags with plain attributes (quoted values free of
+# quotes and '<>', unquoted values free of quotes, '=', '/' and '<>'), comments whose body holds no
+# "--" (so that every "--\s*>" rule of every CPython finds the same end) and <!DOCTYPE ...>. Any
+# other markup makes the fast path refuse the page, which is then read by the stdlib path.
+_FAST_START = re.compile(
+    r"<([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s\"'<>=/`]+))?)*"
+    r"\s*(/?)>"
+)
+_FAST_END = re.compile(r"</([a-zA-Z][a-zA-Z0-9]*)\s*>")
+_FAST_DOCTYPE = re.compile(r"<!doctype[^<>\"']*>", re.IGNORECASE)
+_FAST_MARKUP = re.compile(
+    r"<(?:/?[a-zA-Z][a-zA-Z0-9-]*(?=[\s/>])[^<>]{0,2048}>|[!?][^<>]{0,2048}>)"
+)  # the union of _TAG and _DECL: what _defuse_markup keeps as markup
+# Elements whose content the stdlib reads in a raw-text mode (which differs between CPython
+# releases): the fast path accepts them only as "<x ...>" directly followed by "</x>".
+_RAW_TEXT = frozenset({"script", "style", "title", "textarea", "plaintext", "xmp", "iframe"})
+_RAW_TEXT_ALL = _RAW_TEXT | {"noscript", "noembed", "noframes"}
+
+
+class _Refused(Exception):
+    """The page holds markup outside the fast path's subset."""
+
+
+def _tokenize_fast(text: str) -> list[_Row] | None:
+    """The rows :func:`_tokenize` gives, without HTMLParser, or None for a page outside the subset.
+
+    Walks the raw text once, deciding each '<' as :func:`_defuse_markup` does (markup it keeps,
+    or text it escapes), and feeds the same handlers the stdlib tokenizer calls, with the text
+    between tags unescaped as ``convert_charrefs`` does (an escaped '<' unescapes to itself, so
+    the raw text can be unescaped directly).
+    """
+    sink = _Tokenizer()
+    text_parts: list[str] = []  # the current run of text, raw (a run ends at markup)
+    pos = 0
+    size = len(text)
+    no_comment_end_from = size + 1
+    find = text.find
+    unescape = _unescape
+    raw_elem: str | None = None  # a raw-text element just opened: its end tag must come next
+
+    def flush() -> None:
+        if text_parts:
+            raw = "".join(text_parts)
+            text_parts.clear()
+            if raw:
+                sink.handle_data(unescape(raw) if "&" in raw else raw)
+
+    try:
+        while pos < size:
+            lt = find("<", pos)
+            if lt < 0:
+                text_parts.append(text[pos:])
+                break
+            if lt > pos:
+                text_parts.append(text[pos:lt])
+            if text.startswith("<!--", lt):
+                end = -1 if lt + 4 >= no_comment_end_from else find("-->", lt + 4)
+                if end >= 0:
+                    body = text[lt + 4 : end]
+                    if "--" in body or body.startswith((">", "->")) or body.endswith("-") or raw_elem:
+                        raise _Refused
+                    flush()
+                    pos = end + 3
+                    continue
+                no_comment_end_from = min(no_comment_end_from, lt + 4)
+                text_parts.append("<")
+                pos = lt + 1
+                continue
+            match = _FAST_MARKUP.match(text, lt)
+            if match is None:
+                text_parts.append("<")  # _defuse_markup escapes it: text
+                pos = lt + 1
+                continue
+            markup = match.group(0)
+            pos = match.end()
+            if raw_elem is not None:
+                close = _FAST_END.fullmatch(markup)
+                if close is None or close.group(1).lower() != raw_elem:
+                    raise _Refused
+                raw = "".join(text_parts)
+                if "<" in raw or "&" in raw:  # raw-text content: read alike only when plain
+                    raise _Refused
+                flush()
+                raw_elem = None
+                sink.handle_endtag(close.group(1).lower())
+                continue
+            start = _FAST_START.fullmatch(markup)
+            if start is not None:
+                flush()
+                tag = start.group(1).lower()
+                if start.group(2):
+                    if tag in _RAW_TEXT_ALL:
+                        raise _Refused
+                    sink.handle_startendtag(tag, [])
+                    continue
+                if tag in _RAW_TEXT_ALL and tag not in _RAW_TEXT:
+                    raise _Refused
+                sink.handle_starttag(tag, [])
+                if tag in _RAW_TEXT:
+                    raw_elem = tag
+                    raw_end = _RAW_TEXT_END.get(tag)
+                    if raw_end is not None:  # script/style bodies: skipped, as _defuse_markup does
+                        close_at = raw_end.search(text, pos)
+                        pos = size if close_at is None else close_at.start()
+                continue
+            close = _FAST_END.fullmatch(markup)
+            if close is not None:
+                flush()
+                sink.handle_endtag(close.group(1).lower())
+                continue
+            if _FAST_DOCTYPE.fullmatch(markup):
+                flush()
+                continue
+            raise _Refused
+        if raw_elem is not None and (text_parts or raw_elem not in _RAW_TEXT_END):
+            raise _Refused  # an unclosed raw-text element: the stdlib's end-of-input rules apply
+        flush()
+    except _Refused:
+        return None
+    sink.finish()
+    return sink.rows
+
+
+def _tokenize_rows(text: str) -> list[_Row]:
+    """The page's rows: the fast walk, else (markup outside its subset) the stdlib tokenizer."""
+    rows = _tokenize_fast(text)
+    return rows if rows is not None else _tokenize(text)
+
+
+# ---------------------------------------------------------------------------------------------
 # The page as a document: heading, label/value pairs
 
 
@@ -562,11 +696,11 @@ def _heading(rows: list[_Row]) -> tuple[str | None, str | None, str | None, _Cel
 _SECURITY_LINK = re.compile(r"device\.statistics\.security", re.IGNORECASE)
 
 
-def _document(html: str | bytes) -> _Doc:
+def _document(html: str | bytes, tokenize: Callable[[str], list[_Row]] = _tokenize_rows) -> _Doc:
     text = _to_text(html)
     if _looks_like_xml(text):
         return _xml_document(html, text)
-    rows = _tokenize(text)
+    rows = tokenize(text)
     title, model, name, heading_cell = _heading(rows)
     pairs = _pairs([row for row in rows if heading_cell not in row.cells])
     keys = [_label_key(label) for label, _ in pairs]
@@ -1195,6 +1329,23 @@ def parse_phone_page(html: str | bytes) -> PhonePage | StatusMessages:
     if _kind(doc) is PageKind.STATUS_MESSAGES:
         return _status(doc)
     return _network(doc)
+
+
+def parse_phone_page_stdlib(html: str | bytes, as_kind: PageKind | None = None) -> PhonePage | StatusMessages:
+    """The reference reading, through ``html.parser.HTMLParser`` only (the path used before the
+    fast walk; kept so that tests and the benchmark can compare the two on any input).
+    ``as_kind`` forces the reading: STATUS_MESSAGES as :func:`parse_status_messages`, any other
+    kind as :func:`parse_network_page`; None detects it as :func:`parse_phone_page`."""
+    doc = _document(html, _tokenize)
+    if as_kind is None:
+        as_kind = _kind(doc)
+    return _status(doc) if as_kind is PageKind.STATUS_MESSAGES else _network(doc)
+
+
+def fast_path_accepts(html: str | bytes) -> bool:
+    """Whether the fast walk reads this page itself (False: XML, or HTML it hands to the stdlib)."""
+    text = _to_text(html)
+    return not _looks_like_xml(text) and _tokenize_fast(text) is not None
 
 
 def parse_xml_page(page: str | bytes) -> PhonePage | StatusMessages:
