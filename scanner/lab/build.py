@@ -68,6 +68,8 @@ RISPORT_PER_MINUTE = 15
 # File timestamps (header tag 15): fixed, so builds are reproducible.
 FILE_TIME = int((LAB_EPOCH + dt.timedelta(days=400)).timestamp())
 STALE_TIME = FILE_TIME - 90 * 86400
+# The trust lists phones may hold (current and stale), by SHA-1: what `lab cutover` starts from.
+HELD_LISTS = Path("phone-lists")
 MISMATCH_TIME = FILE_TIME - 7 * 86400
 PHONES_PER_SUBNET = 250
 # Phones fill 127.(base+90).0-255.1-250 (64,000 addresses); a bigger fleet spills into the next
@@ -662,6 +664,12 @@ def _build_into(
     say("trust lists")
     trust = _trust_files(c, src_tl, dst_tl)
 
+    # Every list a phone may hold, by SHA-1: the stale ones are served by no node, and the
+    # migrating phones of `lab cutover` need their bytes.
+    (d / HELD_LISTS).mkdir()
+    for data in trust.variants.values():
+        _write(d / HELD_LISTS / f"{hashlib.sha1(data).hexdigest()}.tlv", data)
+
     say("phones")
     fleet = _fleet(scenario, seed, count)
 
@@ -797,13 +805,19 @@ def _trust_files(c: _Clusters, src_tl: TrustLists, dst_tl: TrustLists) -> _Trust
     served: dict[str, dict[str, bytes]] = {n.name: {} for n in c.nodes}
     variants: dict[str, bytes] = {}
     src_ctl = src_tl.ctl() if c.src_shape.mode == "mixed" else None
+    # A stale list in the field is one from before a certificate change that the phone never
+    # took (the spec's C2: "no stale list from before a cert change"): the stale CTL holds the
+    # source's CallManager certificates as they were before they were regenerated, the stale ITL
+    # its TVS certificates before theirs were. A list that differed only in its time stamp would
+    # change nothing a phone does, and the cutover would then not test the prediction at all.
+    ctl_before, itl_before = _before_regeneration(c)
     if src_ctl is not None:
         variants["src-ctl"] = src_ctl
-        variants["src-ctl-old"] = src_tl.ctl(STALE_TIME)
+        variants["src-ctl-old"] = TrustLists(ctl_before, src_tl.addr, src_tl.tvs_addr).ctl(STALE_TIME)
     for n in ("src-pub", "src-sub1"):
         current = src_tl.itl(n, blank=rollback)
         variants[f"src-itl:{n}"] = current
-        variants[f"src-itl-old:{n}"] = src_tl.itl(n, STALE_TIME)
+        variants[f"src-itl-old:{n}"] = TrustLists(itl_before, src_tl.addr, src_tl.tvs_addr).itl(n, STALE_TIME)
         served[n]["ITLFile.tlv"] = current
         if src_ctl is not None:
             served[n]["CTLFile.tlv"] = src_ctl
@@ -821,6 +835,25 @@ def _trust_files(c: _Clusters, src_tl: TrustLists, dst_tl: TrustLists) -> _Trust
             how = break_signature if f.param("how") == "signature" else truncate_half
             served[f.node][fname] = how(served[f.node][fname])
     return _TrustFiles(served, variants, src_ctl)
+
+
+def _before_regeneration(c: _Clusters) -> tuple[ClusterPki, ClusterPki]:
+    """The source's certificates as a stale phone last saw them, for its CTL and for its ITL:
+    the CTL's CallManager certificates before they were regenerated (before 12.0 the
+    publisher's also signed the CTL then), the ITL's TVS certificates before theirs were; each
+    with a key of its own. ITLRecovery, which signs from 12.0 on, stays (it outlives
+    regenerations: that is its purpose)."""
+    src = c.src
+    org = "Lab Source"
+    old_cm = {n: _cert(c.keys, f"source/{n}/CallManager-before", c.src_shape.key, n, org, "Voice") for n in src.cm}
+    old_tvs = {n: _cert(c.keys, f"source/{n}/TVS-before", "rsa2048", n, org, "Voice TVS") for n in src.tvs}
+    for_ctl = ClusterPki(
+        src.cluster, src.shape, cm=old_cm, tvs=dict(src.tvs), ec=dict(src.ec), capf=src.capf, itlrec=src.itlrec
+    )
+    for_itl = ClusterPki(
+        src.cluster, src.shape, cm=dict(src.cm), tvs=old_tvs, ec=dict(src.ec), capf=src.capf, itlrec=src.itlrec
+    )
+    return for_ctl, for_itl
 
 
 # -- the fleet ---------------------------------------------------------------------------------

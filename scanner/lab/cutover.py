@@ -43,7 +43,7 @@ from scanner.core.devconfig import tvs_addresses
 from scanner.core.errors import ParseError
 from scanner.core.trustlist import parse
 from scanner.core.tvs.codec import Framer, Message, encode, query_request
-from scanner.lab.build import SHA512_UNSUPPORTED, _page_facts
+from scanner.lab.build import HELD_LISTS, SHA512_UNSUPPORTED, _page_facts
 from scanner.lab.errors import LabError
 from scanner.lab.overlay import LISTS_DIR, STATE_FILE, STATE_FORMAT
 from scanner.lab.phone_sim import (
@@ -130,34 +130,21 @@ class _Lists:
                 for f in (d / node["dir"]).glob("*.tlv"):
                     data = f.read_bytes()
                     self.by_sha1.setdefault(hashlib.sha1(data).hexdigest(), data)
-        lists = d / LISTS_DIR
-        if lists.is_dir():
-            for f in lists.glob("*.tlv"):
-                self.by_sha1.setdefault(f.stem, f.read_bytes())
+        for lists in (d / HELD_LISTS, d / LISTS_DIR):
+            if lists.is_dir():
+                for f in lists.glob("*.tlv"):
+                    self.by_sha1.setdefault(f.stem, f.read_bytes())
 
-    def held(self, variant: str | None, variants: Mapping[str, Any]) -> tuple[bool, bytes | None, bool]:
-        """(known, bytes, stand-in) of a variant: (True, None, False) for "no list".
-
-        A stale variant (``src-itl-old:<node>``, ``src-ctl-old``: the builder writes them with
-        the current list's signer and records and an older time stamp, ``TrustLists.itl`` /
-        ``ctl`` with ``STALE_TIME``) is on no node; the current list stands in for it when its
-        page facts other than the hash are the same (same TVS, TFTP and CAPF records): the
-        phone's decisions depend on the records only. Not when they differ (the rollback
-        scenario blanks the current ITL, not the stale one)."""
+    def held(self, variant: str | None, variants: Mapping[str, Any]) -> tuple[bool, bytes | None]:
+        """(known, bytes) of a variant: (True, None) for "no list"; (False, None) when the lab
+        has no bytes with the variant's SHA-1 (a lab built before ``HELD_LISTS`` existed)."""
         if not variant:
-            return True, None, False
+            return True, None
         facts = variants.get(variant)
         if not facts:
-            return False, None, False
+            return False, None
         data = self.by_sha1.get(str(facts["sha1"]))
-        if data is not None:
-            return True, data, False
-        current = variants.get(variant.replace("-old", "", 1)) if "-old" in variant else None
-        if current and all(current.get(k) == facts.get(k) for k in ("tvs", "tftp", "capf")):
-            data = self.by_sha1.get(str(current["sha1"]))
-            if data is not None:
-                return True, data, True
-        return False, None, False
+        return data is not None, data
 
 
 def _node_of(lab: Mapping[str, Any], address: str) -> dict[str, Any] | None:
@@ -245,12 +232,28 @@ async def _get(session: aiohttp.ClientSession, node: Mapping[str, Any], name: st
         return data
 
 
+def option150(lab: Mapping[str, Any], phone: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The destination TFTP nodes the phone is given at cutover, in its option 150 order.
+
+    Sites spread their phones over the TFTP nodes with the order of option 150 per DHCP scope;
+    the lab does the same with the destination as with the source: a phone whose source list
+    starts at the source's k-th TFTP node starts at the destination's k-th (DP-EAST's phones
+    start at a subscriber on both). So a fault on one destination node reaches the phones that
+    use it first, not all of them or none."""
+    nodes = list(lab["clusters"]["destination"]["tftp"])
+    src = [n["address"] for n in lab["clusters"]["source"]["tftp"]]
+    first = phone["tftp"][0] if phone.get("tftp") else None
+    k = src.index(first) if first in src else 0
+    k %= max(1, len(nodes))
+    return nodes[k:] + nodes[:k]
+
+
 async def _download(session: aiohttp.ClientSession, lab: Mapping[str, Any], phone: Mapping[str, Any]) -> Download:
     dst = lab["clusters"]["destination"]
     mixed = dst["mode"] == "mixed"
     last: Exception | None = None
     mac = phone["mac"]
-    for node in dst["tftp"]:  # option 150 lists the destination's nodes; the first that answers
+    for node in option150(lab, phone):  # the first that answers
         try:
             ctl, ctl_name = None, "CTLFile.tlv"
             if mixed:
@@ -279,10 +282,10 @@ def _stamp(now: dt.datetime, i: int) -> tuple[str, str]:
 
 async def _one(
     d: Path, lab: Mapping[str, Any], phone: Mapping[str, Any], state: Mapping[str, Any], lists: _Lists,
-    session: aiohttp.ClientSession, ctx: ssl.SSLContext, variants: Mapping[str, Any],
-) -> tuple[PhoneResult, dict[str, str]] | str:
-    known_ctl, ctl, ctl_standin = lists.held(phone["ctl"], variants)
-    known_itl, itl, itl_standin = lists.held(phone["itl"], variants)
+    session: aiohttp.ClientSession, ctx: ssl.SSLContext, variants: Mapping[str, Any], now: dt.datetime,
+) -> PhoneResult | str:
+    known_ctl, ctl = lists.held(phone["ctl"], variants)
+    known_itl, itl = lists.held(phone["itl"], variants)
     if not (known_ctl and known_itl):
         missing = phone["ctl"] if not known_ctl else phone["itl"]
         return f"{phone['name']}: the bytes of the list it holds ({missing}) are not in the lab"
@@ -293,14 +296,7 @@ async def _one(
     questions = signers_to_ask(download)
     contacts = [await _contact(a, p, ctx, device, questions) for a, p in members] if questions else []
     sha512 = phone["model"] not in SHA512_UNSUPPORTED
-    result = run_phone(phone["name"], Held(ctl, itl), download, contacts, sha512=sha512)
-    # A list kept (refused update) that was a stand-in is still the stale list the phone held.
-    kept = {
-        hashlib.sha1(data).hexdigest(): name
-        for data, name, standin in ((ctl, phone["ctl"], ctl_standin), (itl, phone["itl"], itl_standin))
-        if data is not None and standin
-    }
-    return result, kept
+    return run_phone(phone["name"], Held(ctl, itl), download, contacts, sha512=sha512, now=now)
 
 
 async def cutover(
@@ -316,16 +312,15 @@ async def cutover(
     lists = _Lists(d, lab)
     ctx = _phone_ssl(d)
     now = now or dt.datetime.now(dt.UTC)
-    dst_tftp = [n["address"] for n in lab["clusters"]["destination"]["tftp"]]
     sem = asyncio.Semaphore(max(1, concurrency))
-    results: dict[str, tuple[PhoneResult, dict[str, str]] | str] = {}
+    results: dict[str, PhoneResult | str] = {}
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def run(p: dict[str, Any]) -> None:
             async with sem:
                 try:
-                    results[p["name"]] = await _one(d, lab, p, state, lists, session, ctx, variants)
+                    results[p["name"]] = await _one(d, lab, p, state, lists, session, ctx, variants, now)
                 except LabError as exc:
                     results[p["name"]] = str(exc)
 
@@ -342,15 +337,16 @@ async def cutover(
             counts[UNSIMULATED] += 1
             problems.append(got)
             continue
-        r, kept = got
+        r = got
         counts[r.outcome.value] += 1
+        dst_tftp = [n["address"] for n in option150(lab, p)]
         entry: dict[str, Any] = {"outcome": r.outcome.value, "reason": r.reason, "tftp": dst_tftp}
         for what, data in (("ctl", r.ctl), ("itl", r.itl)):
             if data is None:
                 entry[what] = None
                 continue
             sha1 = hashlib.sha1(data).hexdigest()
-            name = kept.get(sha1) or next(
+            name = next(
                 (k for k, v in variants.items() if v and v.get("sha1") == sha1), f"sha1:{sha1}"
             )
             if name not in variants and name not in new_variants:

@@ -21,6 +21,10 @@ The decisions, in §1's order:
    CallManager certificate") or vouched by TVS as in step 1.
 3. Config ``.sgn``: its signer must be a TFTP or CCM+TFTP record of the new ITL or CTL.
 
+At each step the certificate whose key verified the file (held, or returned by TVS) must be
+valid at the cutover's time: the spec has phones refuse a list or config signed by an expired
+certificate (trust-files.md, known failures row 13).
+
 Paths that bypass TVS: no CTL and no ITL (trust on first use: accept, with a warning), and a
 *blank* ITL held with no CTL (the source's rollback: no TVS and no TFTP records; the phone
 accepts any new list).
@@ -28,6 +32,7 @@ accepts any new list).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +158,23 @@ def _signed_by(tf: TrustFile, der: bytes | None) -> bool:
     return True
 
 
+def _expired(der: bytes, now: dt.datetime | None) -> str | None:
+    """When ``der`` is outside its validity at ``now``: the date it ended (or starts), else None.
+    The spec (trust-files.md, known failures row 13; C7 "signer certs not expired at the cutover
+    date") has phones refuse a list or config whose signer's certificate has expired. ``now``
+    None: no date check (a caller that models no clock)."""
+    if now is None:
+        return None
+    cert = load_certificate(der)
+    if cert is None:
+        return None
+    if cert.not_valid_after_utc < now:
+        return f"expired {cert.not_valid_after_utc:%Y-%m-%d}"
+    if cert.not_valid_before_utc > now:
+        return f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
+    return None
+
+
 def _certs(tf: TrustFile | None, *roles: int) -> list[bytes]:
     if tf is None:
         return []
@@ -194,7 +216,7 @@ class _Log:
 
 
 def _ask_tvs(
-    tf: TrustFile, itl: TrustFile | None, contacts: Sequence[TvsContact], log: _Log
+    tf: TrustFile, itl: TrustFile | None, contacts: Sequence[TvsContact], log: _Log, now: dt.datetime | None
 ) -> tuple[bool, str]:
     """§1 step 1's TVS path: (vouched, why not)."""
     tvs_certs = set(_certs(itl, Role.TVS))
@@ -234,6 +256,10 @@ def _ask_tvs(
         if not _signed_by(tf, answer.certificate):
             log.c("ERR", "SECUREAPP-Hashes do not match... authentication failed.")
             return False, "the certificate TVS returned does not verify the file"
+        when = _expired(answer.certificate, now)
+        if when is not None:
+            log.c("ERR", f"SECUREAPP-Signer certificate {when}... authentication failed.")
+            return False, f"the signer's certificate TVS returned is {when}"
         log.c("NOT", "SECUREAPP-Hashes match... authentication successful.")
         return True, ""
     return False, why
@@ -247,15 +273,21 @@ def _accept(
     contacts: Sequence[TvsContact],
     log: _Log,
     sha512: bool,
+    now: dt.datetime | None,
 ) -> tuple[TrustFile | None, str]:
     """A downloaded list: (the parsed file if accepted, why not)."""
     tf = _parse(data, hint, sha512)
     if tf is None:
         return None, f"{hint} does not parse or is signed with a digest this model cannot verify"
-    if any(_signed_by(tf, der) for der in trusted):
+    signer = next((der for der in trusted if _signed_by(tf, der)), None)
+    if signer is not None:
+        when = _expired(signer, now)
+        if when is not None:
+            log.c("ERR", f"SECUREAPP-Signer certificate {when}... authentication failed.")
+            return None, f"{hint}: its signer's certificate is {when}"
         log.c("NOT", "SECUREAPP-Hashes match... authentication successful.")
         return tf, ""
-    ok, why = _ask_tvs(tf, itl_for_tvs, contacts, log)
+    ok, why = _ask_tvs(tf, itl_for_tvs, contacts, log, now)
     return (tf, "") if ok else (None, why)
 
 
@@ -271,10 +303,12 @@ def _getfile(log: _Log, src: str, dest: str, server: str) -> None:
 
 
 def run_phone(
-    name: str, held: Held, download: Download, contacts: Sequence[TvsContact], *, sha512: bool = True
+    name: str, held: Held, download: Download, contacts: Sequence[TvsContact], *, sha512: bool = True,
+    now: dt.datetime | None = None,
 ) -> PhoneResult:
     """One phone's reboot onto the destination (see the module docstring). ``sha512``: the
-    model's firmware verifies SHA-512 signatures (a file it cannot verify is refused)."""
+    model's firmware verifies SHA-512 signatures (a file it cannot verify is refused). ``now``:
+    the cutover's time, against which signer certificates must be valid (None: not checked)."""
     log = _Log()
     old_ctl, old_itl = _parse(held.ctl, "CTLFile.tlv"), _parse(held.itl, "ITLFile.tlv")
     # No list at all, or only a blank ITL (rollback) with no CTL: nothing to check against.
@@ -298,7 +332,7 @@ def run_phone(
             log.c("WRN", "SECUREAPP-No trust list to verify against: " + ("trust on first use" if tofu else "blank ITL (rollback)"))
             new_ctl = tf
         else:
-            tf, why = _accept(download.ctl, "CTLFile.tlv", sast_held, old_itl, contacts, log, sha512)
+            tf, why = _accept(download.ctl, "CTLFile.tlv", sast_held, old_itl, contacts, log, sha512, now)
             if tf is None:
                 return failed(f"CTL: {why}", held.ctl, held.itl)
             new_ctl = tf
@@ -325,7 +359,7 @@ def run_phone(
         trusted = (
             _certs(new_ctl, Role.SAST, Role.TFTP, Role.CCM_TFTP) + _certs(old_itl, Role.SAST)
         )
-        tf2, why = _accept(download.itl, "ITLFile.tlv", trusted, old_itl, contacts, log, sha512)
+        tf2, why = _accept(download.itl, "ITLFile.tlv", trusted, old_itl, contacts, log, sha512, now)
         if tf2 is None:
             return failed(f"ITL: {why}", ctl_bytes, held.itl)
         new_itl = tf2
@@ -343,8 +377,14 @@ def run_phone(
     _getfile(log, f"{name}.cnf.xml.sgn", f"{name}.cnf.xml.sgn", download.server)
     cfg = _parse(download.config, f"{name}.cnf.xml.sgn", sha512)
     signers = _certs(new_itl, *_CONFIG_ROLES) + _certs(new_ctl, *_CONFIG_ROLES)
-    if cfg is None or not any(_signed_by(cfg, der) for der in signers):
-        why = "config does not parse" if cfg is None else "config signer is not a TFTP record of the new ITL or CTL"
+    signer = None if cfg is None else next((der for der in signers if _signed_by(cfg, der)), None)
+    when = None if signer is None else _expired(signer, now)
+    if cfg is None or signer is None or when is not None:
+        why = (
+            "config does not parse" if cfg is None
+            else "config signer is not a TFTP record of the new ITL or CTL" if signer is None
+            else f"config signer's certificate is {when}"
+        )
         log.c("ERR", f"SECUREAPP-{name}.cnf.xml.sgn: authentication failed: {why}")
         log.status.append(f"{name}.cnf.xml.sgn verification failed")
         return PhoneResult(
