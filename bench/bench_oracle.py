@@ -3,6 +3,11 @@ lab's migrating phones (scanner/lab/phone_sim.py, written from the spec, not fro
 checks), verify, and compare the prediction with the outcome phone by phone.
 
 Run by hand: ``python bench/bench_oracle.py [--scenarios mixed,healthy,...] [--phones 500] [--base 46] [--json]``.
+Every phone is cut over twice, from the lists it held before: once as option 150 orders it, once
+with its first destination TFTP node not answering it (``lab cutover --failover``), since the
+scan's prediction is for any destination node the phone may use (C5). A phone's outcome is the
+worse of the two (STUCK or NOT_MOVED in either, else UNKNOWN in either, else MIGRATED).
+
 Prints per scenario: the prediction (READY / NOT_READY / UNKNOWN), the outcome (MIGRATED / STUCK /
 NOT_MOVED / UNKNOWN), and the disagreements: ``missed`` (predicted READY, STUCK: the scan missed
 something) and ``overcautious`` (predicted NOT_READY, MIGRATED), each with the codes predicted.
@@ -24,6 +29,7 @@ import orjson
 
 from scanner.cli.demo import serving_subprocess
 from scanner.cli.main import main
+from scanner.lab.overlay import STATE_FILE
 from scanner.lab.scenario import BUILTIN
 from scanner.report.prediction_diff import compare
 
@@ -31,6 +37,22 @@ from scanner.report.prediction_diff import compare
 def _quiet(argv: list[str]) -> int:
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         return main(argv)
+
+
+_WORSE = {"STUCK": 3, "NOT_MOVED": 3, "UNKNOWN": 2, "MIGRATED": 1}
+
+
+def merge_outcomes(first: dict[str, Any], failover: dict[str, Any]) -> dict[str, Any]:
+    """One verification document from the two cutovers: per phone the worse outcome, its
+    reasons marked with the run that gave them."""
+    other = {d["name"]: d for d in failover["devices"]}
+    devices = []
+    for d in first["devices"]:
+        f = other.get(d["name"])
+        if f is not None and _WORSE.get(f["outcome"], 0) > _WORSE.get(d["outcome"], 0):
+            d = {**f, "reasons": [f"with failover: {r}" for r in f.get("reasons", [])]}
+        devices.append(d)
+    return {**first, "devices": devices}
 
 
 def run_one(scenario: str, phones: int, base: int, root: Path) -> dict[str, Any]:
@@ -46,8 +68,14 @@ def run_one(scenario: str, phones: int, base: int, root: Path) -> dict[str, Any]
                 "--format", "json"])
         cut = _quiet(["lab", "cutover", str(lab)])
         _quiet(["verify", "--profile", str(lab / "profile.toml"), "--out", str(verify), "--no-progress"])
+        (lab / STATE_FILE).unlink()  # every phone back to the lists it held before the cutover
+        _quiet(["lab", "cutover", str(lab), "--failover"])
+        _quiet(["verify", "--profile", str(lab / "profile.toml"), "--out", str(verify) + "-failover", "--no-progress"])
     report = orjson.loads((scan / "report.json").read_bytes())
-    doc = orjson.loads((verify / "verification.json").read_bytes())
+    doc = merge_outcomes(
+        orjson.loads((verify / "verification.json").read_bytes()),
+        orjson.loads((Path(str(verify) + "-failover") / "verification.json").read_bytes()),
+    )
     rows, summary = compare(report, doc, scan_where="report.json", verification_where="verification.json")
     return {
         "scenario": scenario,

@@ -8,8 +8,9 @@ from scanner.core.findings import Severity
 from scanner.core.policy import default_policy, parse_policy
 from scanner.core.readiness import CheckStatus, Evaluator, PhoneResult, Readiness, Verdict, summarize
 from scanner.core.trustcache import TrustFileCache
-from scanner.core.trustlist import Digest
-from tests.fleet import NAME, Scenario, World, base_world, page
+from scanner.core.trustlist import Digest, Role
+from scanner.lab import builder as B
+from tests.fleet import NAME, TS, Scenario, World, base_world, page
 from tests.pki import NOW, make_cert, rsa_key
 
 
@@ -36,7 +37,9 @@ def test_itlrecovery_not_imported() -> None:
     assert r.readiness is Readiness.NOT_READY
     assert "ITLRECOVERY_NOT_IMPORTED" in r.codes and r.checks["C5"] is CheckStatus.FAIL
     dest = ev.cluster_results()[1]
-    assert {f.evidence["file"] for f in dest.findings if f.code == "ITLRECOVERY_NOT_IMPORTED"} == {"CTLFile.tlv", "ITLFile.tlv"}
+    # The CTL's signer needs TVS; the ITL is then verified by the new CTL (the seed's step 9), so
+    # the one certificate to import is named once, for the CTL.
+    assert {f.evidence["file"] for f in dest.findings if f.code == "ITLRECOVERY_NOT_IMPORTED"} == {"CTLFile.tlv"}
     assert summarize([r], ev.cluster_results(), default_policy()).verdict is Verdict.NO_GO
 
 
@@ -204,3 +207,100 @@ def test_axl_rollback_parameter_and_mode_are_weighed_beside_the_files() -> None:
     assert with_axl(None, None) == []
     assert with_axl(ClusterSettings(True, True), None) == ["SRC_ROLLBACK_PENDING"]
     assert with_axl(ClusterSettings(True, False), ClusterSettings(False, False)) == ["CLUSTER_MODE_MISMATCH"]
+
+
+# --- What a phone holds that the source no longer serves (the oracle's findings, docs/lab.md) --------
+
+
+def test_stale_ctl_is_a_warning_the_phone_migrates_through_tvs() -> None:
+    # A CTL only lets the phone trust a signer directly: with a stale one it asks TVS, which it
+    # reaches with its current ITL (spec section 1, step 1).
+    w = base_world()
+    stale = page(w.files[("source", "s1", "ITLFile.tlv")], b"a CTL from before the certificate change")
+    r, _ = run(Scenario(phone_page=stale))
+    assert r.readiness is Readiness.READY, r.findings
+    assert r.checks["C2"] is CheckStatus.WARN
+    f = next(f for f in r.findings if f.code == "PHONE_TRUST_STALE")
+    assert f.severity is Severity.WARNING and f.evidence["file"] == "CTL"
+    # ... and TVS is then what the migration rests on: TVS down blocks it.
+    r2, _ = run(Scenario(phone_page=stale, tvs_outcome="refused"))
+    assert r2.readiness is Readiness.NOT_READY and r2.checks["C4"] is CheckStatus.FAIL
+
+
+def _broken(data: bytes) -> bytes:
+    b = bytearray(data)
+    b[-5] ^= 0x55
+    return bytes(b)
+
+
+def test_refused_per_phone_itl_the_phone_keeps_the_generic_one() -> None:
+    # The source serves the phone a broken ITLSEP<MAC>.tlv; the phone refused it and still holds
+    # the node's generic ITL (its page shows that hash): the broken file warns, the phone is ready.
+    w = base_world()
+    mine = f"ITL{NAME}.tlv"
+    over = {("source", n, mine): ("ok", _broken(w.files[("source", n, "ITLFile.tlv")])) for n in ("s1", "s2")}
+    r, _ = run(Scenario(overrides=over))
+    assert r.readiness is Readiness.READY, r.findings
+    assert r.checks["C1"] is CheckStatus.WARN and r.checks["C2"] is CheckStatus.WARN
+    invalid = [f for f in r.findings if f.code == "SRC_ITL_INVALID"]
+    assert invalid and all(f.severity is Severity.WARNING and f.evidence["held"] is False for f in invalid)
+    stale = next(f for f in r.findings if f.code == "PHONE_TRUST_STALE")
+    assert stale.severity is Severity.WARNING and stale.evidence["held"] == "ITLFile.tlv"
+    assert r.facts["held_itl_node"] == "s1"
+
+
+def test_phone_showing_the_broken_per_phone_itl_is_blocked() -> None:
+    # Its page shows the hash of the broken file itself: it holds (or reports) what does not verify.
+    w = base_world()
+    mine = f"ITL{NAME}.tlv"
+    broken = {n: _broken(w.files[("source", n, "ITLFile.tlv")]) for n in ("s1", "s2")}
+    over = {("source", n, mine): ("ok", b) for n, b in broken.items()}
+    shown = page(broken["s1"], w.files[("source", "s1", "CTLFile.tlv")])
+    r, _ = run(Scenario(overrides=over, phone_page=shown))
+    assert r.readiness is Readiness.NOT_READY and r.checks["C1"] is CheckStatus.FAIL
+    assert any(f.code == "SRC_ITL_INVALID" and f.severity is Severity.BLOCKER for f in r.findings)
+
+
+def _pre12_world(sub_itl_signer_in_ctl: bool) -> tuple[Scenario, Scenario]:
+    """Destination before 12.0: each node signs its ITL with its CallManager certificate; the
+    source's Phone-SAST-trust lacks the second node's. Returns (mixed, non-secure) scenarios."""
+    w = base_world()
+    sub = w.d_cm[1]
+    itl = B.build_trust_list(
+        sub, [B.RecordSpec(sub.certificate, Role.SAST), B.RecordSpec(sub.certificate, Role.CCM_TFTP)],
+        timestamp=TS,
+    )
+    over = {("destination", "d2", "ITLFile.tlv"): ("ok", itl)}
+    if not sub_itl_signer_in_ctl:
+        ctl = B.build_trust_list(
+            w.d_rec, [B.RecordSpec(w.d_rec.certificate, Role.SAST), B.RecordSpec(w.d_cm[0].certificate, Role.CCM_TFTP)],
+            filename="CTLFile.tlv", timestamp=TS,
+        )
+        over |= {("destination", n, "CTLFile.tlv"): ("ok", ctl) for n in ("d1", "d2")}
+    sast = [w.d_rec.certificate, w.d_cm[0].certificate]
+    itl_src = w.files[("source", "s1", "ITLFile.tlv")]
+    return (
+        Scenario(overrides=over, sast_store=sast, cm_store=sast),
+        Scenario(overrides=over, sast_store=sast, cm_store=sast, src_mixed=False, dst_mixed=False,
+                 phone_page=page(itl_src, None)),
+    )
+
+
+def test_destination_itl_vouched_for_by_the_new_ctl() -> None:
+    # The seed's step 9: the phone verifies the destination's ITL against the CTL it has just
+    # accepted, which holds the node's CallManager certificate (CCM+TFTP): no TVS, no import needed.
+    mixed, non_secure = _pre12_world(sub_itl_signer_in_ctl=True)
+    r, ev = run(mixed)
+    assert r.readiness is Readiness.READY, r.findings
+    assert not any(f.code == "DEST_SIGNER_UNTRUSTED" for f in ev.cluster_results()[1].findings)
+    # Without a CTL the phone has only TVS for that ITL, and TVS does not know its signer.
+    r2, ev2 = run(non_secure)
+    assert r2.readiness is Readiness.NOT_READY and r2.checks["C5"] is CheckStatus.FAIL
+    untrusted = [f for f in ev2.cluster_results()[1].findings if f.code == "DEST_SIGNER_UNTRUSTED"]
+    assert [(f.evidence["node"], f.evidence["file"]) for f in untrusted] == [("d2", "ITLFile.tlv")]
+
+
+def test_destination_itl_signer_missing_from_the_ctl_still_needs_tvs() -> None:
+    mixed, _ = _pre12_world(sub_itl_signer_in_ctl=False)
+    r, _ = run(mixed)
+    assert r.readiness is Readiness.NOT_READY and "DEST_SIGNER_UNTRUSTED" in r.codes

@@ -116,9 +116,13 @@ def _add_cutover_parser(sub: Any) -> None:
     c.add_argument(
         "--concurrency", type=int, default=32, metavar="N", help="phones run at once (default 32)"
     )
+    c.add_argument(
+        "--failover", action="store_true",
+        help="each phone's first destination TFTP node does not answer it: it uses the next one of its option 150",
+    )
 
 
-def cutover(directory: str, *, pool: str | None, phones: str | None, concurrency: int) -> int:
+def cutover(directory: str, *, pool: str | None, phones: str | None, concurrency: int, failover: bool = False) -> int:
     """``lab cutover``: counts per outcome on stdout; 0 the cutover ran, 64 bad input, 70 failed."""
     from scanner.lab.cutover import cutover as run_cutover
 
@@ -133,7 +137,9 @@ def cutover(directory: str, *, pool: str | None, phones: str | None, concurrency
             _err(f"{phones}: cannot read the phone list: {exc}")
             return EXIT_USAGE
     try:
-        summary = runner.run(run_cutover(directory, pool=pool, names=names, concurrency=concurrency))
+        summary = runner.run(
+            run_cutover(directory, pool=pool, names=names, concurrency=concurrency, failover=failover)
+        )
     except LabError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -174,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         return serve(args.dir, tls13=args.tls13, duration=args.duration,
                      phones_per_process=args.phones_per_process, worker=args.worker)
     if args.lab_command == "cutover":
-        return cutover(args.dir, pool=args.pool, phones=args.phones, concurrency=args.concurrency)
+        return cutover(args.dir, pool=args.pool, phones=args.phones, concurrency=args.concurrency, failover=args.failover)
     _err("give a command: build, serve or cutover")
     return EXIT_USAGE
 

@@ -117,13 +117,13 @@ class Code(enum.StrEnum):
 
     # --- Phone level (the readiness spec's codes) --------------------------------------------------
     SRC_ITL_MISSING = "SRC_ITL_MISSING", frozenset({_B}), "no source node serves an ITL for the phone"
-    SRC_ITL_INVALID = "SRC_ITL_INVALID", frozenset({_B}), "the source ITL for the phone is not valid"
+    SRC_ITL_INVALID = "SRC_ITL_INVALID", frozenset({_B, _W}), "the source ITL for the phone is not valid"
     SRC_CTL_INVALID = (
-        "SRC_CTL_INVALID", frozenset({_B}),
+        "SRC_CTL_INVALID", frozenset({_B, _W}),
         "the source CTL for the phone is not valid (or, in mixed mode, missing)",
     )
     PHONE_TRUST_STALE = (
-        "PHONE_TRUST_STALE", frozenset({_B}), "the list the phone holds is not what the source serves it"
+        "PHONE_TRUST_STALE", frozenset({_B, _W}), "the list the phone holds is not what the source serves it"
     )
     PHONE_EVIDENCE_MISSING = (
         "PHONE_EVIDENCE_MISSING", frozenset({_W}),

@@ -596,9 +596,26 @@ def _dest_signers(src: _Cluster, dst: _Cluster, sast_store: StoreState) -> tuple
         if node in dst.itl:
             lists.append(("ITLFile.tlv", dst.itl[node]))
         for fname, ls in lists:
-            untrusted = _untrusted_signer_findings(node, fname, ls, sast, cm) if sast_store is StoreState.OK else ()
+            untrusted: tuple[Finding, ...] = ()
+            if sast_store is StoreState.OK and not (fname == "ITLFile.tlv" and _vouched_by_ctl(dst, node, ls)):
+                untrusted = _untrusted_signer_findings(node, fname, ls, sast, cm)
             out.append(DestSigner(node, fname, ls, untrusted))
     return tuple(out)
+
+
+# The records of a destination CTL that vouch for an ITL signed by that certificate: the seed's
+# step 9 shows the phone verify the destination's ITL "against the CTL, which holds the
+# destination's CallManager certificate", without asking TVS; before 12.0 each TFTP node signs
+# its ITL with its own CallManager certificate, a CCM+TFTP record of the cluster's CTL.
+_ITL_SIGNER_ROLES = frozenset({Role.SAST, Role.TFTP, Role.CCM_TFTP})
+
+
+def _vouched_by_ctl(dst: _Cluster, node: str, itl: ListState) -> bool:
+    """Whether the node's valid CTL (mixed mode) lists the signer of its ITL with a role that lets
+    a phone that accepted the CTL verify the ITL by it."""
+    ctl = dst.ctl.get(node) if dst.ev.mixed else None
+    der = itl.signer_der
+    return ctl is not None and ctl.valid and der is not None and der in ctl.role_ders(_ITL_SIGNER_ROLES)
 
 
 def _untrusted_signer_findings(
@@ -711,6 +728,9 @@ class _PhoneRun:
     # Per kind ("ITL", "CTL"): source nodes whose list could not be read while another node's
     # was. C1 leaves them here; C2 drops them once the phone's hash matches a list that was read.
     partial_failures: dict[str, list[FileEvidence]] = field(default_factory=dict)
+    # Source lists served to this phone that are not valid (kind, code, node, list): C1 finds
+    # them, ``_judge_invalid_served`` decides after C2 whether the phone holds them.
+    invalid_served: list[tuple[str, Code, str, ListState]] = field(default_factory=list)
 
     def set(self, check: str, status: CheckStatus) -> None:
         order = [CheckStatus.PASS, CheckStatus.WARN, CheckStatus.UNKNOWN, CheckStatus.FAIL]
@@ -769,6 +789,7 @@ class _PhoneRun:
             self.checks[c] = CheckStatus.PASS
         src_itls = self.source_lists_valid()
         held = self.phone_holds_served_lists(src_itls)
+        self._judge_invalid_served()
         self._unread_source_nodes()
         self.source_itl_not_blank(held)
         needs_tvs = self.destination_signers_trusted(held)
@@ -784,6 +805,33 @@ class _PhoneRun:
         return PhoneResult(
             p.name, p.model, p.ip, p.device_pool, readiness, dict(self.checks), tuple(self.findings), self.facts
         )
+
+    def _judge_invalid_served(self) -> None:
+        """C1 for a source list that is not valid. A phone refuses such a list and keeps what it
+        had (spec section 1: a list that does not verify is not installed), so the list blocks the
+        phone only when its web page shows it holding those bytes, or shows nothing to tell. A phone
+        whose page shows another hash holds another list (C2 says which): the broken file is the
+        source's defect to fix, a warning for this phone; its migration depends on what it holds."""
+        page = self.p.page
+        for kind, code, node, ls in self.invalid_served:
+            shown: str | None = None
+            if page is not None:
+                shown = page.itl_signature if kind == "ITL" else page.ctl_signature
+            data = ls.fetch.data
+            holds_other = bool(shown and data is not None and shown.lower() not in _hashes(data, self.ev.cache))
+            evidence = {"cluster": "source", "node": node, "file": ls.fetch.name,
+                        "sha256": ls.checked.sha256 if ls.checked else None}
+            if holds_other:
+                self.add("C1", CheckStatus.WARN, Finding(
+                    code, Severity.WARNING,
+                    f"source {kind} from {node} is not valid: {ls.problem}; the phone does not hold it "
+                    f"(its page shows {kind} {shown}): fix the source file, the phone keeps the list it has",
+                    evidence | {"phone_hash": shown, "held": False},
+                ))
+            else:
+                self.add("C1", CheckStatus.FAIL, Finding(
+                    code, Severity.BLOCKER, f"source {kind} from {node} is not valid: {ls.problem}", evidence,
+                ))
 
     def _unread_source_nodes(self) -> None:
         """Source nodes whose list could not be read, left after C2: which list the phone holds is
@@ -848,12 +896,8 @@ class _PhoneRun:
                 if ls.internal_error:
                     self._internal_error("C1", ls)
                 elif not ls.valid:
-                    self.add("C1", CheckStatus.FAIL, Finding(
-                        invalid_code, Severity.BLOCKER,
-                        f"source {kind} from {node} is not valid: {ls.problem}",
-                        {"cluster": "source", "node": node, "file": ls.fetch.name,
-                         "sha256": ls.checked.sha256 if ls.checked else None},
-                    ))
+                    # Judged after C2 (``_judge_invalid_served``): it blocks only a phone that may hold it.
+                    self.invalid_served.append((kind, invalid_code, node, ls))
             if failures and any(f.outcome != Outcome.NOT_FOUND for f in failures):
                 # Another node answered: whether this gap matters depends on which node's list
                 # the phone holds (decided in C2).
@@ -935,6 +979,29 @@ class _PhoneRun:
             held.ctl = self._match(page.ctl_signature, ctl_states, "CTL")
         return held
 
+    def _held_generic(self, shown: str, served: dict[str, ListState], kind: str) -> ListState | None:
+        """The node's generic list (``ITLFile.tlv``/``CTLFile.tlv``) when the phone's hash is that
+        list's and the node serves the phone a per-phone file that differs: the phone refused its
+        per-phone file or has not fetched it since it changed. It holds a list the scan has, so
+        what that list trusts is known."""
+        generic = self.ev.src.itl if kind == "ITL" else self.ev.src.ctl
+        for node, mine in served.items():
+            ls = generic.get(node)
+            if ls is None or ls is mine or ls.fetch.data is None or not ls.valid:
+                continue
+            if shown.lower() in _hashes(ls.fetch.data, self.ev.cache):
+                self.facts[f"held_{kind.lower()}_node"] = node
+                self.partial_failures.pop(kind, None)
+                self.add("C2", CheckStatus.WARN, Finding(
+                    Code.PHONE_TRUST_STALE, Severity.WARNING,
+                    f"the phone holds node {node}'s generic {ls.fetch.name}, not the {mine.fetch.name} the node "
+                    "serves it: the phone refused its own file or has not fetched it since it changed",
+                    {"file": kind, "phone_hash": shown, "held_node": node, "held": ls.fetch.name,
+                     "served": mine.fetch.name},
+                ))
+                return ls
+        return None
+
     def _unmatched(self, kind: str, shown: str | None, served: dict[str, ListState]) -> None:
         """The phone's hash matches nothing fetched: stale, unless a node could not be read
         (then its list may be the one the phone holds)."""
@@ -942,12 +1009,25 @@ class _PhoneRun:
         if gaps:
             self.fetch_failed("C2", gaps, f"source {kind} of node(s) {', '.join(sorted({g.node for g in gaps}))}")
             return
+        evidence = {"file": kind, "phone_hash": shown,
+                    "served_sha1": sorted({_hashes(s.fetch.data, self.ev.cache)[0] for s in served.values() if s.fetch.data})}
+        if kind == "CTL":
+            # A CTL only lets the phone trust a signer directly (spec section 1, step 1): a stale
+            # one trusts nothing of the destination's, so the phone asks TVS, which it reaches with
+            # its ITL (C4). The seed's phone with an unknown signer does exactly that. The stale
+            # CTL alone does not stop the migration; C4 and C5 decide it.
+            self.add("C2", CheckStatus.WARN, Finding(
+                Code.PHONE_TRUST_STALE, Severity.WARNING,
+                f"the phone's CTL ({shown or 'no hash shown'}) is not what any source node serves: a stale or "
+                "foreign CTL; the phone can vouch for the destination's signer only through TVS (C4)",
+                evidence,
+            ))
+            return
         self.add("C2", CheckStatus.FAIL, Finding(
             Code.PHONE_TRUST_STALE, Severity.BLOCKER,
             f"the phone's {kind} ({shown or 'no hash shown'}) is not what any source node serves: a stale "
             f"or foreign {kind}",
-            {"file": kind, "phone_hash": shown,
-             "served_sha1": sorted({_hashes(s.fetch.data, self.ev.cache)[0] for s in served.values() if s.fetch.data})},
+            evidence,
         ))
 
     def _match(self, shown: str | None, served: dict[str, ListState], kind: str) -> ListState | None:
@@ -971,6 +1051,9 @@ class _PhoneRun:
                 self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
                 self.partial_failures.pop(kind, None)  # the phone's own list was read: gaps elsewhere do not matter
                 return ls
+        generic = self._held_generic(shown, served, kind)
+        if generic is not None:
+            return generic
         self._unmatched(kind, shown, served)
         return None
 
@@ -1002,9 +1085,11 @@ class _PhoneRun:
     def destination_signers_trusted(self, held: _Held) -> bool:
         """C5: each destination node's CTL (mixed mode) and ITL signer is trusted by the phone:
         SAST in the lists it holds, SAST in the destination CTL it has just accepted, or vouched
-        for by TVS (in the source's Phone-SAST-trust). A CCM+TFTP record in the new CTL is not
-        enough: only SAST signs lists; and every destination node counts, since a phone may use
-        any of them. Returns whether the phone needs TVS for a signer, or whether that is unknown
+        for by TVS (in the source's Phone-SAST-trust). For a node's ITL, a TFTP or CCM+TFTP record
+        of the node's CTL the phone has just accepted is enough (the seed's step 9: the ITL is
+        verified against the new CTL, no TVS); the CTL itself needs SAST or TVS. Every
+        destination node counts, since a phone may use any of them. Returns whether the phone
+        needs TVS for a signer, or whether that is unknown
         (then C4 decides the phone)."""
         ev = self.ev
         if held.tofu or held.rollback:
@@ -1021,8 +1106,8 @@ class _PhoneRun:
                 continue  # invalid file: C6
             if der in direct:
                 continue
-            if signer.file == "ITLFile.tlv" and der in new_ctl.get(signer.node, _NO_LIST).sast_ders():
-                continue  # SAST in the destination CTL the phone has just accepted
+            if signer.file == "ITLFile.tlv" and der in new_ctl.get(signer.node, _NO_LIST).role_ders(_ITL_SIGNER_ROLES):
+                continue  # in the destination CTL the phone has just accepted (the seed's step 9)
             if ev.facts.sast_store is not StoreState.OK:
                 any_unknown = True
                 continue

@@ -2,7 +2,9 @@
 faults injected (an oracle independent of any scanner). The rules are documented in docs/lab.md
 ("Answer key") and kept deliberately simple:
 
-* every code has one effect class: BLOCKER (NOT_READY), UNKNOWN (evidence missing) or WARNING;
+* every code has one effect class: BLOCKER (NOT_READY), UNKNOWN (evidence missing) or WARNING,
+  except the codes of the phone faults in ``_PHONE_FAULT_WARNINGS`` (a stale CTL, a broken
+  per-phone list the phone refused), which warn on those phones;
 * a phone is NOT_READY if it has any blocker, else UNKNOWN if it has any unknown, else READY;
 * cluster-level codes are listed on every phone they affect (as the scanner's reports do);
 * a TVS finding on node N is listed on a phone whose source config lists N as a TVS member; it
@@ -83,6 +85,15 @@ _PHONE_FAULT_CODES = {
     "phone-web-stall": (Code.PHONE_EVIDENCE_MISSING,),
     "phone-unregistered": (Code.PHONE_EVIDENCE_MISSING,),
     "phone-failover": (),
+}
+# Phone faults whose codes are warnings, not blockers. A phone holding a stale CTL still migrates
+# through TVS with its ITL (spec section 1, step 1: the CTL only lets a phone trust a signer
+# directly); a phone served a broken per-phone list refuses it and keeps the valid generic list it
+# holds, so the broken file is the source's defect, not the phone's (docs/readiness.md, C1 and C2).
+_PHONE_FAULT_WARNINGS = {
+    "phone-stale-ctl": (Code.PHONE_TRUST_STALE,),
+    "phone-src-itl-invalid": (Code.PHONE_TRUST_STALE, Code.SRC_ITL_INVALID),
+    "phone-src-ctl-invalid": (Code.PHONE_TRUST_STALE, Code.SRC_CTL_INVALID),
 }
 # The exit code of a scan refused before anything is contacted (scanner/cli: usage error).
 EXIT_REFUSED = 64
@@ -169,8 +180,8 @@ def base_codes(scenario: Scenario, phone: PhoneFacts) -> tuple[set[Code], set[Co
     return codes, blocking_tvs
 
 
-def readiness_of(codes: Iterable[Code], blocking_tvs: Iterable[Code]) -> Readiness:
-    found = set(codes)
+def readiness_of(codes: Iterable[Code], blocking_tvs: Iterable[Code], warn_only: Iterable[Code] = ()) -> Readiness:
+    found = set(codes) - set(warn_only)
     if found & BLOCKERS or set(blocking_tvs):
         return Readiness.NOT_READY
     if found & UNKNOWNS:
@@ -180,9 +191,12 @@ def readiness_of(codes: Iterable[Code], blocking_tvs: Iterable[Code]) -> Readine
 
 def phone_answer(scenario: Scenario, phone: PhoneFacts) -> tuple[Readiness, list[Code]]:
     codes, blocking = base_codes(scenario, phone)
+    warn_only: set[Code] = set()
     if phone.fault is not None:
+        # A warning of the phone's fault stays a blocker when a cluster fault gives it too.
+        warn_only = set(_PHONE_FAULT_WARNINGS.get(phone.fault, ())) - codes
         codes.update(_PHONE_FAULT_CODES[phone.fault])
-    return readiness_of(codes, blocking), sorted(codes)
+    return readiness_of(codes, blocking, warn_only), sorted(codes)
 
 
 def answer_key(

@@ -232,28 +232,32 @@ async def _get(session: aiohttp.ClientSession, node: Mapping[str, Any], name: st
         return data
 
 
-def option150(lab: Mapping[str, Any], phone: Mapping[str, Any]) -> list[dict[str, Any]]:
+def option150(lab: Mapping[str, Any], phone: Mapping[str, Any], *, failover: bool = False) -> list[dict[str, Any]]:
     """The destination TFTP nodes the phone is given at cutover, in its option 150 order.
 
     Sites spread their phones over the TFTP nodes with the order of option 150 per DHCP scope;
     the lab does the same with the destination as with the source: a phone whose source list
     starts at the source's k-th TFTP node starts at the destination's k-th (DP-EAST's phones
     start at a subscriber on both). So a fault on one destination node reaches the phones that
-    use it first, not all of them or none."""
+    use it first, not all of them or none. ``failover``: the phone's first node does not answer
+    it (down, or unreachable from its site), so it starts at the next one; the oracle cuts over
+    both ways, since the scan's prediction holds for any node a phone may use (C5)."""
     nodes = list(lab["clusters"]["destination"]["tftp"])
     src = [n["address"] for n in lab["clusters"]["source"]["tftp"]]
     first = phone["tftp"][0] if phone.get("tftp") else None
     k = src.index(first) if first in src else 0
-    k %= max(1, len(nodes))
+    k = (k + int(failover)) % max(1, len(nodes))
     return nodes[k:] + nodes[:k]
 
 
-async def _download(session: aiohttp.ClientSession, lab: Mapping[str, Any], phone: Mapping[str, Any]) -> Download:
+async def _download(
+    session: aiohttp.ClientSession, lab: Mapping[str, Any], phone: Mapping[str, Any], failover: bool
+) -> Download:
     dst = lab["clusters"]["destination"]
     mixed = dst["mode"] == "mixed"
     last: Exception | None = None
     mac = phone["mac"]
-    for node in option150(lab, phone):  # the first that answers
+    for node in option150(lab, phone, failover=failover):  # the first that answers
         try:
             ctl, ctl_name = None, "CTLFile.tlv"
             if mixed:
@@ -283,13 +287,14 @@ def _stamp(now: dt.datetime, i: int) -> tuple[str, str]:
 async def _one(
     d: Path, lab: Mapping[str, Any], phone: Mapping[str, Any], state: Mapping[str, Any], lists: _Lists,
     session: aiohttp.ClientSession, ctx: ssl.SSLContext, variants: Mapping[str, Any], now: dt.datetime,
+    failover: bool,
 ) -> PhoneResult | str:
     known_ctl, ctl = lists.held(phone["ctl"], variants)
     known_itl, itl = lists.held(phone["itl"], variants)
     if not (known_ctl and known_itl):
         missing = phone["ctl"] if not known_ctl else phone["itl"]
         return f"{phone['name']}: the bytes of the list it holds ({missing}) are not in the lab"
-    download = await _download(session, lab, phone)
+    download = await _download(session, lab, phone, failover)
     config = _current_config(d, lab, phone, state)
     members = tvs_addresses(config) if config is not None else ()
     device = f"{phone['model']}-{phone['name']}"
@@ -301,7 +306,7 @@ async def _one(
 
 async def cutover(
     directory: str | Path, *, pool: str | None = None, names: Iterable[str] | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY, now: dt.datetime | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY, now: dt.datetime | None = None, failover: bool = False,
 ) -> CutoverSummary:
     """Run the selected phones' cutover against the served lab in ``directory``; write the overlay."""
     d, lab = load_lab(directory)
@@ -320,7 +325,7 @@ async def cutover(
         async def run(p: dict[str, Any]) -> None:
             async with sem:
                 try:
-                    results[p["name"]] = await _one(d, lab, p, state, lists, session, ctx, variants, now)
+                    results[p["name"]] = await _one(d, lab, p, state, lists, session, ctx, variants, now, failover)
                 except LabError as exc:
                     results[p["name"]] = str(exc)
 
@@ -339,7 +344,7 @@ async def cutover(
             continue
         r = got
         counts[r.outcome.value] += 1
-        dst_tftp = [n["address"] for n in option150(lab, p)]
+        dst_tftp = [n["address"] for n in option150(lab, p, failover=failover)]
         entry: dict[str, Any] = {"outcome": r.outcome.value, "reason": r.reason, "tftp": dst_tftp}
         for what, data in (("ctl", r.ctl), ("itl", r.itl)):
             if data is None:

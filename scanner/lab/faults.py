@@ -68,9 +68,10 @@ CATALOG: dict[str, FaultDef] = {
             "phone-stale-ctl",
             "phone",
             "C2",
-            "the phone holds an older CTL than the one served",
+            "the phone holds a CTL from before a CallManager certificate change: it trusts nothing of the "
+            "destination's, so the phone migrates through TVS with its (current) ITL",
             (Code.PHONE_TRUST_STALE,),
-            "NOT_READY",
+            "READY (warning)",
             needs=("source-mixed",),
         ),
         FaultDef(
@@ -86,18 +87,18 @@ CATALOG: dict[str, FaultDef] = {
             "phone",
             "C1",
             "the source serves this phone an ITLSEP<MAC>.tlv with a broken signature (the phone still "
-            "holds the good generic ITL)",
+            "holds the good generic ITL, refusing the broken one)",
             (Code.PHONE_TRUST_STALE, Code.SRC_ITL_INVALID),
-            "NOT_READY",
+            "READY (warning)",
         ),
         FaultDef(
             "phone-src-ctl-invalid",
             "phone",
             "C1",
             "the source serves this phone a CTLSEP<MAC>.tlv with a broken signature (the phone still "
-            "holds the good generic CTL)",
+            "holds the good generic CTL, refusing the broken one)",
             (Code.PHONE_TRUST_STALE, Code.SRC_CTL_INVALID),
-            "NOT_READY",
+            "READY (warning)",
             needs=("source-mixed",),
         ),
         FaultDef(
@@ -293,7 +294,8 @@ CATALOG: dict[str, FaultDef] = {
             "cluster",
             "C5",
             "only some destination TFTP nodes' CallManager certificates were imported into the source: "
-            "the given node's (signer of its ITL before 12.0) is in neither source trust store",
+            "the given node's (signer of its ITL before 12.0) is in neither source trust store; it stops "
+            "phones only where the destination is not in mixed mode (else its CTL vouches for the ITL)",
             (Code.DEST_SIGNER_UNTRUSTED,),
             "NOT_READY",
             node_kind="dst-tftp",

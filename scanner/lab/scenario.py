@@ -178,8 +178,11 @@ BUILTIN: dict[str, Scenario] = {
         Scenario("itlrecovery-not-imported", "C5", faults=(_f("itlrecovery-not-imported"),)),
         Scenario(
             "dest-node-cert-not-imported",
-            "C5: destination before 12.0 (each node signs its ITL), one node's cert not imported",
-            destination=ClusterShape("mixed", "11.5", "rsa2048"),
+            "C5: destination before 12.0 (each node signs its ITL), one node's cert not imported; both "
+            "clusters non-secure, so a phone verifies each node's ITL through TVS (in mixed mode the "
+            "destination's CTL would vouch for it, the seed's step 9)",
+            source=ClusterShape("non-secure", "10.5", "rsa1024"),
+            destination=ClusterShape("non-secure", "11.5", "rsa2048"),
             faults=(_f("dest-node-cert-not-imported", node="dst-sub1"),),
         ),
         Scenario("dest-signer-not-phone-sast", "C5", faults=(_f("dest-signer-not-phone-sast"),)),
