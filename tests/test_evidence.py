@@ -20,7 +20,9 @@ from scanner.core.evidence import Attempt, Outcome, Stored, prepare_for_storage
 from scanner.core.trustlist import Digest, parse
 from scanner.lab.builder import build_signed_file
 from scanner.lab.testing import built_lab
+from scanner.store.blobpack import PACK
 from scanner.store.evidence import EvidenceReader, EvidenceWriter, blob_path
+from tests.evidence_damage import cut_pack, damage_blob, stored_blobs
 from tests.pki import signer
 
 CONFIG = (
@@ -60,14 +62,15 @@ def test_identical_bytes_stored_once(tmp_path: Path) -> None:
         w.close({"tool_version": "test"})
     assert len(shas) == 1
     assert w.blobs_written == 2
-    blobs = [p for p in (tmp_path / "ev" / "blobs").rglob("*") if p.is_file()]
-    assert len(blobs) == 2 and not any(p.name.startswith(".") for p in blobs)
+    assert stored_blobs(tmp_path / "ev") == sorted(hashlib.sha256(b).hexdigest() for b in (itl, b"other"))
+    assert not (tmp_path / "ev" / "blobs").exists()  # format 2: one pack, no file per blob
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["blobs.pack", "collection.json", "manifest.jsonl"]
     r = EvidenceReader(tmp_path / "ev")
     rows = list(r.attempts())
     assert len(rows) == 1001
     assert r.content(rows[0]) == itl
     assert rows[-1].outcome is Outcome.NOT_FOUND and r.content(rows[-1]) is None
-    assert r.summary()["evidence_format"] == 1 and r.summary()["tool_version"] == "test"
+    assert r.summary()["evidence_format"] == 2 and r.summary()["tool_version"] == "test"
 
 
 def test_writer_refuses_existing_evidence(tmp_path: Path) -> None:
@@ -86,9 +89,11 @@ def test_reader_detects_corruption_and_torn_lines(tmp_path: Path) -> None:
     r = EvidenceReader(tmp_path)
     assert len(list(r.attempts())) == 1
     assert r.summary() == {}  # interrupted: no summary, manifest still usable
-    blob_path(tmp_path, sha).write_bytes(b"abd")
+    damage_blob(tmp_path, sha)
     with pytest.raises(ParseError, match="does not match"):
         r.blob(sha)
+    with pytest.raises(FileNotFoundError):
+        r.blob("ab" * 32)  # named by no record: missing, not damaged
     with pytest.raises(FileNotFoundError):
         EvidenceReader(tmp_path / "nothing")
 
@@ -130,6 +135,16 @@ def test_a_torn_blob_is_refused_by_the_reader(tmp_path: Path) -> None:
     data = b"the whole file"
     with EvidenceWriter(tmp_path / "ev") as w:
         sha = w.store(data)
+    cut_pack(tmp_path / "ev", (tmp_path / "ev" / PACK).stat().st_size - 3)  # a kill mid-record
+    with pytest.raises(FileNotFoundError):
+        EvidenceReader(tmp_path / "ev").blob(sha)
+
+
+def test_a_torn_format_1_blob_is_refused_by_the_reader(tmp_path: Path) -> None:
+    data = b"the whole file"
+    sha = hashlib.sha256(data).hexdigest()
+    EvidenceWriter(tmp_path / "ev").close()
+    blob_path(tmp_path / "ev", sha).parent.mkdir(parents=True)
     blob_path(tmp_path / "ev", sha).write_bytes(data[:5])
     with pytest.raises(ParseError, match="does not match"):
         EvidenceReader(tmp_path / "ev").blob(sha)

@@ -30,6 +30,7 @@ import pytest
 
 from scanner.cli.demo import serving_subprocess
 from scanner.cli.main import main
+from tests.evidence_damage import damage_blob, remove_blob, stored_blobs
 
 pytestmark = pytest.mark.slow
 
@@ -143,10 +144,8 @@ def test_a_third_of_the_blobs_deleted(world: tuple[Path, Path, dict[str, Any]], 
                                       capsys: pytest.CaptureFixture[str]) -> None:
     lab, ref, reference = world
     ev = _copy(ref, tmp_path)
-    blobs = sorted((ev / "blobs").rglob("*"))
-    blobs = [b for b in blobs if b.is_file()]
-    for b in blobs[::3]:
-        b.unlink()
+    for sha in stored_blobs(ev)[::3]:
+        remove_blob(ev, sha)
     doc, err = _analyse(lab, ev, tmp_path / "out", capsys)
     assert assert_no_false_verdict(doc, reference) > 0
     assert doc["verdict"] != "GO" and "blob" in err
@@ -159,8 +158,7 @@ def test_an_altered_blob_is_damaged_evidence(world: tuple[Path, Path, dict[str, 
     ev = _copy(ref, tmp_path)
     lines = [orjson.loads(x) for x in (ev / "manifest.jsonl").read_bytes().splitlines()]
     target = next(x["blob"] for x in lines if x["file"] == "ITLFile.tlv" and x["blob"])
-    path = ev / "blobs" / target[:2] / target
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    damage_blob(ev, target)
     doc, err = _analyse(lab, ev, tmp_path / "out", capsys)
     assert_no_false_verdict(doc, reference)
     assert "damaged" in err or "not matching their hash" in err

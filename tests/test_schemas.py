@@ -9,6 +9,7 @@ sarif-2.1/schema/sarif-schema-2.1.0.json at e0583813964ec43cea53b6b531b402866095
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from scanner.cli.main import main
 from scanner.lab.testing import TEST_BASE
 from scanner.report import sarif_report
 from scanner.report.schema import SCHEMAS, render
+from scanner.store.evidence import EvidenceReader
 
 ROOT = Path(__file__).resolve().parents[1]
 SARIF_SCHEMA = orjson.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_bytes())
@@ -196,7 +198,10 @@ def test_sarif_locations_fingerprints_and_invocation(runs: Runs) -> None:
     ev = ctl["properties"]["evidence"]
     assert ev["cluster"] == "source" and ev["file"].startswith("CTLSEP") and ev["file"].endswith(".tlv")
     assert loc["uriBaseId"] == "SOURCE" and loc["uri"] == f"{ev['node']}/{ev['file']}"
-    assert (runs.live / "evidence" / loc["properties"]["evidenceBlob"]).is_file()
+    # Evidence format 2 keeps blobs in blobs.pack: the location names the pack and the record's hash.
+    sha = loc["properties"]["sha256"]
+    assert loc["properties"]["evidencePack"] == "blobs.pack" and (runs.live / "evidence" / "blobs.pack").is_file()
+    assert hashlib.sha256(EvidenceReader(runs.live / "evidence").blob(sha)).hexdigest() == sha
     assert "SOURCE" in run["originalUriBaseIds"]
     # A phone finding without a file is placed at the inventory, a cluster one at the profile.
     stale = next(r for r in results if r["ruleId"] == "PHONE_TRUST_STALE")

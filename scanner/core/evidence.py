@@ -2,11 +2,11 @@
 
 The directory that holds these records is written and read by ``scanner.store.evidence``.
 
-Layout (``EVIDENCE_FORMAT`` = 1)::
+Layout (``EVIDENCE_FORMAT`` = 2)::
 
     DIR/collection.json      summary: tool version, profile snapshot with hashes, times, counts
     DIR/manifest.jsonl       one JSON object per attempt (``Attempt``), in completion order
-    DIR/blobs/ab/abcd...     file bytes, content-addressed by the SHA-256 of the stored bytes
+    DIR/blobs.pack           file bytes, content-addressed by the SHA-256 of the stored bytes
 
 Content addressing: 10,000 phones served the same ITL store it once; the manifest line of each
 phone points at the blob. A blob's name is its SHA-256, so a reader can check every blob.
@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 # History: 1 = first version (blobs/, manifest.jsonl, collection.json).
-EVIDENCE_FORMAT = 1
+#          2 = blobs in one append-only pack, blobs.pack (scanner.store.blobpack); 1 is still read.
+EVIDENCE_FORMAT = 2
 
 
 class Outcome(StrEnum):

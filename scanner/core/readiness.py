@@ -979,14 +979,20 @@ class _PhoneRun:
             held.ctl = self._match(page.ctl_signature, ctl_states, "CTL")
         return held
 
-    def _held_generic(self, shown: str, served: dict[str, ListState], kind: str) -> ListState | None:
+    def _held_generic(
+        self, shown: str, served: dict[str, ListState], kind: str
+    ) -> tuple[ListState | None, list[FileEvidence]]:
         """The node's generic list (``ITLFile.tlv``/``CTLFile.tlv``) when the phone's hash is that
         list's and the node serves the phone a per-phone file that differs: the phone refused its
         per-phone file or has not fetched it since it changed. It holds a list the scan has, so
-        what that list trusts is known."""
+        what that list trusts is known. Also returns the generic lists that are evidence gaps (the
+        phone's hash may be theirs)."""
         generic = self.ev.src.itl if kind == "ITL" else self.ev.src.ctl
+        unseen: list[FileEvidence] = []
         for node, mine in served.items():
             ls = generic.get(node)
+            if ls is not None and ls is not mine and ls.fetch.outcome in EVIDENCE_GAPS:
+                unseen.append(ls.fetch)
             if ls is None or ls is mine or ls.fetch.data is None or not ls.valid:
                 continue
             if shown.lower() in _hashes(ls.fetch.data, self.ev.cache):
@@ -999,8 +1005,8 @@ class _PhoneRun:
                     {"file": kind, "phone_hash": shown, "held_node": node, "held": ls.fetch.name,
                      "served": mine.fetch.name},
                 ))
-                return ls
-        return None
+                return ls, []
+        return None, unseen
 
     def _unmatched(self, kind: str, shown: str | None, served: dict[str, ListState]) -> None:
         """The phone's hash matches nothing fetched: stale, unless a node could not be read
@@ -1051,9 +1057,15 @@ class _PhoneRun:
                 self.facts[f"held_{kind.lower()}_node"] = ls.fetch.node
                 self.partial_failures.pop(kind, None)  # the phone's own list was read: gaps elsewhere do not matter
                 return ls
-        generic = self._held_generic(shown, served, kind)
+        generic, unseen = self._held_generic(shown, served, kind)
         if generic is not None:
             return generic
+        if unseen and kind == "ITL":
+            # The phone may hold a node's generic ITL whose bytes the evidence lacks: stale or
+            # not is unknown. (A stale CTL only warns, so a gap there changes nothing.)
+            self.fetch_failed("C2", unseen, f"source generic ITL of node(s) {', '.join(sorted({f.node for f in unseen}))}")
+            self.partial_failures.pop(kind, None)
+            return None
         self._unmatched(kind, shown, served)
         return None
 

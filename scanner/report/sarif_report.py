@@ -51,7 +51,7 @@ _BASES = {
     "SOURCE": "trust and config files as the source cluster's TFTP nodes serve them (<node>/<file>)",
     "DESTINATION": "trust and config files as the destination cluster's TFTP nodes serve them (<node>/<file>)",
     "TFTP": "files as a TFTP node serves them, of a cluster the finding does not name (<node>/<file>)",
-    "EVIDENCE": "the run's evidence directory (blobs/<sha256[:2]>/<sha256>)",
+    "EVIDENCE": "the run's evidence directory (blobs.pack: records named by their SHA-256)",
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # user:password@ in a URL on the command line.
@@ -141,8 +141,9 @@ def _locations(where: str, kind: str, evidence: Mapping[str, Any], run: Mapping[
         loc: dict[str, Any] = {"uri": f"{quote(node)}/{quote(name)}", "uriBaseId": base}
         sha = evidence.get("sha256")
         if isinstance(sha, str) and _SHA256.match(sha) and "node" in evidence:
-            # The bytes the finding was judged on, as the evidence directory keeps them.
-            loc["properties"] = {"sha256": sha, "evidenceBlob": f"blobs/{sha[:2]}/{sha}"}
+            # The bytes the finding was judged on: the record with this SHA-256 in the evidence
+            # directory's blobs.pack (evidence format 2; format 1 kept blobs/<sha[:2]>/<sha>).
+            loc["properties"] = {"sha256": sha, "evidencePack": "blobs.pack"}
         out.append({"physicalLocation": {"artifactLocation": loc}, "logicalLocations": logical})
     if out:
         return out

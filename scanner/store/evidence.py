@@ -1,12 +1,17 @@
 """The evidence directory on disk: what ``trustscan collect`` writes and ``scan --from DIR`` reads.
 
-Layout (``EVIDENCE_FORMAT`` = 1)::
+Layout (``EVIDENCE_FORMAT`` = 2)::
 
     DIR/collection.json      summary: tool version, profile snapshot with hashes, times, counts
     DIR/manifest.jsonl       one JSON object per attempt (``Attempt``), in completion order
-    DIR/blobs/ab/abcd...     file bytes, content-addressed by the SHA-256 of the stored bytes
+    DIR/blobs.pack           file bytes, content-addressed by the SHA-256 of the stored bytes, in
+                             one append-only file (the record format: ``scanner.store.blobpack``)
     DIR/discovery.json       when the profile has AXL: the phones and nodes discovery found
                              (``scanner.app.discover``), so re-analysis judges the same ones
+
+Format 1 kept each blob in its own file, ``DIR/blobs/ab/abcd...`` (``blob_path``); the reader
+still reads those, so evidence archived by earlier versions loads, and a directory of either
+format can be resumed (new blobs then go to the pack).
 
 The records themselves (``Attempt``, ``Outcome``, redaction before storage) are
 ``scanner.core.evidence``.
@@ -15,6 +20,7 @@ The records themselves (``Attempt``, ``Outcome``, redaction before storage) are
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
@@ -26,19 +32,38 @@ import orjson
 from scanner.core.errors import ParseError
 from scanner.core.evidence import EVIDENCE_FORMAT, Attempt
 from scanner.store.atomicfile import write_atomic
+from scanner.store.blobpack import PACK, PackReader, PackWriter
 
-__all__ = ["BLOBS", "DISCOVERY", "MANIFEST", "SUMMARY", "EvidenceReader", "EvidenceWriter", "blob_path", "write_discovery"]
+__all__ = [
+    "BLOBS",
+    "DISCOVERY",
+    "MANIFEST",
+    "PACK",
+    "READABLE_FORMATS",
+    "SUMMARY",
+    "EvidenceReader",
+    "EvidenceWriter",
+    "blob_path",
+    "write_discovery",
+]
 
 MANIFEST = "manifest.jsonl"
 DISCOVERY = "discovery.json"
 SUMMARY = "collection.json"
-BLOBS = "blobs"
+BLOBS = "blobs"  # format 1: one file per blob (read, never written)
+# Format 1 differs only in where blobs live, and the reader looks in both places.
+READABLE_FORMATS = frozenset({1, EVIDENCE_FORMAT})
 # Manifest lines buffered before a write: one write per 256 lines keeps syscalls off the per-file
 # cost while a crash loses at most a few hundred lines (each can be re-fetched).
 FLUSH_EVERY = 256
+# Blob bytes buffered before the pack is written even if no manifest flush is due: bounds the
+# writer's memory when many large files arrive between two flushes (writing the pack early is
+# always safe; only the manifest must wait for the pack).
+PACK_BUFFER = 4 << 20
 
 
 def blob_path(root: Path, sha256: str) -> Path:
+    """Where format 1 kept a blob (one file each); format 2 keeps it in ``DIR/blobs.pack``."""
     return root / BLOBS / sha256[:2] / sha256
 
 
@@ -58,16 +83,21 @@ class EvidenceWriter:
         complete manifest (the old or the new)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / BLOBS).mkdir(exist_ok=True)
-        self._blobs = os.fspath(self.root / BLOBS)
         if resume_keep is None:
             self._manifest: IO[bytes] = (self.root / MANIFEST).open("xb")
         else:
             self._manifest = self._resume(resume_keep)
+        try:
+            # Resuming appends to the same pack; a torn tail from the killed run is cut first.
+            self._pack = PackWriter(self.root / PACK)
+        except BaseException:
+            self._manifest.close()
+            raise
         self._pending: list[bytes] = []
         self._flush_every = flush_every
-        self._known: set[bytes] = set()  # digests of blobs written (32 bytes each: 100k ≈ 10 MB)
-        self._made_dirs: set[str] = set()
+        # Digests of blobs in the pack (32 bytes each: 100k ≈ 10 MB); a resumed run does not store
+        # again what the pack already holds.
+        self._known: set[bytes] = set(self._pack.existing)
         self.blobs_written = 0
         self.blob_bytes = 0
         self.attempts = 0 if resume_keep is None else len(resume_keep)
@@ -100,32 +130,14 @@ class EvidenceWriter:
         sha = digest.hex() if sha256 is None else sha256
         if digest in self._known:
             return sha
+        # Buffered, and written to the pack by ``flush`` before the manifest lines that name it:
+        # a kill can lose a blob only with every line naming it. Readers check every blob
+        # against its name (``EvidenceReader.blob``): a torn or altered record reads as missing
+        # or damaged evidence, never as other bytes.
+        self._pack.append(data, digest)
         self._known.add(digest)
-        sub = sha[:2]
-        # Plain strings, not pathlib: this runs once per distinct file of the fleet.
-        directory = f"{self._blobs}/{sub}"
-        if sub not in self._made_dirs:
-            os.makedirs(directory, exist_ok=True)
-            self._made_dirs.add(sub)
-        path = f"{directory}/{sha}"
-        # Written in place, not under a temporary name and renamed: the rename was a third of a
-        # blob's cost on a journaling disk. A crash mid-write can leave a torn blob, but never
-        # one the manifest names (a manifest line is written after its blob), and readers check
-        # every blob against its name (``EvidenceReader.blob``).
-        try:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides
-            except FileExistsError:  # left by an interrupted run in this directory: rewrite it
-                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        except BaseException:
-            self._known.discard(digest)
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
+        if self._pack.buffered >= PACK_BUFFER:
+            self._pack.flush()
         self.blobs_written += 1
         self.blob_bytes += len(data)
         return sha
@@ -137,6 +149,7 @@ class EvidenceWriter:
             self.flush()
 
     def flush(self) -> None:
+        self._pack.flush()  # first: the lines below may name these blobs
         if self._pending:
             self._pending.append(b"")
             self._manifest.write(b"\n".join(self._pending))
@@ -153,8 +166,11 @@ class EvidenceWriter:
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Flush the manifest and write ``collection.json`` (atomically)."""
-        self.flush()
-        self._manifest.close()
+        try:
+            self.flush()
+        finally:
+            self._pack.close()
+            self._manifest.close()
         if summary is not None:
             self.checkpoint(summary)
 
@@ -180,6 +196,7 @@ class EvidenceReader:
         self.issues: list[str] = []  # set by ``attempts``: lines that could not be read
         self.lines = 0
         self.torn = False
+        self.pack = PackReader(self.root / PACK)
 
     def discovery(self) -> dict[str, Any] | None:
         """The discovery record (None when the collection used no AXL)."""
@@ -205,9 +222,10 @@ class EvidenceReader:
         if not isinstance(doc, dict):
             raise ParseError("not a JSON object", path=str(path))
         fmt = doc.get("evidence_format")
-        if fmt != EVIDENCE_FORMAT:
+        if fmt not in READABLE_FORMATS:
             raise ParseError(
-                f"evidence format {fmt!r} is not supported (expected {EVIDENCE_FORMAT})", path=str(path)
+                f"evidence format {fmt!r} is not supported (expected one of {sorted(READABLE_FORMATS)})",
+                path=str(path),
             )
         return doc
 
@@ -237,14 +255,28 @@ class EvidenceReader:
                 yield attempt
 
     def blob(self, sha256: str) -> bytes:
-        """The stored bytes named ``sha256``; raises ``ParseError`` if they do not match it."""
+        """The stored bytes named ``sha256``, from the pack or (format 1) their own file.
+
+        Raises ``FileNotFoundError`` when neither holds them (missing evidence) and ``ParseError``
+        when every stored copy fails its hash (damaged evidence)."""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        data, rec = self.pack.get(bytes.fromhex(sha256))
+        if data is not None:
+            return data
         path = blob_path(self.root, sha256)
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise ParseError("blob content does not match its name (corrupted evidence)", path=str(path))
-        return data
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if rec is None:
+                raise FileNotFoundError(
+                    errno.ENOENT, f"no blob {sha256} in {PACK} or {BLOBS}/", os.fspath(self.root)
+                ) from None
+            data = None
+        if data is not None and hashlib.sha256(data).hexdigest() == sha256:
+            return data
+        where = str(path) if rec is None else f"{self.pack.path}@{rec.offset}"
+        raise ParseError("blob content does not match its name (corrupted evidence)", path=where)
 
     def content(self, attempt: Attempt) -> bytes | None:
         return None if attempt.blob is None else self.blob(attempt.blob)
