@@ -15,7 +15,7 @@ $(PY):
 
 # Reinstall when the build inputs change; the editable install compiles scanner/_fasttlv.pyx.
 $(STAMP): $(PY) pyproject.toml setup.py scanner/_fasttlv.pyx
-	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test,dask]'
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $(STAMP)
 

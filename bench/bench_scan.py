@@ -137,15 +137,22 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scan(lab: Path, out: Path) -> dict[str, Any]:
+# The rate limits lifted: far above what the lab's loopback servers can answer, so that what is
+# left is the scanner's own ceiling (web concurrency too: the phones' pages are the other queue).
+LIFTED = ["--rate", "100000", "--burst", "4096", "--concurrency", "256", "--web-concurrency", "256"]
+VARIANTS = {"default": [], "lifted": LIFTED}
+
+
+def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]:
     """The whole ``trustscan scan`` as a child process: wall time, and its own CPU and peak RSS
-    from ``os.wait4`` (the rusage of that one child, not of every child of this process)."""
+    from ``os.wait4`` (the rusage of that one child and of the children it waited for, e.g. an
+    analysis worker process), and the per-phase CPU from its ``--json`` line."""
     # The hand-written profile and the CSV: what this bench measures is collection and analysis
     # against their politeness floor; discovery (RisPort70 at 15 requests a minute) has its own
     # figures in bench/bench_discover.py.
     argv = [sys.executable, "-m", "scanner", "scan", "--profile", str(lab / "profile-manual.toml"),
             "--inventory", str(lab / "inventory.csv"), "--out", str(out),
-            "--no-progress", "--no-history", "--json"]
+            "--no-progress", "--no-history", "--json", *(extra or [])]
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.stdout", "wb") as so, open(out.parent / f"{out.name}.stderr", "wb") as se:
         started = time.perf_counter()
@@ -158,7 +165,13 @@ def scan(lab: Path, out: Path) -> dict[str, Any]:
             raise
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
+    last = (out.parent / f"{out.name}.stdout").read_bytes().strip().rsplit(b"\n", 1)[-1]
+    try:
+        phases = orjson.loads(last).get("cpu_seconds") or {}
+    except orjson.JSONDecodeError:
+        phases = {}  # a scan from before the phases were recorded, or one that failed
     return {
+        "phase_cpu_s": phases,
         "exit_code": proc.returncode,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -167,8 +180,26 @@ def scan(lab: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def run_size(work: Path, phones: int, base: int, labs: Path | None) -> dict[str, Any]:
-    lab, out = (labs or work) / f"lab-{phones}", work / f"scan-{phones}"
+def politeness_floor(evidence: Path, rate: float, burst: int) -> tuple[float, int]:
+    """The least wall time the per-node token bucket allows: the busiest TFTP node's requests
+    (the attempts the manifest records at it, TFTP and HTTP 6970 together: the bucket counts
+    both), less the burst it may send at once, at ``rate`` per second. With the defaults (500/s,
+    three requests per phone on each source node) that is about N/167 s for N phones. Returns
+    (seconds, the busiest node's requests)."""
+    from collections import Counter
+
+    from scanner.store.evidence import EvidenceReader
+
+    per_node: Counter[tuple[str, str]] = Counter(
+        (a.cluster or "", a.node) for a in EvidenceReader(evidence).attempts()
+        if a.node is not None and a.transport in ("tftp", "http")
+    )
+    busiest = max(per_node.values(), default=0)
+    return max(0.0, (busiest - burst) / rate), busiest
+
+
+def run_size(work: Path, phones: int, base: int, labs: Path | None, variants: list[str]) -> list[dict[str, Any]]:
+    lab = (labs or work) / f"lab-{phones}"
     build_s = None
     if labs is not None and (lab / "lab.json").is_file():
         log(f"{phones} phones: reusing the lab in {lab}")
@@ -176,24 +207,42 @@ def run_size(work: Path, phones: int, base: int, labs: Path | None) -> dict[str,
         log(f"{phones} phones: building the lab in {lab}")
         build_s = round(build(lab, phones, base), 1)
         log(f"{phones} phones: built in {build_s} s; serving")
+    results = []
     with Served(lab, work / f"serve-{phones}.log") as server:
         serve_lines = [ln.rstrip() for ln in server.lines if ln.startswith(("WEB", "ready"))]
-        log(f"{phones} phones: {serve_lines[-1]}; scanning")
-        cpu0 = server.cpu()
-        done = threading.Event()
-        sampler = threading.Thread(target=server.sample_fds, args=(done,), daemon=True)
-        sampler.start()
-        try:
-            s = scan(lab, out)
-        finally:
-            done.set()
-            sampler.join()
-        serve_cpu = server.cpu() - cpu0
+        for variant in variants:
+            log(f"{phones} phones: {serve_lines[-1]}; scanning ({variant} limits)")
+            r = _scan_variant(work, lab, phones, server, variant)
+            r.update(build_s=build_s, serve_startup_s=round(server.startup_s, 1),
+                     serve_processes=sum(1 for ln in serve_lines if ln.startswith("WEB")))
+            show(r)
+            results.append(r)
+    return results
+
+
+def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: str) -> dict[str, Any]:
+    out = work / f"scan-{phones}-{variant}"
+    cpu0 = server.cpu()
+    done = threading.Event()
+    sampler = threading.Thread(target=server.sample_fds, args=(done,), daemon=True)
+    sampler.start()
+    try:
+        s = scan(lab, out, VARIANTS[variant])
+    finally:
+        done.set()
+        sampler.join()
+    serve_cpu = server.cpu() - cpu0
+    phase = s["phase_cpu_s"]
+
+    def per_phone_ms(*keys: str) -> float | None:
+        vals = [float(v) for k in keys if (v := phase.get(k)) is not None]
+        if phase.get(keys[0]) is None:
+            return None
+        return round(1000 * sum(vals) / phones, 2)
+
     result: dict[str, Any] = {
         "phones": phones,
-        "build_s": build_s,
-        "serve_startup_s": round(server.startup_s, 1),
-        "serve_processes": sum(1 for ln in serve_lines if ln.startswith("WEB")),
+        "limits": variant,
         "scan_exit_code": s["exit_code"],
         "wall_s": round(s["wall_s"], 1),
         "phones_per_s": round(phones / s["wall_s"], 1),
@@ -201,7 +250,21 @@ def run_size(work: Path, phones: int, base: int, labs: Path | None) -> dict[str,
         "peak_rss_mb": round(s["peak_rss_mb"], 1),
         "serve_cpu_s": round(serve_cpu, 1),
         "serve_peak_fds": server.peak_fds,
+        # CPU per phone by phase: the scan's own process (process_time around each phase), and for
+        # the analysis also a worker process's own CPU when there is one.
+        "collection_cpu_ms_per_phone": per_phone_ms("collection"),
+        "analysis_cpu_ms_per_phone": per_phone_ms("analysis", "analysis_worker"),
     }
+    evidence = out / "evidence"
+    if variant == "default" and (evidence / "manifest.jsonl").is_file():
+        from scanner.store.evidence import EvidenceReader
+
+        # The limits the collection ran with (the profile's, which may differ from Limits()).
+        lim = EvidenceReader(evidence).summary().get("limits") or {}
+        floor, busiest = politeness_floor(evidence, float(lim.get("per_node_rate", 500.0)),
+                                          int(lim.get("per_node_burst", 64)))
+        result.update(politeness_floor_s=round(floor, 1), busiest_node_requests=busiest,
+                      wall_over_floor=round(s["wall_s"] / floor, 2) if floor else None)
     report_path = out / "report.json"
     if not report_path.is_file():
         result.update(differences=None, error=f"no report.json (exit {s['exit_code']}): {s['stderr_tail']}")
@@ -221,9 +284,9 @@ def run_size(work: Path, phones: int, base: int, labs: Path | None) -> dict[str,
 
 
 def show(r: dict[str, Any]) -> None:
-    built = "reused" if r["build_s"] is None else f"{r['build_s']} s"
-    print(f"== {r['phones']} phones (lab build {built}, lab serve ready in {r['serve_startup_s']} s "
-          f"over {r['serve_processes']} process(es))")
+    built = "reused" if r.get("build_s") is None else f"{r['build_s']} s"
+    print(f"== {r['phones']} phones, {r['limits']} limits (lab build {built}, lab serve ready in "
+          f"{r.get('serve_startup_s')} s over {r.get('serve_processes')} process(es))", flush=True)
     if r.get("differences") is None:
         print(f"   ERROR: {r.get('error')}")
         return
@@ -236,6 +299,12 @@ def show(r: dict[str, Any]) -> None:
     print(f"   wall {r['wall_s']} s, {r['phones_per_s']} phones/s, CPU {r['cpu_s']} s, "
           f"peak RSS {r['peak_rss_mb']} MB; lab serve CPU {r['serve_cpu_s']} s, "
           f"at most {r['serve_peak_fds']} descriptors in one of its processes")
+    floor = r.get("politeness_floor_s")
+    if floor is not None:
+        print(f"   politeness floor {floor} s (busiest node {r['busiest_node_requests']} requests at the default "
+              f"rate and burst): wall = {r['wall_over_floor']}x the floor")
+    print(f"   CPU per phone: collection {r['collection_cpu_ms_per_phone']} ms, "
+          f"analysis {r['analysis_cpu_ms_per_phone']} ms", flush=True)
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -251,15 +320,15 @@ def main() -> int:
     ap.add_argument("--labs", type=Path, default=None, metavar="DIR",
                     help="reuse the labs DIR/lab-N (built there when missing, never removed)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ap.add_argument("--limits", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                    help="scan at the default limits and/or with them lifted (both by default)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _sigterm)
     work = Path(tempfile.mkdtemp(prefix="bench-scan-", dir=args.work))
-    results = []
+    results: list[dict[str, Any]] = []
     try:
         for n in args.sizes:
-            r = run_size(work, n, args.base, args.labs)
-            show(r)
-            results.append(r)
+            results += run_size(work, n, args.base, args.labs, args.limits)
             if not args.keep:  # a 100,000-phone lab and its evidence are gigabytes: free them now
                 for p in work.glob(f"*-{n}"):
                     shutil.rmtree(p, ignore_errors=True)

@@ -8,19 +8,24 @@ decided, written to ``devices.jsonl`` and let go before the next.
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import datetime as dt
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanner.app.assemble import load, phone_evidence
+from scanner.app.assemble import BlobCache, Loaded, load, one_phone
 from scanner.core.errors import ParseError
 from scanner.core.inventory import Phone
+from scanner.core.parsecache import ParseCache
 from scanner.core.policy import Policy
 from scanner.core.profile import Profile, snapshot_difference
-from scanner.core.readiness import Evaluator, summarize
+from scanner.core.readiness import Evaluator, PhoneResult, summarize
 from scanner.core.trustcache import TrustFileCache
 from scanner.report import csv_report, html_report, json_report, junit_report, remediation, sarif_report
 from scanner.report.jsonl_report import DeviceStream
@@ -61,6 +66,12 @@ class AnalysisOptions:
     on_device: Callable[[dict[str, Any]], None] | None = None
     # Called with (phones decided, phones in scope) after each phone: the CLI's progress.
     on_progress: Callable[[int, int], None] | None = None
+    # The cache of the phones' parsed configs and pages (None: a new one of the default bounds).
+    parse_cache: ParseCache | None = None
+    # The second core: from this many phones on, the second half of them is decided in a worker
+    # process (forked after the evidence is loaded, so nothing is loaded or verified twice) while
+    # this one decides the first half. None: never (one process).
+    worker_from_phones: int | None = 1000
 
 
 # What the evidence must agree on with the profile it is analysed with: which nodes and TVS
@@ -89,9 +100,72 @@ def _profile_issues(reader: EvidenceReader, opts: AnalysisOptions) -> tuple[list
     return lines, structural
 
 
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """What a worker process sends back for its phones: their results (rows are made from them
+    here), what it found missing or damaged in the evidence, and its own CPU seconds."""
+
+    results: list[PhoneResult]
+    not_collected: int
+    damaged: Counter[str]
+    cpu_seconds: float
+    parsed: tuple[int, int]  # the worker's parse cache: (hits, misses) for its phones
+
+
+# What the forked worker decides with: set just before the fork, inherited by the child (a
+# certificate-holding evaluator is not picklable, and loading the evidence twice is the cost we avoid).
+_FORKED: tuple[Loaded, Evaluator, ParseCache, Path] | None = None
+
+
+def _decide(
+    loaded: Loaded, evaluator: Evaluator, parsed: ParseCache, phones: Sequence[Phone]
+) -> Iterator[PhoneResult]:
+    for phone in phones:
+        yield evaluator.phone(one_phone(loaded, phone, loaded.by_phone.get(phone.name, ()), parsed))
+
+
+def _decide_slice(start: int, stop: int) -> _Slice:
+    """In the worker: the phones ``start:stop`` of the forked analysis."""
+    cpu0 = time.process_time()
+    assert _FORKED is not None
+    loaded, evaluator, parsed, evidence = _FORKED
+    # Its own reader: no file position shared with the parent across the fork.
+    loaded = dataclasses.replace(loaded, reader=BlobCache(EvidenceReader(evidence)))
+    state = loaded.evidence
+    not_collected, damaged = state.not_collected, Counter(state.damaged)
+    hits, misses = parsed.hits, parsed.misses
+    results = list(_decide(loaded, evaluator, parsed, loaded.phones[start:stop]))
+    return _Slice(results, state.not_collected - not_collected, state.damaged - damaged,
+                  time.process_time() - cpu0, (parsed.hits - hits, parsed.misses - misses))
+
+
+def _start_worker(
+    loaded: Loaded, evaluator: Evaluator, parsed: ParseCache, evidence: Path, start: int, stop: int
+) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[_Slice]] | None:
+    """The phones ``start:stop`` decided in a forked worker process; None where fork is not there."""
+    global _FORKED
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    _FORKED = (loaded, evaluator, parsed, evidence)
+    try:
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        return pool, pool.submit(_decide_slice, start, stop)
+    finally:
+        _FORKED = None  # the child has its copy (the pool forks on submit)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """End the worker now rather than let the interpreter wait for its half at exit (the pool
+    has no public way to end a running task: its processes are)."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def analyse(opts: AnalysisOptions) -> ScanOutcome:
     """Evidence directory in, reports out."""
     started = time.time()
+    cpu0 = time.process_time()
     reader = EvidenceReader(opts.evidence)
     warnings: list[str] = []
     profile_issues, structural = _profile_issues(reader, opts)
@@ -99,7 +173,9 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     loaded = load(reader, opts.profile, opts.inventory)
     warnings += loaded.store_errors
     cache = TrustFileCache()
-    evaluator = Evaluator(loaded.scan, opts.policy, opts.now, cache)
+    # The phones' configs and pages: each distinct one parsed once.
+    parsed = opts.parse_cache if opts.parse_cache is not None else ParseCache()
+    evaluator = Evaluator(loaded.scan, opts.policy, opts.now, cache, parsed)
     clusters = evaluator.cluster_results()
     opts.out.mkdir(parents=True, exist_ok=True)
     devices: list[dict[str, Any]] = []
@@ -108,18 +184,58 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     in_scope = len(loaded.phones)
     if opts.on_progress is not None:
         opts.on_progress(0, in_scope)
+    phones = loaded.phones
+    split = in_scope
+    worker = None
+    if opts.worker_from_phones is not None and in_scope >= max(2, opts.worker_from_phones):
+        split = in_scope // 2
+        worker = _start_worker(loaded, evaluator, parsed, opts.evidence, split, in_scope)
+        if worker is None:
+            split = in_scope
+    worker_cpu = None
+
+    def decided(result: PhoneResult) -> None:
+        results.append(result)
+        row = device_dict(result)
+        devices.append(row)
+        if "jsonl" in opts.formats:
+            stream.device(row)
+        if opts.on_device is not None:
+            opts.on_device(row)
+        if opts.on_progress is not None:
+            opts.on_progress(len(results), in_scope)
+
     with DeviceStream(opts.out) as stream:
-        for ev in phone_evidence(loaded):
-            result = evaluator.phone(ev)
-            results.append(result)
-            row = device_dict(result)
-            devices.append(row)
-            if "jsonl" in opts.formats:
-                stream.device(row)
-            if opts.on_device is not None:
-                opts.on_device(row)
-            if opts.on_progress is not None:
-                opts.on_progress(len(results), in_scope)
+        try:
+            for result in _decide(loaded, evaluator, parsed, phones[:split]):
+                decided(result)
+        except BaseException:
+            if worker is not None:  # interrupted (Ctrl-C, SIGTERM): the worker's half is not wanted
+                _stop(worker[0])
+            raise
+        if worker is not None:
+            pool, future = worker
+            try:
+                part = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                part = None  # the worker died (killed, out of memory): its phones are decided here
+            except BaseException:
+                _stop(pool)
+                raise
+            finally:
+                pool.shutdown()
+            if part is None:
+                for result in _decide(loaded, evaluator, parsed, phones[split:]):
+                    decided(result)
+            else:
+                loaded.evidence.not_collected += part.not_collected
+                for blob, n in part.damaged.items():
+                    loaded.evidence.damaged[blob] += n
+                worker_cpu = round(part.cpu_seconds, 3)
+                parsed.hits += part.parsed[0]
+                parsed.misses += part.parsed[1]
+                for result in part.results:
+                    decided(result)
         evidence_issues = (*structural, *loaded.evidence.fleet_issues())
         summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
         if "jsonl" in opts.formats:
@@ -138,7 +254,11 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         "evidence": str(opts.evidence),
         "evidence_state": loaded.evidence.state,
         "analysis_seconds": round(finished - started, 3),
-        "cache": {"distinct_files": cache.misses, "reused": cache.hits},
+        # This process's CPU up to the report writers (bench/bench_scan.py divides it by phones).
+        "analysis_cpu_seconds": round(time.process_time() - cpu0, 3),
+        "analysis_worker_cpu_seconds": worker_cpu,  # the worker process's own, when there was one
+        "cache": {"distinct_files": cache.misses, "reused": cache.hits,
+                  "parsed": {"distinct": parsed.misses, "reused": parsed.hits}},
         **opts.run_meta,
     }
     report = build_report(summary=summary, clusters=clusters, devices=devices, policy=opts.policy, run=run)

@@ -17,6 +17,7 @@ from scanner.core.cucm.axl import ClusterSettings
 from scanner.core.errors import ParseError
 from scanner.core.evidence import Attempt, Outcome, TransportKind
 from scanner.core.inventory import Phone
+from scanner.core.parsecache import ParseCache
 from scanner.core.phonepage import (
     PhonePage,
     StatusMessages,
@@ -56,7 +57,7 @@ class EvidenceState:
         if self.damaged:
             out.append(
                 f"{len(self.damaged)} evidence blob(s) missing or not matching their hash "
-                f"(e.g. blobs/{next(iter(self.damaged))[:2]}/{next(iter(self.damaged))}); the files they held "
+                f"(e.g. sha256 {next(iter(self.damaged))}); the files they held "
                 "count as unknown"
             )
         if self.not_collected:
@@ -285,72 +286,80 @@ def _scope(
     return tuple(Phone(name) for name in sorted(by_phone))
 
 
-def phone_evidence(loaded: Loaded) -> Iterator[PhoneEvidence]:
+def phone_evidence(loaded: Loaded, parsed: ParseCache | None = None) -> Iterator[PhoneEvidence]:
     """One phone at a time: blobs are read only while its turn lasts (memory stays flat)."""
+    for phone in loaded.phones:
+        yield one_phone(loaded, phone, loaded.by_phone.get(phone.name, ()), parsed)
+
+
+def one_phone(
+    loaded: Loaded, phone: Phone, attempts: Sequence[Attempt], parsed: ParseCache | None = None
+) -> PhoneEvidence:
+    """One phone's evidence from its attempts (its pages parsed once per distinct bytes when
+    ``parsed`` is given): what ``phone_evidence`` yields, for a caller that has the attempts."""
     state = loaded.evidence
     why = _why_missing(state)
-    for phone in loaded.phones:
-        attempts = loaded.by_phone.get(phone.name, ())
-        files: list[FileEvidence] = []
-        page: PhonePage | None = None
-        security: PhonePage | None = None
-        status: StatusMessages | None = None
-        page_outcome = status_outcome = None
-        page_detail = None
-        for a in attempts:
-            if a.transport == TransportKind.WEB.value:
-                data = None
-                outcome, detail = a.outcome.value, a.error
-                if a.outcome is Outcome.OK:
+    cache = parsed if parsed is not None else ParseCache(max_entries=8)
+    files: list[FileEvidence] = []
+    page: PhonePage | None = None
+    security: PhonePage | None = None
+    status: StatusMessages | None = None
+    page_outcome = status_outcome = None
+    page_detail = None
+    for a in attempts:
+        if a.transport == TransportKind.WEB.value:
+            data = None
+            outcome, detail = a.outcome.value, a.error
+            if a.outcome is Outcome.OK:
+                try:
+                    data = loaded.reader.content(a)
+                except (OSError, ValueError, ParseError) as exc:
+                    outcome, detail = DAMAGED, _damaged(state, a, exc)
+            if a.file == "status-messages":
+                status_outcome = outcome
+                if data is not None:
                     try:
-                        data = loaded.reader.content(a)
-                    except (OSError, ValueError, ParseError) as exc:
-                        outcome, detail = DAMAGED, _damaged(state, a, exc)
-                if a.file == "status-messages":
-                    status_outcome = outcome
-                    if data is not None:
-                        try:
-                            status = parse_status_messages(data)
-                        except ParseError:
-                            status_outcome = Outcome.PROTOCOL_ERROR.value
-                elif a.file == "network-setup":
-                    page_outcome, page_detail = outcome, detail
-                    if data is not None:
-                        try:
-                            page = parse_network_page(data)
-                        except ParseError as exc:
-                            page_outcome, page_detail = Outcome.PROTOCOL_ERROR.value, str(exc)
-                elif a.file == "security" and data is not None:
-                    # The trust-list lines of models that keep them on a separate security page.
-                    try:
-                        security = parse_security_page(data)
+                        status = cache.get("status-messages", data, parse_status_messages)
                     except ParseError:
-                        security = None  # the network page's facts stand
-            elif a.cluster in ("source", "destination"):
-                files.append(_file(loaded.reader, a, state))
-        if page is not None and security is not None:
-            page = merge_security_page(page, security)
-        files.sort(key=lambda f: (f.cluster, f.node, f.name))  # stable: see ``load``
-        if loaded.profile is not None:
-            files += _never_collected(loaded.profile, phone, files, why)
-            state.not_collected += sum(1 for f in files if f.outcome == NOT_COLLECTED)
-        if page_outcome is None:
-            page_outcome, page_detail = NOT_COLLECTED, why
-            if phone.ip is not None or not attempts:
-                state.not_collected += 1
-        yield PhoneEvidence(
-            phone.name,
-            model=_model(phone.device_type, page),
-            ip=phone.ip,
-            device_pool=phone.device_pool,
-            description=phone.description,
-            files=tuple(files),
-            page=page,
-            page_outcome=page_outcome,
-            page_detail=page_detail,
-            status=status,
-            status_outcome=status_outcome,
-        )
+                        status_outcome = Outcome.PROTOCOL_ERROR.value
+            elif a.file == "network-setup":
+                page_outcome, page_detail = outcome, detail
+                if data is not None:
+                    try:
+                        page = cache.get("network-setup", data, parse_network_page)
+                    except ParseError as exc:
+                        page_outcome, page_detail = Outcome.PROTOCOL_ERROR.value, str(exc)
+            elif a.file == "security" and data is not None:
+                # The trust-list lines of models that keep them on a separate security page.
+                try:
+                    security = cache.get("security", data, parse_security_page)
+                except ParseError:
+                    security = None  # the network page's facts stand
+        elif a.cluster in ("source", "destination"):
+            files.append(_file(loaded.reader, a, state))
+    if page is not None and security is not None:
+        page = merge_security_page(page, security)
+    files.sort(key=lambda f: (f.cluster, f.node, f.name))  # stable: see ``load``
+    if loaded.profile is not None:
+        files += _never_collected(loaded.profile, phone, files, why)
+        state.not_collected += sum(1 for f in files if f.outcome == NOT_COLLECTED)
+    if page_outcome is None:
+        page_outcome, page_detail = NOT_COLLECTED, why
+        if phone.ip is not None or not attempts:
+            state.not_collected += 1
+    return PhoneEvidence(
+        phone.name,
+        model=_model(phone.device_type, page),
+        ip=phone.ip,
+        device_pool=phone.device_pool,
+        description=phone.description,
+        files=tuple(files),
+        page=page,
+        page_outcome=page_outcome,
+        page_detail=page_detail,
+        status=status,
+        status_outcome=status_outcome,
+    )
 
 
 def _never_collected(profile: Profile, phone: Phone, files: Sequence[FileEvidence], why: str) -> list[FileEvidence]:

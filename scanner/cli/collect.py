@@ -18,6 +18,7 @@ from scanner.cli.discover import read_inventory
 from scanner.cli.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from scanner.cli.output import Stop, internal_error, json_line
 from scanner.cli.progress import collection_bar, mode_for
+from scanner.cli.scan import add_dask_options, dask_options
 from scanner.core.errors import ParseError
 from scanner.core.findings import Code
 from scanner.core.ratelimit import Limits
@@ -41,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
         description="Collect the evidence for a migration readiness scan: every phone's CTL/ITL/config "
         "files from every TFTP node of both clusters (HTTP 6970 and/or TFTP), the phones' web pages and "
         "the TVS certificates, politely (per-node limits on by default). Writes DIR/manifest.jsonl, "
-        "DIR/collection.json and DIR/blobs/. Exit codes: 0 done, 64 usage or bad profile/inventory, "
+        "DIR/collection.json and DIR/blobs.pack. Exit codes: 0 done, 64 usage or bad profile/inventory, "
         "70 internal error.",
     )
     p.add_argument("--profile", required=True, metavar="P", help="profile.toml (clusters, nodes, limits)")
@@ -89,6 +90,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("--progress-json", action="store_true",
                    help="progress as JSON lines on stderr (for wrappers; see scanner/cli/progress.py)")
+    add_dask_options(p)  # --dask and its TLS files (docs/sites.md)
 
 
 def _positive_int(text: str) -> int:
@@ -127,6 +129,15 @@ def run(args: argparse.Namespace) -> int:
                     _err(f"dry run: cluster {c.name}: nodes and phones are discovered at run time from AXL at "
                          f"{c.axl.where()}; only the nodes the profile names are planned below")
             _dry_run(profile, limits, inventory, args.json)
+            if args.dask:  # issue 14: the sites' phones and workers (asks the scheduler, nothing else)
+                from scanner.app.sites import SitesError, dry_run_sites
+
+                try:
+                    lines = runner.run(dry_run_sites(profile, inventory, dask_options(args), limits))
+                except (SitesError, ParseError) as exc:
+                    raise Stop(EXIT_USAGE, str(exc)) from None
+                for line in lines:
+                    _err(line)
             return EXIT_OK
         out = Path(args.out)
         point = None
@@ -142,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         return stop.code
     try:
         result = _collect(args, profile, limits, inventory, inv_sha, out, point, fleet)
+    except Stop as stop:  # --dask: refused before anything was sent
+        _err(str(stop))
+        return stop.code
     except FileExistsError:
         _err(f"{out} already holds evidence; choose a new directory")
         return EXIT_USAGE
@@ -229,6 +243,16 @@ def _collect(
     runner.interrupt_on_sigterm()
     mode = mode_for(no_progress=args.no_progress, progress_json=args.progress_json, quiet=output.VERBOSITY == 0)
     with collection_bar(mode) as observer:
+        if args.dask:  # issue 14: the sites' phones on their Dask workers (docs/sites.md)
+            from scanner.app.sites import SitesError, collect_sites
+
+            try:
+                return runner.run(collect_sites(
+                    profile, out, dask_options(args), inventory=inventory, inventory_path=args.inventory,
+                    inventory_sha256=inv_sha, limits=limits, observer=observer, ca_bundle=args.ca_bundle,
+                    resume=point, note=_err, discovery=None if fleet is None else fleet.record))
+            except (SitesError, ParseError) as exc:
+                raise Stop(EXIT_USAGE, str(exc)) from None
         return runner.run(
             collect(
                 profile,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from scanner.core.inventory import Inventory
     from scanner.core.policy import Policy
     from scanner.core.profile import Profile
+    from scanner.core.ratelimit import Limits
 
 VERDICT_EXIT = {"GO": EXIT_OK, "NO_GO": EXIT_NO_GO, "INCOMPLETE": EXIT_INCOMPLETE}
 VERDICTS = ("NO_GO", "INCOMPLETE")  # the verdict thresholds of --fail-on (GO never fails)
@@ -131,10 +132,47 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--progress-json", action="store_true",
                    help="progress as JSON lines on stderr (for wrappers; see scanner/cli/progress.py)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    # The collector's politeness limits, as ``trustscan collect`` takes them (the profile's
+    # [limits] otherwise): lifting them shows the scanner's own ceiling (bench/bench_scan.py).
+    from scanner.cli.collect import _positive_float, _positive_int
+
+    p.add_argument("--concurrency", type=_positive_int, metavar="N",
+                   help="max requests in flight per TFTP node (default: the profile's limits)")
+    p.add_argument("--rate", type=_positive_float, metavar="R",
+                   help="max new requests per second per TFTP node (default: the profile's limits)")
+    p.add_argument("--burst", type=_positive_int, metavar="N", help="token bucket size (default: the profile's limits)")
+    p.add_argument("--web-concurrency", type=_positive_int, metavar="N",
+                   help="phones whose web pages are fetched at once (default: the profile's limits)")
     p.add_argument("--fail-on", type=fail_on, default=None, metavar="LEVEL",
                    help="when to exit non-zero: NO_GO (only NO_GO fails, exit 1), INCOMPLETE (the default: "
                    "NO_GO exits 1, INCOMPLETE 2), and/or a finding severity BLOCKER, WARNING or INFO (exit 1 "
                    "also when the verdict is GO but some finding is that severe or worse), e.g. INCOMPLETE,WARNING")
+    add_dask_options(p)
+
+
+# --dask (issue 14, docs/sites.md): the options and their DaskOptions; `collect` takes them too.
+def add_dask_options(p: Any) -> None:
+    p.add_argument("--dask", metavar="ADDR", default=None,
+                   help="collect each [sites.NAME]'s phones on that site's Dask workers through the scheduler "
+                   "at ADDR (tcp://HOST:8786 or tls://HOST:8786; docs/sites.md)")
+    p.add_argument("--dask-tls-ca", metavar="PEM", default=None, help="CA that signed the Dask cluster's certificates")
+    p.add_argument("--dask-tls-cert", metavar="PEM", default=None, help="this client's certificate (tls:// only)")
+    p.add_argument("--dask-tls-key", metavar="PEM", default=None, help="this client's private key (tls:// only)")
+    p.add_argument("--dask-site-grace", metavar="S", type=float, default=30.0,
+                   help="seconds a site with phones may be without a worker before its phones are given up as "
+                   "UNKNOWN (SITE_UNAVAILABLE; --resume asks them again); default 30")
+    p.add_argument("--dask-connect-timeout", metavar="S", type=float, default=10.0,
+                   help="seconds to reach the scheduler before giving up (exit 64, nothing sent); default 10")
+
+
+def dask_options(args: Any) -> Any:
+    """``scanner.app.sites.DaskOptions`` from the command line, or None without ``--dask``."""
+    if not getattr(args, "dask", None):
+        return None
+    from scanner.app.sites import DaskOptions
+
+    return DaskOptions(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key,
+                       connect_timeout=args.dask_connect_timeout, site_grace=args.dask_site_grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +193,12 @@ class ScanRequest:
     progress_json: bool = False
     json: bool = False
     fail_on: FailOn | None = None
+    # Overrides of the profile's [limits] (None: the profile's).
+    concurrency: int | None = None
+    rate: float | None = None
+    burst: int | None = None
+    web_concurrency: int | None = None
+    dask: Any = None  # scanner.app.sites.DaskOptions: the sites' phones on Dask workers (--dask)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
             profile=args.profile, out=args.out, inventory=args.inventory, evidence=args.evidence,
             resume=args.resume, formats=args.format, policy=args.policy, now=args.now, history=args.history,
             no_history=args.no_history, no_progress=args.no_progress, progress_json=args.progress_json,
-            json=args.json, fail_on=args.fail_on,
+            json=args.json, fail_on=args.fail_on, concurrency=args.concurrency, rate=args.rate,
+            burst=args.burst, web_concurrency=args.web_concurrency, dask=dask_options(args),
         )
     )
 
@@ -208,6 +253,9 @@ def scan(req: ScanRequest) -> int:
             inputs.run_meta.setdefault("started", started)
             _collect(req, inputs, plan)
         return _analyse_and_report(req, inputs, plan)
+    except Stop as stop:  # --dask: the scheduler, a worker or the sites refused before anything was sent
+        err(str(stop))
+        return stop.code
     except KeyboardInterrupt:
         err(f"interrupted; evidence so far is in {plan.evidence}: finish it with --resume {plan.out}")
         return EXIT_INTERRUPTED
@@ -341,18 +389,47 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
     from scanner.app.collect import collect
 
     runner.interrupt_on_sigterm()
+    cpu0 = time.process_time()
     with collection_bar(_progress_mode(req)) as observer:
-        result = runner.run(
-            collect(inputs.profile, plan.evidence, inventory=inputs.inventory, inventory_path=req.inventory,
-                    inventory_sha256=inputs.inventory_sha256, observer=observer, resume=plan.resume,
-                    discovery=None if inputs.fleet is None else inputs.fleet.record)
-        )
+        if req.dask is not None:  # issue 14: the sites' phones on their Dask workers (docs/sites.md)
+            from scanner.app.sites import SitesError, collect_sites
+
+            try:
+                result = runner.run(collect_sites(
+                    inputs.profile, plan.evidence, req.dask, inventory=inputs.inventory,
+                    inventory_path=req.inventory, inventory_sha256=inputs.inventory_sha256,
+                    limits=_limits(req, inputs.profile), observer=observer, resume=plan.resume, note=err,
+                    discovery=None if inputs.fleet is None else inputs.fleet.record))
+            except (SitesError, ParseError) as exc:  # nothing was sent: said, exit 64
+                raise Stop(EXIT_USAGE, str(exc)) from None
+        else:
+            result = runner.run(
+                collect(inputs.profile, plan.evidence, inventory=inputs.inventory, inventory_path=req.inventory,
+                        inventory_sha256=inputs.inventory_sha256, limits=_limits(req, inputs.profile),
+                        observer=observer, resume=plan.resume,
+                        discovery=None if inputs.fleet is None else inputs.fleet.record)
+            )
+    # This process's CPU in the collection (the report's run section; bench/bench_scan.py).
+    inputs.run_meta["collection_cpu_seconds"] = round(time.process_time() - cpu0, 3)
     for issue in result.summary.get("discovery_issues", []):
         err(f"warning: discovery: {issue}")
     if result.dead_nodes:
         err(f"warning: nodes that stopped answering: {', '.join(result.dead_nodes)}")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_outcome.items()))
     verbose(f"collected {result.phones} phones, {result.attempts} attempts in {result.duration:.1f} s: {counts}")
+
+
+def _limits(req: ScanRequest, profile: Profile) -> Limits:
+    """The profile's limits, with the ones given on the command line instead."""
+    import dataclasses
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in (
+            ("per_node_concurrency", req.concurrency), ("per_node_rate", req.rate),
+            ("per_node_burst", req.burst), ("web_concurrency", req.web_concurrency),
+        ) if v is not None
+    }
+    return dataclasses.replace(profile.limits, **overrides)
 
 
 def _progress_mode(req: ScanRequest) -> Mode:
@@ -385,7 +462,9 @@ def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
         sarif_report.write(report, plan.out, exit_code=code)
     if req.json:
         json_line({"verdict": report["verdict"], "summary": report["summary"],
-                   "reports": {k: str(v) for k, v in outcome.paths.items()}, "exit_code": code})
+                   "reports": {k: str(v) for k, v in outcome.paths.items()}, "exit_code": code,
+                   "cpu_seconds": {k: report["run"].get(f"{k}_cpu_seconds")
+                                   for k in ("collection", "analysis", "analysis_worker")}})
     if why is not None:
         err(f"exit {code}: {why}")
     return code

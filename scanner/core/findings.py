@@ -182,6 +182,11 @@ class Code(enum.StrEnum):
         "ANALYSIS_ERROR", frozenset({_W}),
         "the scanner failed on a file (a bug, caught): the file decides nothing yet", True,
     )
+    # Sites (scanner.app.sites, docs/sites.md): in the manifest's error text of the phones it left out.
+    SITE_UNAVAILABLE = (
+        "SITE_UNAVAILABLE", frozenset({_W}),
+        "the phone's site had no worker to collect it (none at start, or its last one died mid-shard)", True,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from typing import Any
 from scanner.core.cucm.settings import AxlSettings
 from scanner.core.errors import ParseError
 from scanner.core.ratelimit import Limits
+from scanner.core.sites import Site, site_name_problem
 
 __all__ = [
     "CLUSTER_NAMES",
@@ -218,6 +219,7 @@ class Profile:
     destination: Cluster
     phones: PhoneAccess
     limits: Limits
+    sites: tuple[Site, ...] = ()  # [sites.NAME]: phones collected by a site's Dask worker (docs/sites.md)
 
     @property
     def clusters(self) -> tuple[Cluster, Cluster]:
@@ -231,6 +233,8 @@ class Profile:
             "clusters": {c.name: _cluster_snapshot(c) for c in self.clusters},
             "phones": dataclasses.asdict(self.phones),
             "limits": dataclasses.asdict(self.limits),
+            # Only when there are sites: the snapshots of profiles without them stay as they were.
+            **({"sites": {s.name: s.snapshot() for s in self.sites}} if self.sites else {}),
         }
 
 
@@ -295,14 +299,15 @@ def parse_profile(data: bytes, *, base_dir: Path, path: Path | None = None) -> P
         m = re.search(r"\(at line (\d+)", str(exc))
         raise ParseError(f"not valid TOML: {exc}", line=int(m.group(1)) if m else None) from None
     ctx = _Ctx(text)
-    _only_keys(ctx, doc, "", {"clusters", "phones", "limits"})
+    _only_keys(ctx, doc, "", {"clusters", "phones", "limits", "sites"})
     clusters = _table(ctx, doc, "clusters", required=True)
     _only_keys(ctx, clusters, "clusters", set(CLUSTER_NAMES))
     source = _cluster(ctx, clusters, "source", base_dir)
     destination = _cluster(ctx, clusters, "destination", base_dir)
     phones = _phones(ctx, _table(ctx, doc, "phones", required=False))
     limits = _limits(ctx, _table(ctx, doc, "limits", required=False))
-    return Profile(path, hashlib.sha256(data).hexdigest(), source, destination, phones, limits)
+    sites = _sites(ctx, _table(ctx, doc, "sites", required=False))
+    return Profile(path, hashlib.sha256(data).hexdigest(), source, destination, phones, limits, sites)
 
 
 class _Ctx:
@@ -627,3 +632,37 @@ def _limits(ctx: _Ctx, table: Mapping[str, Any]) -> Limits:
         return dataclasses.replace(defaults, **values)
     except ValueError as exc:
         raise ctx.error("limits", str(exc)) from None
+
+
+# --- [sites.NAME] (scanner.core.sites; docs/sites.md) -------------------------------------------
+
+
+def _sites(ctx: _Ctx, table: Mapping[str, Any]) -> tuple[Site, ...]:
+    """``[sites.NAME]`` tables: ``device_pools`` and/or ``prefixes``, at least one of them."""
+    sites: list[Site] = []
+    for name, body in table.items():
+        where = f"sites.{name}"
+        problem = site_name_problem(name)
+        if problem is not None:
+            raise ctx.error(where, problem)
+        if not isinstance(body, dict):
+            raise ctx.error(where, f"must be a table, not {type(body).__name__}")
+        _only_keys(ctx, body, where, {"device_pools", "prefixes"})
+        pools = _strings(ctx, body, "device_pools", where, 'such as ["DP-BRANCH-A"]')
+        prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for i, text in enumerate(_strings(ctx, body, "prefixes", where, 'such as ["10.20.0.0/16"]')):
+            try:
+                prefixes.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ctx.error(f"{where}.prefixes[{i}]", f"{text!r} is not an address prefix such as 10.20.0.0/16") from None
+        if not pools and not prefixes:
+            raise ctx.error(where, "selects no phone: give device_pools and/or prefixes")
+        sites.append(Site(name, tuple(pools), tuple(prefixes)))
+    return tuple(sites)
+
+
+def _strings(ctx: _Ctx, table: Mapping[str, Any], key: str, where: str, example: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ctx.error(f"{where}.{key}", f"must be an array of non-empty strings {example}")
+    return [v.strip() for v in value]

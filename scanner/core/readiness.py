@@ -39,9 +39,10 @@ from scanner.core.errors import ParseError
 from scanner.core.evidence import Outcome
 from scanner.core.filechecks import PHONE_MAX_TRUST_LIST_BYTES, PHONE_MAX_TRUST_LIST_CERTS, is_blank_itl
 from scanner.core.findings import Code, Finding, Severity
+from scanner.core.parsecache import ParseCache, digest
 from scanner.core.phonepage import PhonePage, StatusMessages
 from scanner.core.policy import CHECKS, Policy
-from scanner.core.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, TrustFileCache, TrustFileCheck
+from scanner.core.trustcache import DEFAULT_CACHE, INTERNAL_ERROR, TrustFileCache, TrustFileCheck, kind_hint
 from scanner.core.trustlist import Digest, Role, TrustFile, parse
 from scanner.core.verify import StoredCert, TrustStore, cert_facts, load_certificate, verify
 
@@ -204,6 +205,10 @@ class ListState:
 
     fetch: FileEvidence
     checked: TrustFileCheck | None
+    # The certificates by role, found once: every phone asks the same lists the same question.
+    _by_roles: dict[frozenset[int], frozenset[bytes]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @property
     def file(self) -> TrustFile | None:
@@ -243,15 +248,19 @@ class ListState:
         return None
 
     def sast_ders(self) -> set[bytes]:
-        tf = self.file
-        return {r.certificate for r in tf.records if r.role == Role.SAST and r.certificate} if tf else set()
+        return self.role_ders(_SAST)
 
     def role_ders(self, roles: Iterable[int]) -> set[bytes]:
-        tf = self.file
-        wanted = set(roles)
-        return {r.certificate for r in tf.records if r.role in wanted and r.certificate} if tf else set()
+        wanted = frozenset(roles)
+        found = self._by_roles.get(wanted)
+        if found is None:
+            tf = self.file
+            found = frozenset(r.certificate for r in tf.records if r.role in wanted and r.certificate) if tf else frozenset()
+            self._by_roles[wanted] = found
+        return set(found)  # the caller's to change
 
 
+_SAST = frozenset({Role.SAST})
 _NO_LIST = ListState(FileEvidence("", "", "", NOT_COLLECTED), None)
 
 
@@ -693,11 +702,18 @@ class Evaluator:
     analysis streams: each result is written out before the next phone is read)."""
 
     def __init__(
-        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: TrustFileCache = DEFAULT_CACHE
+        self, scan: ScanInput, policy: Policy, now: dt.datetime, cache: TrustFileCache = DEFAULT_CACHE,
+        parsed: ParseCache | None = None,
     ) -> None:
         self.policy = policy
         self.now = policy.judge_time(now)
         self.cache = cache
+        # The phones' own bytes (configs), each distinct one parsed and verified once: the same
+        # config comes from every node of a cluster.
+        self.parsed = parsed if parsed is not None else ParseCache()
+        # Per destination node: who may sign its configs (the TFTP records of its lists), built
+        # once for the scan rather than per phone (the lists are the cluster's, fixed here).
+        self._config_signers: dict[str, tuple[TrustStore, str] | None] = {}
         self.src = _cluster_state(scan.source, cache)
         self.dst = _cluster_state(scan.destination, cache)
         self.facts = _cluster_checks(self.src, self.dst, self.now, policy.expiry_window)
@@ -711,6 +727,34 @@ class Evaluator:
     def phone(self, p: PhoneEvidence) -> PhoneResult:
         run = _PhoneRun(self, p)
         return run.result()
+
+    def signed_config(self, fe: FileEvidence) -> TrustFile:
+        """The signed header and payload of a ``.cnf.xml.sgn``, parsed once per distinct bytes
+        (``ParseError`` for a malformed one, the same each time)."""
+        data = fe.data or b""
+        return self.parsed.get(f"sgn:{kind_hint(fe.name)}", data, lambda d: parse(d, name_hint=fe.name))
+
+    def device_config(self, payload: bytes) -> DeviceConfig:
+        """A config's XML parsed once per distinct bytes (``ParseError``, the same each time)."""
+        return self.parsed.get("cnf.xml", payload, parse_device_config)
+
+    def config_signers(self, node: str) -> tuple[TrustStore, str] | None:
+        """The destination node's TFTP records as a store (and a key naming its certificates),
+        or None when neither of its lists was read."""
+        if node not in self._config_signers:
+            lists = [ls for ls in (self.dst.itl.get(node), self.dst.ctl.get(node)) if ls is not None]
+            if not any(ls.checked is not None and ls.file is not None for ls in lists):
+                self._config_signers[node] = None
+            else:
+                trusted: set[bytes] = set()
+                for ls in lists:
+                    trusted |= ls.role_ders(TFTP_ROLES)
+                name = f"{node} ITL/CTL TFTP records"
+                store = TrustStore(name, tuple(
+                    StoredCert(name, node, der, cert) for der in sorted(trusted) if (cert := load_certificate(der))
+                ))
+                self._config_signers[node] = (store, digest(b"".join(sorted(trusted))))
+        return self._config_signers[node]
 
 
 @dataclass
@@ -1268,13 +1312,13 @@ class _PhoneRun:
                 continue
             payload = fe.data
             if fe.name.lower().endswith(".sgn"):
-                a = self.ev.cache.check(fe.data, name_hint=fe.name, verify_signature=False)
-                if a.file is None:
-                    refused = refused or (fe, ParseError(f"signed header: {a.error}"))
+                try:
+                    payload = self.ev.signed_config(fe).payload
+                except ParseError as exc:
+                    refused = refused or (fe, ParseError(f"signed header: {exc}"))
                     continue
-                payload = a.file.payload
             try:
-                return parse_device_config(payload), None
+                return self.ev.device_config(payload), None
             except ParseError as exc:
                 refused = refused or (fe, exc)
         return None, refused
@@ -1361,18 +1405,15 @@ class _PhoneRun:
             self._check_dest_config(fe)
 
     def _check_dest_config(self, fe: FileEvidence) -> None:
-        dst = self.ev.dst
-        trusted: set[bytes] = set()
-        lists = [ls for ls in (dst.itl.get(fe.node), dst.ctl.get(fe.node)) if ls is not None]
-        if not any(ls.checked is not None and ls.file is not None for ls in lists):
+        signers = self.ev.config_signers(fe.node)
+        if signers is None:
             # Neither of the node's lists was read: who may sign its configs is unknown (C6
             # already says why the lists are missing).
             self.set("C6", CheckStatus.UNKNOWN)
             return
-        for ls in lists:
-            trusted |= ls.role_ders(TFTP_ROLES)
+        store, signers_key = signers
         try:
-            tf = parse(fe.data or b"", name_hint=fe.name)
+            tf = self.ev.signed_config(fe)
         except ParseError as exc:
             self.add("C6", CheckStatus.FAIL, Finding(
                 Code.DEST_CONFIG_SIGNER_UNKNOWN, Severity.BLOCKER,
@@ -1381,15 +1422,14 @@ class _PhoneRun:
             ))
             return
         self.facts.setdefault("dest_config_digest", tf.header.digest.hash_name if tf.header.digest else None)
-        digest = None
+        signed = None
         if fe.signed_digest and ":" in fe.signed_digest:
-            digest = bytes.fromhex(fe.signed_digest.split(":", 1)[1])
-        name = f"{fe.node} ITL/CTL TFTP records"
-        store = TrustStore(name, tuple(
-            StoredCert(name, fe.node, der, cert) for der in sorted(trusted) if (cert := load_certificate(der))
-        ))
+            signed = bytes.fromhex(fe.signed_digest.split(":", 1)[1])
+        data = fe.data or b""
+        # The same config from several nodes whose lists name the same signers: verified once.
+        key = ("verify-config", digest(data), kind_hint(fe.name), signers_key, signed)
         try:
-            v = verify(tf, [store], signed_digest=digest)
+            v = self.ev.parsed.memo(key, len(data), lambda: verify(tf, [store], signed_digest=signed))
         except Exception as exc:  # a bug in verify: the config says nothing yet (ANALYSIS_ERROR)
             self.add("C6", CheckStatus.UNKNOWN, Finding(
                 Code.ANALYSIS_ERROR, Severity.WARNING,

@@ -68,7 +68,7 @@ class TrustFileCache:
         # matter only when the file's own records cannot verify it.
         key = (
             sha256,
-            _kind_hint(name_hint),
+            kind_hint(name_hint),
             strict,
             tuple(s.fingerprint for s in trust_stores) if verify_signature else ("-",),
         )
@@ -90,7 +90,8 @@ class TrustFileCache:
         return len(self._entries)
 
 
-def _kind_hint(name: str | None) -> str | None:
+def kind_hint(name: str | None) -> str | None:
+    """What of a file's name changes how it parses (``parse``'s ``name_hint``): the kind it names."""
     if not name:
         return None
     base = name.rsplit("/", 1)[-1].lower()

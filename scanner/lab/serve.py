@@ -39,8 +39,9 @@ import re
 import resource
 import ssl
 import sys
+import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,48 @@ class _HttpTarget:
     phone: dict[str, Any] | None = None
 
 
+# --- Request counters: what each TFTP node's HTTP (6970) server saw, whoever asked ---------------
+# A scan split over many machines must stay as polite as one: a test counts here, on the lab's
+# side, each node's requests in flight and their start times (monotonic), so the per-second rate
+# is measured where a real node would feel it. Only the node servers in this process are counted
+# (they all live in the main process: see LabServer).
+
+
+@dataclass(slots=True)
+class NodeCount:
+    starts: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def max_per_window(self, window: float = 1.0) -> int:
+        """The most requests that started within any ``window`` seconds."""
+        best, lo = 0, 0
+        for hi, t in enumerate(self.starts):
+            while t - self.starts[lo] >= window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+
+@dataclass(slots=True)
+class NodeRequests:
+    by_node: dict[str, NodeCount] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def count(self, node: str) -> Iterator[None]:
+        c = self.by_node.setdefault(node, NodeCount())
+        c.starts.append(time.monotonic())
+        c.in_flight += 1
+        c.max_in_flight = max(c.max_in_flight, c.in_flight)
+        try:
+            yield
+        finally:
+            c.in_flight -= 1
+
+    def reset(self) -> None:
+        self.by_node.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
     kind: str
@@ -358,6 +401,7 @@ class LabServer:
         self.phones_listening = 0  # in every process of this lab serve, once started
         self.processes = 1
         self.apis: dict[str, CucmApi] = {}  # each cluster's AXL and RisPort70 (their request logs)
+        self.node_requests = NodeRequests()  # what each node's HTTP (6970) saw: tests of politeness
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -715,7 +759,8 @@ class LabServer:
             assert target.phone is not None
             return await self._phone(request, target.phone)
         assert target.node is not None
-        return await self._node(request, target)
+        with self.node_requests.count(sock[0] if sock else ""):
+            return await self._node(request, target)
 
     async def _stall(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
