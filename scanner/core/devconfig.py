@@ -27,6 +27,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 from xml.parsers.expat import ErrorString, ExpatError
 
@@ -81,11 +82,16 @@ _ACCESS_SECTIONS = ("vendorconfig", "commonconfig", "enterpriseconfig")
 _T = TypeVar("_T")
 
 
+# Both name functions run once per element and attribute of every config (about 130 elements a
+# phone) on a few hundred distinct names: memoised, they cost a dict lookup. Bounded, so that a
+# hostile file with endless distinct names cannot grow them.
+@lru_cache(maxsize=4096)
 def _local(name: str) -> str:
     """Local part of a qualified name, lower-cased (``axl:Foo`` -> ``foo``)."""
     return name.rpartition(":")[2].lower()
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether an element or attribute called ``name`` holds a secret that must never be kept."""
     local = _local(name)
@@ -203,7 +209,7 @@ def _name_of(table: dict[int, _T], code: int | None) -> _T | None:
 
 
 class _Node:
-    __slots__ = ("attrs", "children", "line", "name", "parts", "tag")
+    __slots__ = ("_shallowest", "attrs", "children", "line", "name", "parts", "tag")
 
     def __init__(self, tag: str, attrs: dict[str, str], line: int | None) -> None:
         self.tag = tag  # as written, e.g. "sshPassword"
@@ -212,6 +218,7 @@ class _Node:
         self.line = line
         self.parts: list[str] = []
         self.children: list[_Node] = []
+        self._shallowest: dict[str, _Node] | None = None  # built by the first shallowest() call
 
     def text(self) -> str | None:
         """Direct character data, whitespace-trimmed; None when empty (tolerates pretty-printing)."""
@@ -241,13 +248,17 @@ class _Node:
         CUCM puts most settings directly under the root, but nested look-alikes exist (for example
         ``addOnModule/loadInformation``); breadth-first picks the root-level one when both exist.
         """
-        queue: deque[_Node] = deque(self.children)
-        while queue:
-            node = queue.popleft()
-            if node.name == name:
-                return node
-            queue.extend(node.children)
-        return None
+        if self._shallowest is None:
+            # One breadth-first pass records each name's first element: a config asks for a dozen
+            # names, and a walk per name was a tenth of its parse. Read-only after the parse.
+            first: dict[str, _Node] = {}
+            queue: deque[_Node] = deque(self.children)
+            while queue:
+                node = queue.popleft()
+                first.setdefault(node.name, node)
+                queue.extend(node.children)
+            self._shallowest = first
+        return self._shallowest.get(name)
 
     def walk(self) -> Iterator[_Node]:
         """Every element in document order, iteratively (deep nesting must not hit recursion limits)."""
@@ -289,8 +300,9 @@ class _TreeBuilder(DefusedExpatBuilder):  # type: ignore[misc]  # defusedxml shi
 
     def _start(self, name: str, attributes: list[str]) -> None:
         # ordered_attributes (set by the builder): [name1, value1, name2, value2, ...]
-        attrs = dict(zip(attributes[::2], attributes[1::2], strict=True))
-        node = _Node(name, attrs, self.line())
+        attrs = dict(zip(attributes[::2], attributes[1::2], strict=True)) if attributes else {}
+        line = self.expat.CurrentLineNumber  # expat's, always an int >= 1 inside a callback
+        node = _Node(name, attrs, line if line > 0 else None)
         if self._stack:
             self._stack[-1].children.append(node)
         elif self.root is None:
