@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 import time
@@ -124,6 +125,26 @@ def test_fixture_urls_and_vendor_config(config: DeviceConfig) -> None:
 def test_fixture_redacted_fields_name_only_the_secrets_that_had_values(config: DeviceConfig) -> None:
     # phonePassword is empty in the fixture: nothing to hide, so not listed.
     assert config.redacted_fields == ("authPassword", "sshPassword", "adminPassword")
+
+
+def test_without_redacted_fields_only_that_field_differs(raw: bytes, config: DeviceConfig) -> None:
+    # The readiness checks parse without the secret-field walk; everything else must be the same.
+    lean = parse_device_config(raw, with_redacted_fields=False)
+    assert lean.redacted_fields == ()
+    assert dataclasses.replace(lean, redacted_fields=config.redacted_fields) == config
+
+
+@given(st.binary(max_size=300) | st.sampled_from([b"<device><TVS><members>", b"<a><b>x</b></a>", b"<device/>"]))
+@settings(max_examples=200, deadline=None)
+def test_without_redacted_fields_refuses_the_same_input(data: bytes) -> None:
+    def outcome(**kw: bool) -> str:
+        try:
+            cfg = parse_device_config(data, **kw)
+        except ParseError as exc:
+            return f"refused: {exc}"
+        return repr(dataclasses.replace(cfg, redacted_fields=()))
+
+    assert outcome(with_redacted_fields=False) == outcome()
 
 
 def test_no_secret_in_anything_the_parser_returns(config: DeviceConfig) -> None:

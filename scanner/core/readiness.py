@@ -264,6 +264,11 @@ _SAST = frozenset({Role.SAST})
 _NO_LIST = ListState(FileEvidence("", "", "", NOT_COLLECTED), None)
 
 
+def _config_for_checks(payload: bytes) -> DeviceConfig:
+    """A config as the checks read it: without the names of its secret fields (unread here)."""
+    return parse_device_config(payload, with_redacted_fields=False)
+
+
 def final_answer(fetches: Sequence[FileEvidence]) -> FileEvidence:
     """The answer of one file from one node, from its attempts in the order they were made: an
     ok one if any (``both`` fetches HTTP and TFTP; either may have the bytes), else the last
@@ -736,7 +741,7 @@ class Evaluator:
 
     def device_config(self, payload: bytes) -> DeviceConfig:
         """A config's XML parsed once per distinct bytes (``ParseError``, the same each time)."""
-        return self.parsed.get("cnf.xml", payload, parse_device_config)
+        return self.parsed.get("cnf.xml", payload, _config_for_checks)
 
     def config_signers(self, node: str) -> tuple[TrustStore, str] | None:
         """The destination node's TFTP records as a store (and a key naming its certificates),
