@@ -14,7 +14,9 @@ two-core machine the figures say what the plan costs, not what N machines would 
 ``--processes`` runs each worker in its own interpreter (a Dask Nanny) instead of a thread of
 this process: with 5 sites it changed little (13.2 s against 11-12.8 s with threads), so the
 per-site cost is not the shared GIL. Each shard's own collection takes ~6 s on its worker, against
-0.8 s for the same phones scanned alone (``sites.json`` in the evidence has the shard seconds).
+0.8-1.3 s for the same phones scanned alone and 2.3 s alone at the shard's share of the limits
+(12 in flight, 100/s per node): five shards at once slow each other down beyond their limits, for
+a reason not found yet (``sites.json`` in the evidence has the shard seconds).
 
 The last line with --json: {"sites", "phones", "single_s", "dask_s", "sequential_sum_s", ...}.
 """
