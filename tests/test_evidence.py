@@ -366,3 +366,19 @@ def test_a_manifest_line_of_the_wrong_types_is_one_bad_line(tmp_path: Path, fiel
     reader = EvidenceReader(ev)
     assert len(list(reader.attempts())) == 2
     assert len(reader.issues) == 1 and "manifest.jsonl:2" in reader.issues[0]
+
+
+def test_lines_read_back_share_their_recurring_strings() -> None:
+    # The analysis holds every attempt of the fleet: names that recur on every line are one object,
+    # and an unredacted blob's name is the file's SHA-256 object (equal values, less memory).
+    sha = hashlib.sha256(b"x").hexdigest()
+    lines = [
+        Attempt(phone="SEP001122334455", cluster="source", node=node, transport="http",
+                file="SEP001122334455.cnf.xml.sgn", outcome=Outcome.OK, size=1, sha256=sha, duration=0.1,
+                blob=sha).to_json()
+        for node in ("pub", "sub1")
+    ]
+    a, b = (Attempt.from_json(line) for line in lines)
+    assert a.phone is b.phone and a.file is b.file and a.cluster is b.cluster
+    assert a.blob == a.sha256 == sha and a.blob is a.sha256
+    assert Attempt.from_json(a.to_json()) == a
