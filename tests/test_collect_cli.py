@@ -77,3 +77,23 @@ def test_text_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert collect.run(args) == 0
     out = capsys.readouterr().out
     assert "discovered at run time" in out and "src-a" in out and "total:" in out
+
+
+def test_scan_and_collect_take_the_same_limit_overrides() -> None:
+    from scanner.cli.scan import ScanRequest, _limits
+    from scanner.core.ratelimit import Limits
+
+    base = Limits()
+    assert collect.limits_with(base) == base  # nothing given: the profile's limits
+    lifted = collect.limits_with(base, concurrency=256, rate=100000.0, burst=4096, web_concurrency=32)
+    assert (lifted.per_node_concurrency, lifted.per_node_rate, lifted.per_node_burst, lifted.web_concurrency) == (
+        256, 100000.0, 4096, 32)
+    assert lifted.workers == base.workers
+
+    class _Profile:
+        limits = base
+
+    req = ScanRequest(profile="p.toml", out=None, concurrency=256, rate=100000.0, burst=4096, web_concurrency=32)
+    assert _limits(req, _Profile()) == lifted  # type: ignore[arg-type]
+    assert _limits(ScanRequest(profile="p.toml", out=None, rate=50.0), _Profile()) == collect.limits_with(  # type: ignore[arg-type]
+        base, rate=50.0)

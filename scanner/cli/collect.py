@@ -192,18 +192,28 @@ def _load_profile(path: str) -> Profile:
 
 def _limits(profile: Profile, args: argparse.Namespace) -> Limits:
     """The profile's limits, with the ones given on the command line instead."""
-    overrides = {
+    return limits_with(profile.limits, concurrency=args.concurrency, rate=args.rate, burst=args.burst,
+                       workers=args.workers, web_concurrency=args.web_concurrency)
+
+
+def limits_with(
+    limits: Limits, *, concurrency: int | None = None, rate: float | None = None, burst: int | None = None,
+    workers: int | None = None, web_concurrency: int | None = None,
+) -> Limits:
+    """``limits`` with the command-line options that were given (None: keep the profile's);
+    ``collect`` and ``scan`` take the same ones."""
+    overrides: dict[str, Any] = {
         k: v
         for k, v in (
-            ("per_node_concurrency", args.concurrency),
-            ("per_node_rate", args.rate),
-            ("per_node_burst", args.burst),
-            ("workers", args.workers),
-            ("web_concurrency", args.web_concurrency),
+            ("per_node_concurrency", concurrency),
+            ("per_node_rate", rate),
+            ("per_node_burst", burst),
+            ("workers", workers),
+            ("web_concurrency", web_concurrency),
         )
         if v is not None
     }
-    return dataclasses.replace(profile.limits, **overrides)
+    return dataclasses.replace(limits, **overrides)
 
 
 def _resume_point(out: Path, profile: Profile, inv_sha: str | None) -> ResumePoint:

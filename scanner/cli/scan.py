@@ -421,15 +421,10 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
 
 def _limits(req: ScanRequest, profile: Profile) -> Limits:
     """The profile's limits, with the ones given on the command line instead."""
-    import dataclasses
+    from scanner.cli.collect import limits_with
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in (
-            ("per_node_concurrency", req.concurrency), ("per_node_rate", req.rate),
-            ("per_node_burst", req.burst), ("web_concurrency", req.web_concurrency),
-        ) if v is not None
-    }
-    return dataclasses.replace(profile.limits, **overrides)
+    return limits_with(profile.limits, concurrency=req.concurrency, rate=req.rate, burst=req.burst,
+                       web_concurrency=req.web_concurrency)
 
 
 def _progress_mode(req: ScanRequest) -> Mode:
