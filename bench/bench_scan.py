@@ -140,7 +140,9 @@ def _proc_cpu(pid: int) -> float:
 # The rate limits lifted: far above what the lab's loopback servers can answer, so that what is
 # left is the scanner's own ceiling (web concurrency too: the phones' pages are the other queue).
 LIFTED = ["--rate", "100000", "--burst", "4096", "--concurrency", "256", "--web-concurrency", "256"]
-VARIANTS = {"default": [], "lifted": LIFTED}
+# "after": the default limits with the analysis after the collection (--no-streaming), for the
+# side-by-side figure of what deciding phones while collecting buys.
+VARIANTS = {"default": [], "lifted": LIFTED, "after": ["--no-streaming"]}
 
 
 def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]:
@@ -175,7 +177,8 @@ def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]
         "exit_code": proc.returncode,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: KiB
+        # Linux: KiB; the largest one process (the scan, or its streaming analysis process).
+        "peak_rss_mb": usage.ru_maxrss / 1024,
         "stderr_tail": (out.parent / f"{out.name}.stderr").read_text(errors="replace")[-2000:],
     }
 
@@ -256,7 +259,7 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
         "analysis_cpu_ms_per_phone": per_phone_ms("analysis", "analysis_worker"),
     }
     evidence = out / "evidence"
-    if variant == "default" and (evidence / "manifest.jsonl").is_file():
+    if variant in ("default", "after") and (evidence / "manifest.jsonl").is_file():
         from scanner.store.evidence import EvidenceReader
 
         # The limits the collection ran with (the profile's, which may differ from Limits()).
@@ -271,6 +274,9 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
         return result
     key = orjson.loads((lab / "answer-key.json").read_bytes())
     report = orjson.loads(report_path.read_bytes())
+    # The streaming analysis (None after the collection): phones decided while collecting, and
+    # the analysis's wall time after the collection ended.
+    result["streamed"] = report["run"].get("streamed")
     phone_diffs = phone_differences(key, report)
     others = [p for p in compare_report(key, report) if p not in set(phone_diffs)]
     result.update(
@@ -303,6 +309,12 @@ def show(r: dict[str, Any]) -> None:
     if floor is not None:
         print(f"   politeness floor {floor} s (busiest node {r['busiest_node_requests']} requests at the default "
               f"rate and burst): wall = {r['wall_over_floor']}x the floor")
+    streamed = r.get("streamed")
+    if streamed:
+        print(f"   decided while collecting: {streamed['decided_while_collecting']} phones; "
+              f"analysis after the collection {streamed['after_collection_seconds']} s")
+    else:
+        print("   analysis after the collection (--no-streaming)")
     print(f"   CPU per phone: collection {r['collection_cpu_ms_per_phone']} ms, "
           f"analysis {r['analysis_cpu_ms_per_phone']} ms", flush=True)
 

@@ -25,7 +25,7 @@ from scanner.core.inventory import Phone
 from scanner.core.parsecache import ParseCache
 from scanner.core.policy import Policy
 from scanner.core.profile import Profile, snapshot_difference
-from scanner.core.readiness import Evaluator, PhoneResult, summarize
+from scanner.core.readiness import ClusterResult, Evaluator, PhoneResult, summarize
 from scanner.core.trustcache import TrustFileCache
 from scanner.report import csv_report, html_report, json_report, junit_report, remediation, sarif_report
 from scanner.report.jsonl_report import DeviceStream
@@ -80,7 +80,7 @@ class AnalysisOptions:
 _STRUCTURAL = (".tftp", ".tvs", ".tvs_allow", ".mode", ".transport")
 
 
-def _profile_issues(reader: EvidenceReader, opts: AnalysisOptions) -> tuple[list[str], list[str]]:
+def profile_issues(reader: EvidenceReader, opts: AnalysisOptions) -> tuple[list[str], list[str]]:
     """(every difference between the evidence's profile and this one, the structural ones)."""
     try:
         summary = reader.summary()
@@ -168,8 +168,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     cpu0 = time.process_time()
     reader = EvidenceReader(opts.evidence)
     warnings: list[str] = []
-    profile_issues, structural = _profile_issues(reader, opts)
-    warnings += [w for w in profile_issues if w not in structural]  # the rest are evidence issues
+    differences, structural = profile_issues(reader, opts)
+    warnings += [w for w in differences if w not in structural]  # the rest are evidence issues
     loaded = load(reader, opts.profile, opts.inventory)
     warnings += loaded.store_errors
     cache = TrustFileCache()
@@ -180,7 +180,6 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     opts.out.mkdir(parents=True, exist_ok=True)
     devices: list[dict[str, Any]] = []
     results = []
-    paths: dict[str, Path] = {}
     in_scope = len(loaded.phones)
     if opts.on_progress is not None:
         opts.on_progress(0, in_scope)
@@ -192,7 +191,7 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         worker = _start_worker(loaded, evaluator, parsed, opts.evidence, split, in_scope)
         if worker is None:
             split = in_scope
-    worker_cpu = None
+    worker_cpu: float | None = None
 
     def decided(result: PhoneResult) -> None:
         results.append(result)
@@ -205,16 +204,13 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         if opts.on_progress is not None:
             opts.on_progress(len(results), in_scope)
 
-    with DeviceStream(opts.out) as stream:
-        try:
-            for result in _decide(loaded, evaluator, parsed, phones[:split]):
-                decided(result)
-        except BaseException:
-            if worker is not None:  # interrupted (Ctrl-C, SIGTERM): the worker's half is not wanted
-                _stop(worker[0])
-            raise
+    stream = DeviceStream(opts.out)
+    try:
+        for result in _decide(loaded, evaluator, parsed, phones[:split]):
+            decided(result)
         if worker is not None:
             pool, future = worker
+            worker = None  # from here on it is ended below, not by the handler
             try:
                 part = future.result()
             except concurrent.futures.process.BrokenProcessPool:
@@ -236,6 +232,29 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
                 parsed.misses += part.parsed[1]
                 for result in part.results:
                     decided(result)
+    except BaseException:
+        if worker is not None:  # interrupted (Ctrl-C, SIGTERM): the worker's half is not wanted
+            _stop(worker[0])
+        stream.close()
+        raise
+    return write_reports(
+        opts, stream, loaded=loaded, evaluator=evaluator, cache=cache, parsed=parsed, results=results,
+        devices=devices, clusters=clusters, warnings=warnings, structural=structural, started=started,
+        cpu0=cpu0, run_extra={"analysis_worker_cpu_seconds": worker_cpu},
+    )
+
+
+def write_reports(
+    opts: AnalysisOptions, stream: DeviceStream, *, loaded: Loaded, evaluator: Evaluator, cache: TrustFileCache,
+    parsed: ParseCache, results: list[PhoneResult], devices: list[dict[str, Any]],
+    clusters: tuple[ClusterResult, ClusterResult], warnings: list[str], structural: Sequence[str],
+    started: float, cpu0: float, run_extra: dict[str, Any],
+) -> ScanOutcome:
+    """Every phone decided (``results`` and their rows, in scope order): the fleet's summary, the
+    summary line of ``devices.jsonl`` (``stream``, closed here), the run, the history and the
+    reports. The one ending of both analyses, after the collection and streaming."""
+    paths: dict[str, Path] = {}
+    with stream:
         evidence_issues = (*structural, *loaded.evidence.fleet_issues())
         summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
         if "jsonl" in opts.formats:
@@ -256,9 +275,10 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         "analysis_seconds": round(finished - started, 3),
         # This process's CPU up to the report writers (bench/bench_scan.py divides it by phones).
         "analysis_cpu_seconds": round(time.process_time() - cpu0, 3),
-        "analysis_worker_cpu_seconds": worker_cpu,  # the worker process's own, when there was one
+        "analysis_worker_cpu_seconds": None,  # the worker process's own, when there was one
         "cache": {"distinct_files": cache.misses, "reused": cache.hits,
                   "parsed": {"distinct": parsed.misses, "reused": parsed.hits}},
+        **run_extra,
         **opts.run_meta,
     }
     report = build_report(summary=summary, clusters=clusters, devices=devices, policy=opts.policy, run=run)

@@ -158,7 +158,7 @@ def evidence_state(evidence: EvidenceReader) -> tuple[EvidenceState, dict[str, A
     return st, summary
 
 
-def _axl_settings(evidence: EvidenceReader, problems: list[str]) -> dict[str, ClusterSettings]:
+def axl_settings(evidence: EvidenceReader, problems: list[str]) -> dict[str, ClusterSettings]:
     """Each discovered cluster's security settings from ``discovery.json`` (none without AXL)."""
     try:
         record = evidence.discovery()
@@ -173,22 +173,30 @@ def _axl_settings(evidence: EvidenceReader, problems: list[str]) -> dict[str, Cl
     return out
 
 
-def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] | None) -> Loaded:
-    reader = BlobCache(evidence)
-    state, summary = evidence_state(evidence)
-    by_phone: dict[str, list[Attempt]] = {}
-    cluster_files: dict[str, list[FileEvidence]] = {"source": [], "destination": []}
-    tvs: dict[str, list[TvsEvidence]] = {"source": [], "destination": []}
-    # Per node: (not found, answered) of the per-phone files' primary names (NODE_NOT_FOUND_RATE).
-    answers: dict[tuple[str, str], list[int]] = {}
-    for a in evidence.attempts():
+class Accumulator:
+    """The manifest's attempts sorted as they are read: per phone, the clusters' files, the TVS
+    probes, and the per-node answer counts. ``load`` feeds it the whole manifest at once; the
+    streaming analysis (``scanner.app.streaming``) feeds it lines as the collector writes them and
+    takes each phone's attempts out when it decides the phone."""
+
+    def __init__(self, reader: BlobCache, state: EvidenceState) -> None:
+        self.reader = reader
+        self.state = state  # damaged blobs are counted here as they are read
+        self.by_phone: dict[str, list[Attempt]] = {}
+        self.cluster_files: dict[str, list[FileEvidence]] = {"source": [], "destination": []}
+        self.tvs: dict[str, list[TvsEvidence]] = {"source": [], "destination": []}
+        # Per node: (not found, answered) of the per-phone files' primary names (NODE_NOT_FOUND_RATE).
+        self.answers: dict[tuple[str, str], list[int]] = {}
+        self._stores: dict[str, tuple[dict[str, TrustStore | None], list[str]]] = {}
+
+    def add(self, a: Attempt) -> None:
         if a.phone is not None:
-            by_phone.setdefault(a.phone, []).append(a)
+            self.by_phone.setdefault(a.phone, []).append(a)
             if (
                 a.cluster is not None and a.node is not None and a.outcome in (Outcome.OK, Outcome.NOT_FOUND)
                 and a.file.startswith(("SEP", "CTLSEP", "ITLSEP"))
             ):
-                    n = answers.setdefault((a.cluster, a.node), [0, 0])
+                    n = self.answers.setdefault((a.cluster, a.node), [0, 0])
                     n[0] += a.outcome is Outcome.NOT_FOUND
                     n[1] += 1
         elif a.transport == TransportKind.TVS.value:
@@ -197,64 +205,95 @@ def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] 
             detail = a.error
             if a.outcome is Outcome.OK:
                 try:
-                    cert = reader.content(a)
+                    cert = self.reader.content(a)
                 except (OSError, ValueError, ParseError) as exc:
-                    outcome, detail = DAMAGED, _damaged(state, a, exc)
+                    outcome, detail = DAMAGED, _damaged(self.state, a, exc)
                 if cert is None and outcome == Outcome.OK.value:
                     outcome = Outcome.PROTOCOL_ERROR.value
             host, _, port = (a.address or "").rpartition(":")
-            tvs.setdefault(a.cluster or "source", []).append(
+            self.tvs.setdefault(a.cluster or "source", []).append(
                 TvsEvidence(a.node, host.strip("[]"), int(port) if port.isascii() and port.isdigit() else 2445, outcome, cert, detail)
             )
-        elif a.cluster in cluster_files and a.file in CLUSTER_FILES:
-            cluster_files[a.cluster].append(_file(reader, a, state))
-    state.issues += evidence.issues
-    counted = (summary.get("counts") or {}).get("attempts") if isinstance(summary.get("counts"), dict) else None
-    if isinstance(counted, int) and evidence.lines < counted:
-        state.issues.append(
-            f"{evidence.root}/manifest.jsonl holds {evidence.lines} attempts but collection.json counts {counted}: "
-            "the manifest was truncated or edited; the missing attempts count as never collected"
-        )
-    why = _why_missing(state)
-    problems: list[str] = []
-    axl_settings = _axl_settings(evidence, problems)
-    clusters = {}
-    for c in profile.clusters:
-        stores, errs = load_stores(c)
-        problems += errs
-        files = cluster_files[c.name]
-        seen = {(f.node, f.name) for f in files}
-        for node in c.tftp:
-            for fname in CLUSTER_FILES:
-                if (node.name, fname) not in seen:
+        elif a.cluster in self.cluster_files and a.file in CLUSTER_FILES:
+            self.cluster_files[a.cluster].append(_file(self.reader, a, self.state))
+
+    def stores(self, cluster: Cluster) -> tuple[dict[str, TrustStore | None], list[str]]:
+        """The cluster's trust stores, read once however often the clusters are assembled."""
+        if cluster.name not in self._stores:
+            self._stores[cluster.name] = load_stores(cluster)
+        return self._stores[cluster.name]
+
+    def clusters(
+        self, profile: Profile, state: EvidenceState, why: str, settings: Mapping[str, ClusterSettings],
+        problems: list[str] | None = None,
+    ) -> ScanInput:
+        """Both clusters' evidence from what was read so far: a ``not_collected`` entry (counted in
+        ``state``) for each planned cluster file and TVS probe with no manifest line."""
+        clusters = {}
+        for c in profile.clusters:
+            stores, errs = self.stores(c)
+            if problems is not None:
+                problems += errs
+            files = list(self.cluster_files[c.name])
+            seen = {(f.node, f.name) for f in files}
+            for node in c.tftp:
+                for fname in CLUSTER_FILES:
+                    if (node.name, fname) not in seen:
+                        state.not_collected += 1
+                        files.append(FileEvidence(c.name, node.name, fname, NOT_COLLECTED, None, None, why))
+            probes = list(self.tvs.get(c.name, []))
+            probed = {(t.address, t.port) for t in probes}
+            for t in c.tvs:
+                if (t.address, t.port) not in probed:
                     state.not_collected += 1
-                    files.append(FileEvidence(c.name, node.name, fname, NOT_COLLECTED, None, None, why))
-        probes = tvs.get(c.name, [])
-        probed = {(t.address, t.port) for t in probes}
-        for t in c.tvs:
-            if (t.address, t.port) not in probed:
-                state.not_collected += 1
-                probes.append(TvsEvidence(t.name, t.address, t.port, NOT_COLLECTED, None, why))
-        # Sorted (stably: one job's attempts keep their order): the findings then come out in
-        # the same order whatever order the attempts finished in, so a resumed run's report
-        # equals an uninterrupted one's.
-        files.sort(key=lambda f: (f.node, f.name))
-        probes.sort(key=lambda t: (t.address, t.port))
-        clusters[c.name] = ClusterEvidence(
-            c.name, c.mixed, tuple(n.name for n in c.tftp), tuple(files), stores, tuple(probes),
-            {node: (v[0], v[1]) for (cl, node), v in answers.items() if cl == c.name},
-            axl_settings.get(c.name),
+                    probes.append(TvsEvidence(t.name, t.address, t.port, NOT_COLLECTED, None, why))
+            # Sorted (stably: one job's attempts keep their order): the findings then come out in
+            # the same order whatever order the attempts finished in, so a resumed run's report
+            # equals an uninterrupted one's.
+            files.sort(key=lambda f: (f.node, f.name))
+            probes.sort(key=lambda t: (t.address, t.port))
+            clusters[c.name] = ClusterEvidence(
+                c.name, c.mixed, tuple(n.name for n in c.tftp), tuple(files), stores, tuple(probes),
+                {node: (v[0], v[1]) for (cl, node), v in self.answers.items() if cl == c.name},
+                settings.get(c.name),
+            )
+        return ScanInput(clusters["source"], clusters["destination"])
+
+    def loaded(
+        self, evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] | None,
+        summary: Mapping[str, Any], *, lines: int, issues: Sequence[str],
+    ) -> Loaded:
+        """Everything read, with the gaps the manifest leaves (``lines`` and ``issues``: what the
+        manifest's reader counted and could not read)."""
+        state = self.state
+        state.issues += issues
+        counted = (summary.get("counts") or {}).get("attempts") if isinstance(summary.get("counts"), dict) else None
+        if isinstance(counted, int) and lines < counted:
+            state.issues.append(
+                f"{evidence.root}/manifest.jsonl holds {lines} attempts but collection.json counts {counted}: "
+                "the manifest was truncated or edited; the missing attempts count as never collected"
+            )
+        problems: list[str] = []
+        settings = axl_settings(evidence, problems)
+        scan = self.clusters(profile, state, _why_missing(state), settings, problems)
+        phones = _scope(inventory, summary, self.by_phone, state)
+        return Loaded(
+            scan,
+            phones,
+            {k: tuple(v) for k, v in self.by_phone.items()},
+            self.reader,
+            tuple(problems),
+            profile,
+            state,
         )
-    phones = _scope(inventory, summary, by_phone, state)
-    return Loaded(
-        ScanInput(clusters["source"], clusters["destination"]),
-        phones,
-        {k: tuple(v) for k, v in by_phone.items()},
-        reader,
-        tuple(problems),
-        profile,
-        state,
-    )
+
+
+def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] | None) -> Loaded:
+    state, summary = evidence_state(evidence)
+    acc = Accumulator(BlobCache(evidence), state)
+    for a in evidence.attempts():
+        acc.add(a)
+    return acc.loaded(evidence, profile, inventory, summary, lines=evidence.lines, issues=evidence.issues)
 
 
 def _why_missing(state: EvidenceState) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import math
 import time
 import traceback
@@ -43,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scanner import __version__
 from scanner.app.resume import ResumePoint
@@ -65,6 +66,7 @@ __all__ = [
     "CollectionResult",
     "DryRun",
     "DryRunRow",
+    "EvidenceListener",
     "FileJob",
     "Progress",
     "TvsJob",
@@ -116,19 +118,29 @@ class TvsJob:
 Job = FileJob | WebJob | TvsJob
 
 
-def plan_jobs(profile: Profile, phones: Iterable[Phone]) -> Iterator[Job]:
-    """Cluster-level files first, then per phone: every node's files, then its web pages."""
+def cluster_jobs(profile: Profile) -> Iterator[FileJob]:
+    """Every node's cluster-level files (its CTL and ITL)."""
     for cluster in profile.clusters:
         for node in cluster.tftp:
             for fname in CLUSTER_FILES:
                 yield FileJob(None, cluster, node, FileSpec(fname))
+
+
+def phone_jobs(profile: Profile, phone: Phone) -> Iterator[Job]:
+    """One phone's jobs: every node's files for it, then its web pages."""
+    for cluster in profile.clusters:
+        specs = phone_file_specs(cluster, phone)
+        for node in cluster.tftp:
+            for spec in specs:
+                yield FileJob(phone.name, cluster, node, spec)
+    yield WebJob(phone)
+
+
+def plan_jobs(profile: Profile, phones: Iterable[Phone]) -> Iterator[Job]:
+    """Cluster-level files first, then per phone: every node's files, then its web pages."""
+    yield from cluster_jobs(profile)
     for phone in phones:
-        for cluster in profile.clusters:
-            specs = phone_file_specs(cluster, phone)
-            for node in cluster.tftp:
-                for spec in specs:
-                    yield FileJob(phone.name, cluster, node, spec)
-        yield WebJob(phone)
+        yield from phone_jobs(profile, phone)
 
 
 def count_jobs(profile: Profile, phones: Sequence[Phone]) -> int:
@@ -267,6 +279,23 @@ class Progress:
 Observer = Callable[[Progress], None]
 
 
+class EvidenceListener(Protocol):
+    """Told what the evidence on disk is complete for, as the collection goes on (the streaming
+    analysis, ``scanner.app.streaming``). Every call comes after the manifest lines and blobs it
+    speaks of were written out, so a reader of the directory finds them."""
+
+    def clusters_ready(self) -> None:
+        """Every cluster-level file and every TVS member of the profile has its answer."""
+
+    def phones_done(self, names: Sequence[str]) -> None:
+        """Every job of these phones has its answer."""
+
+
+# Phones reported done in one call: one manifest flush and one message for this many phones
+# (a phone is about 11 lines, the manifest's own flush comes every 256 lines).
+DONE_BATCH = 24
+
+
 @dataclass(frozen=True, slots=True)
 class CollectionResult:
     out: Path
@@ -350,8 +379,15 @@ class _Collector:
         limits: Limits,
         observer: Observer | None,
         ca_bundle: str | None,
+        listener: EvidenceListener | None = None,
     ) -> None:
         self.profile = profile
+        self.listener = listener
+        # What the listener waits for: jobs before the clusters are ready, jobs left per phone,
+        # and the phones done since it was last told (see ``_tell``).
+        self.before_ready: set[int] = set()
+        self.jobs_left: dict[str, int] = {}
+        self.phones_finished: list[str] = []
         self.writer = writer
         self.limits = limits
         self.observer = observer
@@ -364,7 +400,7 @@ class _Collector:
         self.tvs_candidates: dict[tuple[str, int], list[tuple[str, bytes, bytes | None]]] = {}
         self.tvs_over_cap = 0  # addresses not considered: past MAX_TVS_ADDRESSES
         self.tvs_outside: dict[tuple[str, int], str] = {}  # never contacted, and why
-        self.tvs_done: set[tuple[str, int]] = set()  # probed in the run being resumed
+        self.tvs_done: set[tuple[str, int]] = set()  # probed (in this run or the one resumed)
         self.source_lists: dict[tuple[str, str], bytes] = {}  # source CTL/ITL bytes, for config signatures
         # A config's <TVS> block, as bytes -> configs kept for it (-1: none needed); see _note_tvs.
         self.tvs_lists: dict[bytes, int] = {}
@@ -414,6 +450,12 @@ class _Collector:
                 self.tvs_seen.setdefault(
                     (tvs.address, tvs.port), TvsJob(cluster.name, tvs.name, tvs.address, tvs.port)
                 )
+        # The profile's TVS members: probed with the cluster files, before the phones, so that
+        # a phone can be judged as soon as its own files are in (the streaming analysis).
+        self.profile_tvs = frozenset(self.tvs_seen)
+
+    def profile_tvs_jobs(self) -> list[TvsJob]:
+        return [j for key, j in self.tvs_seen.items() if key in self.profile_tvs and key not in self.tvs_done]
 
     # -- resume --------------------------------------------------------------------------------
 
@@ -706,6 +748,65 @@ class _Collector:
             final = Outcome.BUG
             self._record(self._bug_attempt(job, traceback.format_exc()))
         self._job_done(final)
+        if self.listener is not None:
+            self._tell(job)
+
+    # -- the listener --------------------------------------------------------------------------
+
+    def tracked_ready(self, jobs: Iterable[Job]) -> Iterator[Job]:
+        """``jobs`` (the pending cluster files and profile TVS probes), counted for the listener:
+        the clusters are ready when the last of them is answered."""
+        if self.listener is None:
+            yield from jobs
+            return
+        pending = list(jobs)
+        self.before_ready = {id(job) for job in pending}
+        if not pending:
+            self._ready()
+        yield from pending
+
+    def tracked_phones(self, phones: Iterable[Phone]) -> Iterator[Job]:
+        """Every phone's pending jobs, counted per phone for the listener."""
+        for phone in phones:
+            pending = [job for job in phone_jobs(self.profile, phone) if self.pending(job)]
+            if not pending:
+                continue
+            if self.listener is not None:
+                self.jobs_left[phone.name] = len(pending)
+            yield from pending
+
+    def _ready(self) -> None:
+        assert self.listener is not None
+        self.writer.flush()
+        self.listener.clusters_ready()
+
+    def _tell(self, job: Job) -> None:
+        assert self.listener is not None
+        phone = job.phone.name if isinstance(job, WebJob) else getattr(job, "phone", None)
+        if phone is None:
+            if id(job) in self.before_ready:
+                self.before_ready.discard(id(job))
+                if not self.before_ready:
+                    self._ready()
+            return
+        left = self.jobs_left.get(phone)
+        if left is None:
+            return
+        if left > 1:
+            self.jobs_left[phone] = left - 1
+            return
+        del self.jobs_left[phone]
+        self.phones_finished.append(phone)
+        if len(self.phones_finished) >= DONE_BATCH:
+            self.tell_done()
+
+    def tell_done(self) -> None:
+        """Tell the listener the phones done since it was last told (their lines written first)."""
+        if self.listener is None or not self.phones_finished:
+            return
+        self.writer.flush()
+        names, self.phones_finished = self.phones_finished, []
+        self.listener.phones_done(names)
 
     def _bug_attempt(self, job: Job, trace: str) -> Attempt:
         """The manifest line of a job that raised: who and what it was about, outcome ``bug``."""
@@ -808,8 +909,9 @@ class _Collector:
             self.tvs_lists[block] = (0 if seen is None else seen) + 1 if allowed else -1
 
     def plan_tvs(self) -> list[TvsJob]:
-        """The TVS jobs: the profile's members, then allowed candidates whose config verified.
-        Every address refused is recorded (outcome ``skipped``) and never contacted."""
+        """The TVS jobs still to run: the profile's members not yet probed (they run first, with
+        the cluster files), then allowed candidates whose config verified. Every address refused
+        is recorded (outcome ``skipped``) and never contacted."""
         jobs = [j for key, j in self.tvs_seen.items() if key not in self.tvs_done]
         lists = list(self.source_lists.values())
         for (address, port), configs in self.tvs_candidates.items():
@@ -905,6 +1007,7 @@ class _Collector:
     async def _tvs_job(self, job: TvsJob) -> Outcome:
         from scanner.net.tvs_probe import probe_tvs
 
+        self.tvs_done.add((job.address, job.port))  # planned once: the end's plan_tvs skips it
         started = time.time()
         async with self.tvs_slots:
             r = await probe_tvs(job.address, job.port, timeout=self.limits.tvs_timeout)
@@ -971,6 +1074,7 @@ async def collect(
     ca_bundle: str | None = None,
     resume: ResumePoint | None = None,
     discovery: Mapping[str, Any] | None = None,
+    listener: EvidenceListener | None = None,
 ) -> CollectionResult:
     """Collect the evidence into ``out`` (a new or empty directory, or with ``resume`` the
     directory of an unfinished run, whose finished attempts it keeps). Never raises for what the
@@ -983,12 +1087,15 @@ async def collect(
 
     ``discovery`` is the record of the AXL/RisPort70 discovery that produced ``profile``'s nodes
     and ``inventory`` (``scanner.app.discover``): it is kept as ``discovery.json`` beside the
-    manifest, so that ``--from`` and ``--resume`` judge the same phones and nodes."""
+    manifest, so that ``--from`` and ``--resume`` judge the same phones and nodes.
+
+    ``listener`` is told when the clusters' own evidence is in and as each phone's jobs are all
+    answered (``EvidenceListener``): the streaming analysis decides phones while the rest goes on."""
     lim = limits if limits is not None else profile.limits
     started_wall = time.time()
     t0 = time.monotonic()
     writer = EvidenceWriter(out, resume_keep=None if resume is None else resume.keep)
-    c = _Collector(profile, writer, lim, observer, ca_bundle)
+    c = _Collector(profile, writer, lim, observer, ca_bundle, listener)
     phones: Sequence[Phone] = ()
     plan: dict[str, Any] | None = None
     discovery_issues: list[str] = []
@@ -1060,9 +1167,15 @@ async def collect(
                 discovery_issues = [str(issue) for found in lists for issue in found.issues]
             plan = plan_summary(profile, phones, discovered=inventory is None)
             writer.checkpoint(summary())
-            c.total += count_jobs(profile, phones)
+            tvs_first = c.profile_tvs_jobs()
+            first: list[Job] = [*cluster_jobs(profile), *tvs_first]
+            c.total += count_jobs(profile, phones) + len(tvs_first)
             c._progress()
-            await c.run_pool(job for job in plan_jobs(profile, phones) if c.pending(job))
+            await c.run_pool(itertools.chain(
+                c.tracked_ready(job for job in first if c.pending(job)),
+                c.tracked_phones(phones),
+            ))
+            c.tell_done()
             tvs_jobs = c.plan_tvs()
             c.total += len(tvs_jobs)
             await c.run_pool(tvs_jobs)

@@ -25,8 +25,10 @@ from scanner.cli.timeparse import iso_time
 from scanner.core.errors import ParseError
 
 if TYPE_CHECKING:
+    from scanner.app.analysis import AnalysisOptions
     from scanner.app.discover import FleetDiscovery
     from scanner.app.resume import ResumePoint
+    from scanner.app.streaming import AnalysisProcess
     from scanner.core.inventory import Inventory
     from scanner.core.policy import Policy
     from scanner.core.profile import Profile
@@ -143,6 +145,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--burst", type=_positive_int, metavar="N", help="token bucket size (default: the profile's limits)")
     p.add_argument("--web-concurrency", type=_positive_int, metavar="N",
                    help="phones whose web pages are fetched at once (default: the profile's limits)")
+    p.add_argument("--no-streaming", action="store_true",
+                   help="decide the phones only after the collection (by default a second process decides "
+                   "each phone as its evidence completes; see docs/performance.md)")
     p.add_argument("--fail-on", type=fail_on, default=None, metavar="LEVEL",
                    help="when to exit non-zero: NO_GO (only NO_GO fails, exit 1), INCOMPLETE (the default: "
                    "NO_GO exits 1, INCOMPLETE 2), and/or a finding severity BLOCKER, WARNING or INFO (exit 1 "
@@ -199,6 +204,7 @@ class ScanRequest:
     burst: int | None = None
     web_concurrency: int | None = None
     dask: Any = None  # scanner.app.sites.DaskOptions: the sites' phones on Dask workers (--dask)
+    no_streaming: bool = False  # decide the phones after the collection, not beside it
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
             no_history=args.no_history, no_progress=args.no_progress, progress_json=args.progress_json,
             json=args.json, fail_on=args.fail_on, concurrency=args.concurrency, rate=args.rate,
             burst=args.burst, web_concurrency=args.web_concurrency, dask=dask_options(args),
+            no_streaming=args.no_streaming,
         )
     )
 
@@ -249,10 +256,17 @@ def scan(req: ScanRequest) -> int:
         err(str(stop))
         return stop.code
     try:
+        streaming = None
         if plan.collect:
             inputs.run_meta.setdefault("started", started)
-            _collect(req, inputs, plan)
-        return _analyse_and_report(req, inputs, plan)
+            streaming = _start_streaming(req, inputs, plan)
+            try:
+                _collect(req, inputs, plan, streaming)
+            except BaseException:
+                if streaming is not None:
+                    streaming.stop()
+                raise
+        return _analyse_and_report(req, inputs, plan, streaming)
     except Stop as stop:  # --dask: the scheduler, a worker or the sites refused before anything was sent
         err(str(stop))
         return stop.code
@@ -385,7 +399,18 @@ def _resume_point(evidence: Path, out: Path, inputs: _Inputs) -> ResumePoint | N
     return point
 
 
-def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
+def _start_streaming(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> AnalysisProcess | None:
+    """The analysis process that decides phones while they are collected (``scanner.app.streaming``);
+    None where the analysis runs after the collection: ``--no-streaming``, ``--resume`` (the
+    phones' evidence is half old, half new), ``--dask`` (the sites' evidence arrives per shard)."""
+    if req.no_streaming or plan.resume is not None or req.dask is not None:
+        return None
+    from scanner.app.streaming import AnalysisProcess
+
+    return AnalysisProcess.start(_analysis_options(req, inputs, plan))
+
+
+def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan, listener: AnalysisProcess | None = None) -> None:
     from scanner.app.collect import collect
 
     runner.interrupt_on_sigterm()
@@ -407,7 +432,7 @@ def _collect(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> None:
                 collect(inputs.profile, plan.evidence, inventory=inputs.inventory, inventory_path=req.inventory,
                         inventory_sha256=inputs.inventory_sha256, limits=_limits(req, inputs.profile),
                         observer=observer, resume=plan.resume,
-                        discovery=None if inputs.fleet is None else inputs.fleet.record)
+                        discovery=None if inputs.fleet is None else inputs.fleet.record, listener=listener)
             )
     # This process's CPU in the collection (the report's run section; bench/bench_scan.py).
     inputs.run_meta["collection_cpu_seconds"] = round(time.process_time() - cpu0, 3)
@@ -431,18 +456,34 @@ def _progress_mode(req: ScanRequest) -> Mode:
     return mode_for(no_progress=req.no_progress, progress_json=req.progress_json, quiet=output.VERBOSITY == 0)
 
 
-def _analyse_and_report(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> int:
-    from scanner.app.analysis import FORMATS, AnalysisOptions, analyse
+def _analysis_options(req: ScanRequest, inputs: _Inputs, plan: _Plan) -> AnalysisOptions:
+    from scanner.app.analysis import FORMATS, AnalysisOptions
 
-    opts = AnalysisOptions(
+    return AnalysisOptions(
         profile=inputs.profile, evidence=plan.evidence, out=plan.out, policy=inputs.policy,
         now=req.now or dt.datetime.now(dt.UTC), inventory=None if inputs.inventory is None else inputs.inventory.phones,
         formats=req.formats or FORMATS, history=_history_path(req), run_meta=dict(inputs.run_meta),
     )
-    note(f"analysing {plan.evidence}")
-    with analysis_bar(_progress_mode(req)) as counter:
-        opts.on_progress = counter
-        outcome = analyse(opts)
+
+
+def _analyse_and_report(
+    req: ScanRequest, inputs: _Inputs, plan: _Plan, streaming: AnalysisProcess | None = None
+) -> int:
+    from scanner.app.analysis import analyse
+
+    outcome = None
+    if streaming is not None:
+        got = streaming.finish(dict(inputs.run_meta))
+        if isinstance(got, str):
+            err(f"warning: the analysis beside the collection failed; analysing the evidence now: {got}")
+        else:
+            outcome = got
+    if outcome is None:
+        opts = _analysis_options(req, inputs, plan)
+        note(f"analysing {plan.evidence}")
+        with analysis_bar(_progress_mode(req)) as counter:
+            opts.on_progress = counter
+            outcome = analyse(opts)
     verbose(f"analysed {outcome.report['summary']['total']} phones in {outcome.report['run']['analysis_seconds']:.1f} s")
     for w in outcome.warnings:
         err(f"warning: {w}")

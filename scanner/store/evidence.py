@@ -23,6 +23,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +44,7 @@ __all__ = [
     "SUMMARY",
     "EvidenceReader",
     "EvidenceWriter",
+    "ManifestTail",
     "blob_path",
     "write_discovery",
 ]
@@ -254,6 +256,10 @@ class EvidenceReader:
                 self.lines += 1
                 yield attempt
 
+    def tail(self) -> ManifestTail:
+        """The manifest read as the collector writes it (the streaming analysis)."""
+        return ManifestTail(self.root / MANIFEST)
+
     def blob(self, sha256: str) -> bytes:
         """The stored bytes named ``sha256``, from the pack or (format 1) their own file.
 
@@ -280,3 +286,61 @@ class EvidenceReader:
 
     def content(self, attempt: Attempt) -> bytes | None:
         return None if attempt.blob is None else self.blob(attempt.blob)
+
+
+class ManifestTail:
+    """A manifest read while it grows: each ``read`` gives the attempts of the lines completed
+    since the last one. Lines are judged as ``EvidenceReader.attempts`` judges them (the same
+    ``issues``, ``lines`` and ``torn``), so reading a finished manifest in pieces gives what
+    reading it at once gives. A line still being written (no newline yet) waits for the next
+    ``read``; with ``final``, the collection has ended and it is the manifest's last line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.issues: list[str] = []
+        self.lines = 0
+        self.torn = False
+        self._number = 0
+        self._rest = b""
+        self._fh: IO[bytes] | None = None
+        self._ended = False
+
+    def read(self, *, final: bool = False) -> list[Attempt]:
+        if self._ended:
+            return []
+        if self._fh is None:
+            try:
+                self._fh = self.path.open("rb")
+            except FileNotFoundError:
+                return []
+            weakref.finalize(self, self._fh.close)
+        chunks = (self._rest + self._fh.read()).split(b"\n")
+        self._rest = chunks.pop()
+        out: list[Attempt] = []
+        for chunk in chunks:
+            if not self._line(chunk + b"\n", out):
+                return out
+        if final:
+            self._ended = True
+            if self._rest:
+                self._line(self._rest, out)
+                self._rest = b""
+        return out
+
+    def _line(self, line: bytes, out: list[Attempt]) -> bool:
+        """False once a torn last line ended the manifest."""
+        self._number += 1
+        if not line.strip():
+            return True
+        try:
+            out.append(Attempt.from_json(line))
+        except (ValueError, TypeError, KeyError) as exc:
+            if not line.endswith(b"\n"):
+                self.torn = True
+                self._ended = True
+                self.issues.append(f"{self.path}:{self._number}: torn last line (the collection was cut off mid-write)")
+                return False
+            self.issues.append(f"{self.path}:{self._number}: not a manifest line ({exc}); its attempt is missing")
+            return True
+        self.lines += 1
+        return True
