@@ -196,8 +196,11 @@ class StreamingAnalysis:
         )
 
 
-def _serve(opts: AnalysisOptions, conn: Connection) -> None:
-    """The analysis process: messages from the collector's process until the end."""
+def _serve(opts: AnalysisOptions, conn: Connection, theirs: Connection) -> None:
+    """The analysis process: messages from the collector's process until the end, or until that
+    process is gone (its end of the pipe, copied here by the fork, is closed first: else this
+    process would hold it open and never see the pipe end when the scan is killed)."""
+    theirs.close()
     # Ctrl-C reaches the whole process group: the scan's process decides what it means (it ends
     # this one); this one must not die half-way through a write on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -246,7 +249,7 @@ class AnalysisProcess:
             return None
         ctx = multiprocessing.get_context("fork")
         ours, theirs = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(opts, theirs), name="trustscan-analysis", daemon=True)
+        process = ctx.Process(target=_serve, args=(opts, theirs, ours), name="trustscan-analysis", daemon=True)
         process.start()
         theirs.close()
         return cls(process, ours)
