@@ -55,7 +55,7 @@ def same_basis(early: ScanInput, final: ScanInput) -> bool:
         if a.files != b.files:
             return False
         keys = {(address_key(t.address), t.port) for t in a.tvs}
-        if [t for t in a.tvs] != [t for t in b.tvs if (address_key(t.address), t.port) in keys]:
+        if list(a.tvs) != [t for t in b.tvs if (address_key(t.address), t.port) in keys]:
             return False
     return True
 
