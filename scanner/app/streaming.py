@@ -126,10 +126,8 @@ class StreamingAnalysis:
         scratch = EvidenceState("running")
         phone = self.by_name.get(name) or Phone(name)
         evidence = one_phone(dataclasses.replace(loaded, evidence=scratch), phone, attempts, self.parsed)
-        if scratch.not_collected or evidence.page_outcome == NOT_COLLECTED or any(
-            f.outcome == NOT_COLLECTED for f in evidence.files
-        ):
-            return  # a gap: why it is missing is known at the end
+        if evidence.page_outcome == NOT_COLLECTED or any(f.outcome == NOT_COLLECTED for f in evidence.files):
+            return  # a gap (what one_phone counts in scratch.not_collected): why, is known at the end
         result = evaluator.phone(evidence)
         for member in result.facts.get("tvs_members") or ():
             address, _, port = member.rpartition(":")
