@@ -140,7 +140,10 @@ def run_analysis(tmp_path: Path, **kw: Any) -> Any:
 def test_reports_from_evidence(tmp_path: Path) -> None:
     outcome = run_analysis(tmp_path)
     report = outcome.report
-    jsonschema.validate(report, report_schema())
+    written = orjson.loads((tmp_path / "out" / "report.json").read_bytes())
+    jsonschema.validate(written, report_schema())
+    # The outcome's rows are read back from devices.jsonl (scanner/report/rows.py): the same report.
+    assert report == written and list(report["devices"]) == written["devices"]
     by = {d["name"]: d for d in report["devices"]}
     assert by[NAME]["readiness"] == "READY", by[NAME]["findings"]
     assert by[f"SEP{MAC[:-2]}01"]["readiness"] == "UNKNOWN"

@@ -3,7 +3,9 @@
 It reads evidence that is already on disk (``scanner.app.collect`` fetched it, now or in an
 earlier run: ``trustscan scan`` collects first unless given ``--from``); it never contacts a
 server. Library code: it prints nothing (``trustscan scan`` does). It streams: each phone is
-decided, written to ``devices.jsonl`` and let go before the next.
+decided, written to ``devices.jsonl`` and let go before the next; the reports that need the whole
+fleet are written at the end from what each phone left behind: its readiness and reasons
+(``Tally``) and its row as JSON (``scanner.report.rows``), not from the phones' results held.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scanner.core.trustcache import TrustFileCache
 from scanner.report import csv_report, html_report, json_report, junit_report, remediation, sarif_report
 from scanner.report.jsonl_report import DeviceStream
 from scanner.report.model import build_report, device_dict, summary_dict
+from scanner.report.rows import DeviceRows
 from scanner.store.evidence import EvidenceReader
 from scanner.store.history import History
 
@@ -98,6 +101,19 @@ def profile_issues(reader: EvidenceReader, opts: AnalysisOptions) -> tuple[list[
         if any(f"{key}:" in line.rsplit("another profile: ", 1)[1].split(" ", 1)[0] for key in _STRUCTURAL)
     ]
     return lines, structural
+
+
+@dataclass
+class Tally:
+    """What the fleet's summary needs of the phones: their readiness and their reasons, counted
+    in scope order (``summarize`` lists reasons of equal count in the order they were first met)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, readiness: str, reasons: Sequence[str]) -> None:
+        self.counts[readiness] += 1
+        self.reasons.update(reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +194,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     evaluator = Evaluator(loaded.scan, opts.policy, opts.now, cache, parsed)
     clusters = evaluator.cluster_results()
     opts.out.mkdir(parents=True, exist_ok=True)
-    devices: list[dict[str, Any]] = []
-    results = []
+    tally = Tally()
+    order: list[int] = []  # the phones' row numbers, in scope order
     in_scope = len(loaded.phones)
     if opts.on_progress is not None:
         opts.on_progress(0, in_scope)
@@ -194,17 +210,15 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     worker_cpu: float | None = None
 
     def decided(result: PhoneResult) -> None:
-        results.append(result)
+        tally.add(result.readiness.value, result.reasons)
         row = device_dict(result)
-        devices.append(row)
-        if "jsonl" in opts.formats:
-            stream.device(row)
+        order.append(stream.device(row))
         if opts.on_device is not None:
             opts.on_device(row)
         if opts.on_progress is not None:
-            opts.on_progress(len(results), in_scope)
+            opts.on_progress(len(order), in_scope)
 
-    stream = DeviceStream(opts.out)
+    stream = DeviceStream(opts.out, write="jsonl" in opts.formats)
     try:
         for result in _decide(loaded, evaluator, parsed, phones[:split]):
             decided(result)
@@ -238,30 +252,30 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         stream.close()
         raise
     return write_reports(
-        opts, stream, loaded=loaded, evaluator=evaluator, cache=cache, parsed=parsed, results=results,
-        devices=devices, clusters=clusters, warnings=warnings, structural=structural, started=started,
+        opts, stream, loaded=loaded, evaluator=evaluator, cache=cache, parsed=parsed, tally=tally,
+        order=order, clusters=clusters, warnings=warnings, structural=structural, started=started,
         cpu0=cpu0, run_extra={"analysis_worker_cpu_seconds": worker_cpu},
     )
 
 
 def write_reports(
     opts: AnalysisOptions, stream: DeviceStream, *, loaded: Loaded, evaluator: Evaluator, cache: TrustFileCache,
-    parsed: ParseCache, results: list[PhoneResult], devices: list[dict[str, Any]],
+    parsed: ParseCache, tally: Tally, order: Sequence[int],
     clusters: tuple[ClusterResult, ClusterResult], warnings: list[str], structural: Sequence[str],
     started: float, cpu0: float, run_extra: dict[str, Any],
 ) -> ScanOutcome:
-    """Every phone decided (``results`` and their rows, in scope order): the fleet's summary, the
-    summary line of ``devices.jsonl`` (``stream``, closed here), the run, the history and the
-    reports. The one ending of both analyses, after the collection and streaming."""
+    """Every phone decided (``tally``, and ``order``: their row numbers in ``stream``, in scope
+    order): the fleet's summary, the summary line of ``devices.jsonl`` (``stream``, closed here),
+    the run, the history and the reports. The one ending of both analyses, after the collection
+    and streaming."""
     paths: dict[str, Path] = {}
     with stream:
         evidence_issues = (*structural, *loaded.evidence.fleet_issues())
-        summary = summarize(results, clusters, opts.policy, evidence_issues=evidence_issues)
+        summary = summarize(tally.counts, clusters, opts.policy, tally.reasons, evidence_issues=evidence_issues)
+        stream.summary({"verdict": summary.verdict.value, **summary_dict(summary)})
         if "jsonl" in opts.formats:
-            stream.summary({"verdict": summary.verdict.value, **summary_dict(summary)})
             paths["jsonl"] = stream.path
-    if "jsonl" not in opts.formats:
-        stream.path.unlink(missing_ok=True)
+    devices: DeviceRows = stream.rows(order)
     warnings += [f"evidence: {issue}" for issue in evidence_issues]
     finished = time.time()
     run = {

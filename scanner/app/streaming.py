@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from scanner.app.analysis import AnalysisOptions, ScanOutcome, analyse, profile_issues, write_reports
+from scanner.app.analysis import AnalysisOptions, ScanOutcome, Tally, analyse, profile_issues, write_reports
 from scanner.app.assemble import (
     Accumulator,
     BlobCache,
@@ -41,7 +41,7 @@ from scanner.app.assemble import (
 )
 from scanner.core.inventory import Phone
 from scanner.core.parsecache import ParseCache
-from scanner.core.readiness import NOT_COLLECTED, Evaluator, PhoneResult, ScanInput, address_key
+from scanner.core.readiness import NOT_COLLECTED, Evaluator, ScanInput, address_key
 from scanner.core.trustcache import TrustFileCache
 from scanner.report.jsonl_report import DeviceStream
 from scanner.report.model import device_dict
@@ -74,13 +74,15 @@ class StreamingAnalysis:
         self.tail: ManifestTail | None = None
         self.acc: Accumulator | None = None
         self.by_name = {p.name: p for p in opts.inventory or ()}
-        self.early: dict[str, tuple[PhoneResult, dict[str, Any]]] = {}
+        # Each phone decided early: its row number in the stream, readiness and reasons (all the
+        # reports need of it at the end; its result and row are let go).
+        self.early: dict[str, tuple[int, str, tuple[str, ...]]] = {}
         self.waiting: list[str] = []
         self.basis: ScanInput | None = None
         self.loaded: Loaded | None = None  # the early basis, as one_phone reads it
         self.evaluator: Evaluator | None = None
         self.early_off = False  # the clusters' evidence had gaps: every phone waits for the end
-        self.stream = DeviceStream(opts.out)
+        self.stream = DeviceStream(opts.out, write="jsonl" in opts.formats)
 
     def _pull(self, *, final: bool = False) -> Accumulator:
         if self.acc is None:
@@ -136,10 +138,7 @@ class StreamingAnalysis:
                 return  # probed at the end, if at all
         self.state.damaged.update(scratch.damaged)
         del acc.by_phone[name]
-        row = device_dict(result)
-        self.early[name] = (result, row)
-        if "jsonl" in self.opts.formats:
-            self.stream.device(row)
+        self.early[name] = (self.stream.device(device_dict(result)), result.readiness.value, tuple(result.reasons))
 
     def finish(self, run_meta: dict[str, Any]) -> ScanOutcome:
         """The collection has ended: the rest of the phones, the clusters, the reports."""
@@ -167,27 +166,24 @@ class StreamingAnalysis:
                     "every phone was decided again after it")
             return dataclasses.replace(outcome, warnings=(*outcome.warnings, note))
         clusters = evaluator.cluster_results()
-        results: list[PhoneResult] = []
-        devices: list[dict[str, Any]] = []
+        tally = Tally()
+        order: list[int] = []
         early = len(self.early)
         try:
             for phone in loaded.phones:
                 got = self.early.pop(phone.name, None)
                 if got is None:
                     result = evaluator.phone(one_phone(loaded, phone, loaded.by_phone.get(phone.name, ()), self.parsed))
-                    row = device_dict(result)
-                    if "jsonl" in opts.formats:
-                        self.stream.device(row)
-                else:
-                    result, row = got
-                results.append(result)
-                devices.append(row)
+                    got = (self.stream.device(device_dict(result)), result.readiness.value, tuple(result.reasons))
+                number, readiness, reasons = got
+                order.append(number)
+                tally.add(readiness, reasons)
         except BaseException:
             self.stream.close()
             raise
         return write_reports(
             opts, self.stream, loaded=loaded, evaluator=evaluator, cache=self.cache, parsed=self.parsed,
-            results=results, devices=devices, clusters=clusters, warnings=warnings, structural=structural,
+            tally=tally, order=order, clusters=clusters, warnings=warnings, structural=structural,
             started=self.started, cpu0=self.cpu0,
             run_extra={"streamed": {"decided_while_collecting": early,
                                     "after_collection_seconds": round(time.time() - ended, 3)}},

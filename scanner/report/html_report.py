@@ -19,8 +19,9 @@ What report.json does not say and this page derives (model.py could carry it lat
 from __future__ import annotations
 
 import re
+import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -259,34 +260,41 @@ def _mentions(f: Mapping[str, Any], needles: Sequence[str]) -> bool:
 
 def cluster_effects(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each cluster finding with the phones it holds: those with a finding of the same code,
-    narrowed to those naming its node or address when any do; counted per severity there."""
-    devices = report["devices"]
-    by_code: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
-    for d in devices:
-        for f in d.get("findings") or ():
-            by_code[f["code"]].append((d["name"], f))
-    out = []
+    narrowed to those naming its node or address when any do; counted per severity there.
+    One pass over the phones, keeping only (phone, severity) pairs: the rows are read one at a
+    time (scanner/report/rows.py) and their findings are not held."""
+    targets: list[tuple[str, Mapping[str, Any], list[str]]] = []
+    by_code: dict[str, list[int]] = defaultdict(list)
     for cluster, c in report["clusters"].items():
         for f in c["findings"]:
             ev = f.get("evidence") or {}
-            needles = [str(ev[k]) for k in ("address", "tvs", "node") if ev.get(k)]
-            hits = by_code.get(f["code"], [])
-            named = [h for h in hits if needles and _mentions(h[1], needles)]
-            hits = named or hits
-            per: dict[str, list[str]] = defaultdict(list)
-            seen: set[tuple[str, str]] = set()
-            for name, pf in hits:
-                if (name, pf["severity"]) not in seen:
-                    seen.add((name, pf["severity"]))
-                    per[pf["severity"]].append(name)
-            check = finding_check(f)
-            out.append({
-                "cluster": cluster, "finding": f, "check": check,
-                "phones": [(s, len(per[s]), per[s][:MAX_NAMED], max(0, len(per[s]) - MAX_NAMED))
-                           for s in SEVERITY_ORDER if per.get(s)],
-                "why": CHECK_WHY.get(check.split("/")[0], GENERIC_WHY),
-                "meaning": _meaning(f["code"]),
-            })
+            by_code[f["code"]].append(len(targets))
+            targets.append((cluster, f, [str(ev[k]) for k in ("address", "tvs", "node") if ev.get(k)]))
+    # Per cluster finding, ordered sets of (phone, severity): of every phone with its code, and
+    # of those naming its node or address.
+    hits: list[dict[tuple[str, str], None]] = [{} for _ in targets]
+    named: list[dict[tuple[str, str], None]] = [{} for _ in targets]
+    for d in report["devices"]:
+        for pf in d.get("findings") or ():
+            for i in by_code.get(pf["code"], ()):
+                key = (d["name"], pf["severity"])
+                hits[i][key] = None
+                needles = targets[i][2]
+                if needles and _mentions(pf, needles):
+                    named[i][key] = None
+    out: list[dict[str, Any]] = []
+    for (cluster, f, _), every, naming in zip(targets, hits, named, strict=True):
+        per: dict[str, list[str]] = defaultdict(list)
+        for name, severity in naming or every:
+            per[severity].append(name)
+        check = finding_check(f)
+        out.append({
+            "cluster": cluster, "finding": f, "check": check,
+            "phones": [(s, len(per[s]), per[s][:MAX_NAMED], max(0, len(per[s]) - MAX_NAMED))
+                       for s in SEVERITY_ORDER if per.get(s)],
+            "why": CHECK_WHY.get(check.split("/")[0], GENERIC_WHY),
+            "meaning": _meaning(f["code"]),
+        })
     # Blockers first: the reader looks for what stops the migration.
     out.sort(key=lambda e: (0 if any(p[0] == "BLOCKER" for p in e["phones"]) or e["finding"]["severity"] == "BLOCKER"
                             else 1, -sum(p[1] for p in e["phones"])))
@@ -337,7 +345,22 @@ def run_meta(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return meta
 
 
-def render(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float]] = ()) -> str:
+# Where the page's data goes in the rendered template: the rows are written there one at a time.
+_DATA_MARK = "@@trustscan-report-data-" + secrets.token_hex(8) + "@@"
+_SLIM = ("name", "model", "ip", "device_pool", "readiness", "checks", "reasons", "codes", "findings", "facts")
+
+
+def _slim(d: Mapping[str, Any]) -> dict[str, Any]:
+    s = {k: d.get(k) for k in _SLIM}
+    # The check of each finding, derived where the evidence has none.
+    s["findings"] = [dict(f, check=finding_check(f)) for f in s["findings"] or ()]
+    return s
+
+
+def pieces(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float]] = (),
+           batch: int = 256) -> Iterator[str]:
+    """The page in pieces: the embedded data (every phone's row) is written ``batch`` phones at a
+    time, the same text as ``safe_json`` of the whole (tested), so the page is never held whole."""
     devices = report["devices"]
     by: dict[str, dict[str, Counter[str]]] = {"model": defaultdict(Counter), "pool": defaultdict(Counter),
                                                "node": defaultdict(Counter)}
@@ -353,14 +376,7 @@ def render(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float
         "node": stacked_chart(by["node"]),
         "trend": trend_chart(trend, total=len(devices), profile=run.get("profile_sha256")),
     }
-    slim = [
-        {k: d.get(k) for k in ("name", "model", "ip", "device_pool", "readiness", "checks", "reasons", "codes",
-                               "findings", "facts")}
-        for d in devices
-    ]
-    for s in slim:  # the check of each finding, derived where the evidence has none
-        s["findings"] = [dict(f, check=finding_check(f)) for f in s["findings"] or ()]
-    return _env().get_template("report.html.j2").render(
+    page = _env().get_template("report.html.j2").render(
         verdict=report["verdict"],
         why=report["summary"]["why"],
         summary=report["summary"],
@@ -371,8 +387,21 @@ def render(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float
         meta=run_meta(report),
         inventory_issues=run.get("inventory_issues") or [],
         fixes=fix_list(report),
-        data_json=safe_json({"checks": list(CHECKS), "devices": slim}),
+        data_json=_DATA_MARK,
     )
+    before, after = page.split(_DATA_MARK)  # exactly once: the template's one data element
+    yield before + safe_json({"checks": list(CHECKS)})[:-1] + ',"devices":['
+    part: list[str] = []
+    for n, d in enumerate(devices):
+        part.append(("," if n else "") + safe_json(_slim(d)))
+        if len(part) == batch:
+            yield "".join(part)
+            part = []
+    yield "".join(part) + "]}" + after
+
+
+def render(report: dict[str, Any], trend: Sequence[TrendPoint | tuple[str, float]] = ()) -> str:
+    return "".join(pieces(report, trend))
 
 
 def fix_list(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -415,5 +444,5 @@ def history_trend(report: Mapping[str, Any], limit: int = TREND_RUNS) -> list[Tr
 def write(report: dict[str, Any], out: Path, trend: Sequence[TrendPoint | tuple[str, float]] = ()) -> Path:
     path = out / "report.html"
     rich = history_trend(report) if trend else []
-    write_atomic(path, render(report, rich if len(rich) == len(trend) else trend).encode("utf-8"))
+    write_atomic(path, (p.encode("utf-8") for p in pieces(report, rich if len(rich) == len(trend) else trend)))
     return path

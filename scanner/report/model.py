@@ -15,6 +15,7 @@ from scanner.core import tlv
 from scanner.core.findings import Finding
 from scanner.core.policy import CHECKS, Policy
 from scanner.core.readiness import ClusterResult, PhoneResult, Readiness, Summary
+from scanner.report.rows import DeviceRows
 
 SCHEMA_VERSION = 1
 
@@ -81,7 +82,8 @@ def build_report(
     policy: Policy,
     run: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """``devices`` are ``device_dict`` rows (already streamed to devices.jsonl by the caller)."""
+    """``devices`` are ``device_dict`` rows (already streamed to devices.jsonl by the caller);
+    ``DeviceRows`` stay as they are (the rows as JSON, decoded one at a time by the writers)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "trustscan", "version": __version__, "kernel": tlv.KERNEL},
@@ -90,5 +92,5 @@ def build_report(
         "verdict": summary.verdict.value,
         "summary": summary_dict(summary),
         "clusters": {c.name: {"findings": [finding_dict(f) for f in c.findings]} for c in clusters},
-        "devices": list(devices),
+        "devices": devices if isinstance(devices, DeviceRows) else list(devices),
     }

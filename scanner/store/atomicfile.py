@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, fsync: bool = True) -> None:
+    """``data``: the bytes, or the pieces of them in order (a fleet's report is written row by
+    row, so that it is never held whole in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -26,7 +29,11 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                for piece in data:
+                    f.write(piece)
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
