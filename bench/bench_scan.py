@@ -11,6 +11,7 @@ time and the server's CPU seconds beside them.
 
     python bench/bench_scan.py [--sizes 2000 20000 100000] [--work DIR] [--labs DIR] [--base 33]
                                [--keep] [--json]
+                               [--limits default lifted after baseline] [--baseline DIR]
 
 ``--json`` prints one JSON object as the last line. Labs and scans go to a temporary directory
 under ``--work`` (default /tmp: a 100,000-phone lab is ~3 GB) that is removed at the end unless
@@ -142,10 +143,13 @@ def _proc_cpu(pid: int) -> float:
 LIFTED = ["--rate", "100000", "--burst", "4096", "--concurrency", "256", "--web-concurrency", "256"]
 # "after": the default limits with the analysis after the collection (--no-streaming), for the
 # side-by-side figure of what deciding phones while collecting buys.
-VARIANTS = {"default": [], "lifted": LIFTED, "after": ["--no-streaming"]}
+# "baseline": the default limits, scanned by the checkout given with --baseline (another revision,
+# e.g. `git worktree add /tmp/base HEAD~1`, with its compiled kernel), side by side in one run.
+VARIANTS = {"default": [], "lifted": LIFTED, "after": ["--no-streaming"], "baseline": []}
+BASELINE: Path | None = None
 
 
-def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]:
+def scan(lab: Path, out: Path, extra: list[str] | None = None, tree: Path = ROOT) -> dict[str, Any]:
     """The whole ``trustscan scan`` as a child process: wall time, and its own CPU and peak RSS
     from ``os.wait4`` (the rusage of that one child and of the children it waited for, e.g. an
     analysis worker process), and the per-phase CPU from its ``--json`` line."""
@@ -158,7 +162,9 @@ def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.stdout", "wb") as so, open(out.parent / f"{out.name}.stderr", "wb") as se:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=so, stderr=se, cwd=ROOT)
+        # `python -m scanner` imports the scanner of its working directory: this checkout's, or
+        # the baseline's.
+        proc = subprocess.Popen(argv, stdout=so, stderr=se, cwd=tree)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # interrupted (SIGTERM, Ctrl-C): the scan goes too
@@ -169,11 +175,13 @@ def scan(lab: Path, out: Path, extra: list[str] | None = None) -> dict[str, Any]
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
     last = (out.parent / f"{out.name}.stdout").read_bytes().strip().rsplit(b"\n", 1)[-1]
     try:
-        phases = orjson.loads(last).get("cpu_seconds") or {}
+        line = orjson.loads(last)
     except orjson.JSONDecodeError:
-        phases = {}  # a scan from before the phases were recorded, or one that failed
+        line = {}  # a scan from before the phases were recorded, or one that failed
     return {
-        "phase_cpu_s": phases,
+        "phase_cpu_s": line.get("cpu_seconds") or {},
+        # The scan's own process and the largest process it ended (the streaming analysis).
+        "rss_by_process_mb": line.get("peak_rss_mb"),
         "exit_code": proc.returncode,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -230,7 +238,7 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
     sampler = threading.Thread(target=server.sample_fds, args=(done,), daemon=True)
     sampler.start()
     try:
-        s = scan(lab, out, VARIANTS[variant])
+        s = scan(lab, out, VARIANTS[variant], BASELINE if variant == "baseline" and BASELINE else ROOT)
     finally:
         done.set()
         sampler.join()
@@ -251,6 +259,7 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
         "phones_per_s": round(phones / s["wall_s"], 1),
         "cpu_s": round(s["cpu_s"], 1),
         "peak_rss_mb": round(s["peak_rss_mb"], 1),
+        "rss_by_process_mb": s["rss_by_process_mb"],
         "serve_cpu_s": round(serve_cpu, 1),
         "serve_peak_fds": server.peak_fds,
         # CPU per phone by phase: the scan's own process (process_time around each phase), and for
@@ -259,7 +268,7 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
         "analysis_cpu_ms_per_phone": per_phone_ms("analysis", "analysis_worker"),
     }
     evidence = out / "evidence"
-    if variant in ("default", "after") and (evidence / "manifest.jsonl").is_file():
+    if variant in ("default", "after", "baseline") and (evidence / "manifest.jsonl").is_file():
         from scanner.store.evidence import EvidenceReader
 
         # The limits the collection ran with (the profile's, which may differ from Limits()).
@@ -289,6 +298,11 @@ def _scan_variant(work: Path, lab: Path, phones: int, server: Served, variant: s
     return result
 
 
+def _by_process(r: dict[str, Any]) -> str:
+    by = r.get("rss_by_process_mb")
+    return f" (scan process {by['scan']} MB, analysis process {by['children']} MB)" if by else ""
+
+
 def show(r: dict[str, Any]) -> None:
     built = "reused" if r.get("build_s") is None else f"{r['build_s']} s"
     print(f"== {r['phones']} phones, {r['limits']} limits (lab build {built}, lab serve ready in "
@@ -303,7 +317,7 @@ def show(r: dict[str, Any]) -> None:
         print(f"   other difference: {line}")
     print(f"   verdict {r['verdict']} (key {r['key_verdict']}), scan exit code {r['scan_exit_code']}")
     print(f"   wall {r['wall_s']} s, {r['phones_per_s']} phones/s, CPU {r['cpu_s']} s, "
-          f"peak RSS {r['peak_rss_mb']} MB; lab serve CPU {r['serve_cpu_s']} s, "
+          f"peak RSS {r['peak_rss_mb']} MB{_by_process(r)}; lab serve CPU {r['serve_cpu_s']} s, "
           f"at most {r['serve_peak_fds']} descriptors in one of its processes")
     floor = r.get("politeness_floor_s")
     if floor is not None:
@@ -332,9 +346,16 @@ def main() -> int:
     ap.add_argument("--labs", type=Path, default=None, metavar="DIR",
                     help="reuse the labs DIR/lab-N (built there when missing, never removed)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    ap.add_argument("--limits", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
-                    help="scan at the default limits and/or with them lifted (both by default)")
+    ap.add_argument("--limits", nargs="+", choices=list(VARIANTS), default=["default", "lifted", "after"],
+                    help="scan at the default limits, with them lifted, with the analysis after the collection "
+                         "(the first three by default), and with the --baseline checkout")
+    ap.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                    help="another checkout of trustscan (with its kernel built) for the 'baseline' variant")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline
+    if "baseline" in args.limits and (BASELINE is None or not (BASELINE / "scanner").is_dir()):
+        ap.error("--limits baseline needs --baseline DIR: a checkout with a scanner/ directory")
     signal.signal(signal.SIGTERM, _sigterm)
     work = Path(tempfile.mkdtemp(prefix="bench-scan-", dir=args.work))
     results: list[dict[str, Any]] = []

@@ -500,10 +500,23 @@ def _analyse_and_report(
         json_line({"verdict": report["verdict"], "summary": report["summary"],
                    "reports": {k: str(v) for k, v in outcome.paths.items()}, "exit_code": code,
                    "cpu_seconds": {k: report["run"].get(f"{k}_cpu_seconds")
-                                   for k in ("collection", "analysis", "analysis_worker")}})
+                                   for k in ("collection", "analysis", "analysis_worker")},
+                   "peak_rss_mb": _peak_rss_mb()})
     if why is not None:
         err(f"exit {code}: {why}")
     return code
+
+
+def _peak_rss_mb() -> dict[str, float] | None:
+    """This process's peak RSS, and the largest of the processes it started and has ended (the
+    streaming analysis, an analysis worker): bench/bench_scan.py shows which one holds the memory."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    # ru_maxrss is in KiB on Linux (bytes on macOS, where this figure is only a rough one).
+    return {"scan": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
 
 
 def _history_path(req: ScanRequest) -> Path | None:
