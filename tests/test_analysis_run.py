@@ -112,3 +112,72 @@ def test_worker_process_decides_the_same(world: tuple[Path, Any]) -> None:
     a = (root / "one" / "devices.jsonl").read_bytes().splitlines()
     b = (root / "two" / "devices.jsonl").read_bytes().splitlines()
     assert a == b
+
+
+def _load(ev: Path, inventory: Any) -> Any:
+    from scanner.app.assemble import load
+    from scanner.store.evidence import EvidenceReader
+
+    return load(EvidenceReader(ev), parse_profile(PROFILE, base_dir=ev.parent, path=ev.parent / "profile.toml"),
+                inventory)
+
+
+def test_archived_evidence_is_indexed_not_held(world: tuple[Path, Any]) -> None:
+    from scanner.store.evidence import EvidenceReader, PhoneIndex
+
+    root, inventory = world
+    loaded = _load(root / "evidence", inventory)
+    # Each phone's attempts are located in the manifest and read back on demand, equal to what
+    # reading the whole manifest gives for that phone (in manifest order).
+    assert isinstance(loaded.by_phone, PhoneIndex)
+    everything = list(EvidenceReader(root / "evidence").attempts())
+    names = {a.phone for a in everything if a.phone is not None}
+    assert set(loaded.by_phone) == names and len(names) >= 2
+    for name in names:
+        assert loaded.by_phone[name] == tuple(a for a in everything if a.phone == name)
+        assert loaded.by_phone.get(name) == loaded.by_phone[name]  # read again: the same
+    assert "SEP000000000000" not in loaded.by_phone and loaded.by_phone.get("SEP000000000000", ()) == ()
+
+
+def test_a_manifest_line_changed_under_the_analysis_is_missing_evidence(
+    world: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """The index holds offsets: if the manifest changes after it was read, a phone's attempts are
+    never taken from whatever line now sits at an offset (another phone's, or junk). They are
+    missing, the line is named, and the phone is UNKNOWN."""
+    import shutil
+
+    from scanner.app.assemble import one_phone
+    from scanner.core.readiness import Evaluator
+    from scanner.core.trustcache import TrustFileCache
+
+    root, inventory = world
+    ev = tmp_path / "evidence"
+    shutil.copytree(root / "evidence", ev)
+    shutil.copytree(root / "trust", tmp_path / "trust")
+    loaded = _load(ev, inventory)
+    victim, other = inventory[0], inventory[1]
+    assert len(victim.name) == len(other.name)
+    evaluator = Evaluator(loaded.scan, default_policy(), NOW, TrustFileCache(), ParseCache())
+    before = evaluator.phone(one_phone(loaded, victim, loaded.by_phone[victim.name]))
+    assert before.readiness.value != "UNKNOWN"
+    # Rewrite the victim's lines in place, same lengths: the even ones name the other phone, the
+    # odd ones are no JSON at all.
+    manifest = ev / "manifest.jsonl"
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    changed = 0
+    for i, line in enumerate(lines):
+        if orjson.loads(line).get("phone") == victim.name:
+            lines[i] = (line.replace(victim.name.encode(), other.name.encode()) if changed % 2 == 0
+                        else b"#" * (len(line) - 1) + b"\n")
+            changed += 1
+    assert changed >= 2
+    manifest.write_bytes(b"".join(lines))
+    got = loaded.by_phone[victim.name]
+    assert got == ()
+    issues = [i for i in loaded.evidence.issues if "changed during the analysis" in i]
+    assert len(issues) == changed and sum("now names" in i for i in issues) == (changed + 1) // 2
+    after = evaluator.phone(one_phone(loaded, victim, got))
+    assert after.readiness.value == "UNKNOWN"
+    # The other phone's own lines are untouched and still read as before.
+    assert all(a.phone == other.name for a in loaded.by_phone[other.name])

@@ -14,12 +14,15 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import multiprocessing
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 from scanner.app.assemble import BlobCache, Loaded, load, one_phone
 from scanner.core.errors import ParseError
@@ -30,7 +33,7 @@ from scanner.core.profile import Profile, snapshot_difference
 from scanner.core.readiness import ClusterResult, Evaluator, PhoneResult, summarize
 from scanner.core.trustcache import TrustFileCache
 from scanner.report import csv_report, html_report, json_report, junit_report, remediation, sarif_report
-from scanner.report.jsonl_report import DeviceStream
+from scanner.report.jsonl_report import DeviceStream, device_line
 from scanner.report.model import build_report, device_dict, summary_dict
 from scanner.report.rows import DeviceRows
 from scanner.store.evidence import EvidenceReader
@@ -118,19 +121,22 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class _Slice:
-    """What a worker process sends back for its phones: their results (rows are made from them
-    here), what it found missing or damaged in the evidence, and its own CPU seconds."""
+    """What a worker process sends back for its phones: how many it decided (their rows are in
+    the rows file, ``_read_rows``), what it found missing or damaged in the evidence, and its own
+    CPU seconds."""
 
-    results: list[PhoneResult]
+    decided: int
     not_collected: int
     damaged: Counter[str]
     cpu_seconds: float
     parsed: tuple[int, int]  # the worker's parse cache: (hits, misses) for its phones
+    issues: list[str]  # evidence issues it met (a manifest line changed under it: PhoneIndex)
 
 
 # What the forked worker decides with: set just before the fork, inherited by the child (a
-# certificate-holding evaluator is not picklable, and loading the evidence twice is the cost we avoid).
-_FORKED: tuple[Loaded, Evaluator, ParseCache, Path] | None = None
+# certificate-holding evaluator is not picklable, and loading the evidence twice is the cost we
+# avoid). The last member is the rows file the worker writes its phones to.
+_FORKED: tuple[Loaded, Evaluator, ParseCache, Path, IO[bytes]] | None = None
 
 
 def _decide(
@@ -144,25 +150,31 @@ def _decide_slice(start: int, stop: int) -> _Slice:
     """In the worker: the phones ``start:stop`` of the forked analysis."""
     cpu0 = time.process_time()
     assert _FORKED is not None
-    loaded, evaluator, parsed, evidence = _FORKED
+    loaded, evaluator, parsed, evidence, rows = _FORKED
     # Its own reader: no file position shared with the parent across the fork.
     loaded = dataclasses.replace(loaded, reader=BlobCache(EvidenceReader(evidence)))
     state = loaded.evidence
-    not_collected, damaged = state.not_collected, Counter(state.damaged)
+    not_collected, damaged, issues = state.not_collected, Counter(state.damaged), len(state.issues)
     hits, misses = parsed.hits, parsed.misses
-    results = list(_decide(loaded, evaluator, parsed, loaded.phones[start:stop]))
-    return _Slice(results, state.not_collected - not_collected, state.damaged - damaged,
-                  time.process_time() - cpu0, (parsed.hits - hits, parsed.misses - misses))
+    n = 0
+    for result in _decide(loaded, evaluator, parsed, loaded.phones[start:stop]):
+        rows.write(orjson.dumps([result.readiness.value, result.reasons], option=orjson.OPT_APPEND_NEWLINE))
+        rows.write(device_line(device_dict(result)))
+        n += 1
+    rows.flush()
+    return _Slice(n, state.not_collected - not_collected, state.damaged - damaged,
+                  time.process_time() - cpu0, (parsed.hits - hits, parsed.misses - misses), state.issues[issues:])
 
 
 def _start_worker(
-    loaded: Loaded, evaluator: Evaluator, parsed: ParseCache, evidence: Path, start: int, stop: int
+    loaded: Loaded, evaluator: Evaluator, parsed: ParseCache, evidence: Path, rows: IO[bytes], start: int, stop: int
 ) -> tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[_Slice]] | None:
-    """The phones ``start:stop`` decided in a forked worker process; None where fork is not there."""
+    """The phones ``start:stop`` decided in a forked worker process, written to ``rows``; None
+    where fork is not there."""
     global _FORKED
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
-    _FORKED = (loaded, evaluator, parsed, evidence)
+    _FORKED = (loaded, evaluator, parsed, evidence, rows)
     try:
         pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         return pool, pool.submit(_decide_slice, start, stop)
@@ -202,9 +214,14 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     phones = loaded.phones
     split = in_scope
     worker = None
+    rows: IO[bytes] | None = None
     if opts.worker_from_phones is not None and in_scope >= max(2, opts.worker_from_phones):
         split = in_scope // 2
-        worker = _start_worker(loaded, evaluator, parsed, opts.evidence, split, in_scope)
+        # The worker's phones come back through a file, not as results held until it ends (half
+        # the fleet's results at once: about 4 KB a phone); unlinked from the start, so nothing
+        # is left behind however the run ends.
+        rows = tempfile.TemporaryFile(dir=opts.out, prefix=".worker-rows-")  # noqa: SIM115 - closed below
+        worker = _start_worker(loaded, evaluator, parsed, opts.evidence, rows, split, in_scope)
         if worker is None:
             split = in_scope
     worker_cpu: float | None = None
@@ -214,6 +231,17 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
         row = device_dict(result)
         order.append(stream.device(row))
         if opts.on_device is not None:
+            opts.on_device(row)
+        if opts.on_progress is not None:
+            opts.on_progress(len(order), in_scope)
+
+    def decided_there(meta: bytes, line: bytes) -> None:
+        readiness, reasons = orjson.loads(meta)
+        tally.add(readiness, reasons)
+        order.append(stream.line(line))
+        if opts.on_device is not None:
+            row = orjson.loads(line)
+            del row["type"]
             opts.on_device(row)
         if opts.on_progress is not None:
             opts.on_progress(len(order), in_scope)
@@ -239,18 +267,24 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
                     decided(result)
             else:
                 loaded.evidence.not_collected += part.not_collected
+                loaded.evidence.issues += part.issues
                 for blob, n in part.damaged.items():
                     loaded.evidence.damaged[blob] += n
                 worker_cpu = round(part.cpu_seconds, 3)
                 parsed.hits += part.parsed[0]
                 parsed.misses += part.parsed[1]
-                for result in part.results:
-                    decided(result)
+                assert rows is not None
+                rows.seek(0)
+                for _ in range(part.decided):
+                    decided_there(rows.readline(), rows.readline())
     except BaseException:
         if worker is not None:  # interrupted (Ctrl-C, SIGTERM): the worker's half is not wanted
             _stop(worker[0])
         stream.close()
         raise
+    finally:
+        if rows is not None:
+            rows.close()
     return write_reports(
         opts, stream, loaded=loaded, evaluator=evaluator, cache=cache, parsed=parsed, tally=tally,
         order=order, clusters=clusters, warnings=warnings, structural=structural, started=started,

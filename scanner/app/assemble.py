@@ -38,7 +38,7 @@ from scanner.core.readiness import (
     TvsEvidence,
 )
 from scanner.core.verify import TrustStore
-from scanner.store.evidence import EvidenceReader
+from scanner.store.evidence import MANIFEST, EvidenceReader, PhoneIndex
 from scanner.store.trust_stores import load_trust_store
 
 
@@ -179,19 +179,28 @@ class Accumulator:
     streaming analysis (``scanner.app.streaming``) feeds it lines as the collector writes them and
     takes each phone's attempts out when it decides the phone."""
 
-    def __init__(self, reader: BlobCache, state: EvidenceState) -> None:
+    def __init__(self, reader: BlobCache, state: EvidenceState, index: PhoneIndex | None = None) -> None:
         self.reader = reader
         self.state = state  # damaged blobs are counted here as they are read
         self.by_phone: dict[str, list[Attempt]] = {}
+        # Archived evidence: each phone's lines located in the manifest instead of held (``add``
+        # with the line's offset), read back when the phone's turn comes.
+        self.index = index
         self.cluster_files: dict[str, list[FileEvidence]] = {"source": [], "destination": []}
         self.tvs: dict[str, list[TvsEvidence]] = {"source": [], "destination": []}
         # Per node: (not found, answered) of the per-phone files' primary names (NODE_NOT_FOUND_RATE).
         self.answers: dict[tuple[str, str], list[int]] = {}
         self._stores: dict[str, tuple[dict[str, TrustStore | None], list[str]]] = {}
 
-    def add(self, a: Attempt) -> None:
+    def add(self, a: Attempt, at: int | None = None) -> None:
+        """One attempt; ``at``, the offset of its manifest line, where the phones' lines are indexed."""
         if a.phone is not None:
-            self.by_phone.setdefault(a.phone, []).append(a)
+            if self.index is not None:
+                if at is None:
+                    raise TypeError("an indexed Accumulator is given each phone line's offset")
+                self.index.add(a.phone, at)
+            else:
+                self.by_phone.setdefault(a.phone, []).append(a)
             if (
                 a.cluster is not None and a.node is not None and a.outcome in (Outcome.OK, Outcome.NOT_FOUND)
                 and a.file.startswith(("SEP", "CTLSEP", "ITLSEP"))
@@ -276,11 +285,14 @@ class Accumulator:
         problems: list[str] = []
         settings = axl_settings(evidence, problems)
         scan = self.clusters(profile, state, _why_missing(state), settings, problems)
-        phones = _scope(inventory, summary, self.by_phone, state)
+        by_phone: Mapping[str, tuple[Attempt, ...]] = (
+            self.index if self.index is not None else {k: tuple(v) for k, v in self.by_phone.items()}
+        )
+        phones = _scope(inventory, summary, by_phone, state)
         return Loaded(
             scan,
             phones,
-            {k: tuple(v) for k, v in self.by_phone.items()},
+            by_phone,
             self.reader,
             tuple(problems),
             profile,
@@ -290,9 +302,9 @@ class Accumulator:
 
 def load(evidence: EvidenceReader, profile: Profile, inventory: Sequence[Phone] | None) -> Loaded:
     state, summary = evidence_state(evidence)
-    acc = Accumulator(BlobCache(evidence), state)
-    for a in evidence.attempts():
-        acc.add(a)
+    acc = Accumulator(BlobCache(evidence), state, PhoneIndex(evidence.root / MANIFEST, state.issues))
+    for at, a in evidence.located():
+        acc.add(a, at)
     return acc.loaded(evidence, profile, inventory, summary, lines=evidence.lines, issues=evidence.issues)
 
 

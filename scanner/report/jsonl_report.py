@@ -21,6 +21,11 @@ import orjson
 from scanner.report.rows import DeviceRows
 
 
+def device_line(row: dict[str, Any]) -> bytes:
+    """The row as its line of devices.jsonl (with the newline)."""
+    return orjson.dumps({"type": "device", **row}, option=orjson.OPT_APPEND_NEWLINE)
+
+
 class DeviceStream:
     def __init__(self, out: Path, *, write: bool = True) -> None:
         """``write``: write devices.jsonl (else nothing is written and the rows stay in memory)."""
@@ -33,7 +38,10 @@ class DeviceStream:
 
     def device(self, row: dict[str, Any]) -> int:
         """Write (or hold) the row; its number, for ``rows``."""
-        line = orjson.dumps({"type": "device", **row}, option=orjson.OPT_APPEND_NEWLINE)
+        return self.line(device_line(row))
+
+    def line(self, line: bytes) -> int:
+        """Write (or hold) a row already made into its line (``device_line``); its number."""
         if self._f is not None:
             self._f.write(line)
             self._offsets.append(self._offsets[-1] + len(line))
