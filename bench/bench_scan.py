@@ -178,15 +178,20 @@ def scan(lab: Path, out: Path, extra: list[str] | None = None, tree: Path = ROOT
         line = orjson.loads(last)
     except orjson.JSONDecodeError:
         line = {}  # a scan from before the phases were recorded, or one that failed
+    # The scan's own process (its VmHWM, from its --json line) and the largest process it ended
+    # (the streaming analysis). Not wait4's ru_maxrss where the line has them: that survives fork
+    # and exec, so it starts at this process's own peak, which after comparing a large fleet with
+    # its answer key is far above the scan's (1.4 GB reported for a scan under 300 MB).
+    by = line.get("peak_rss_mb")
+    peak = max(by.values()) if isinstance(by, dict) and by and None not in by.values() else usage.ru_maxrss / 1024
     return {
         "phase_cpu_s": line.get("cpu_seconds") or {},
-        # The scan's own process and the largest process it ended (the streaming analysis).
-        "rss_by_process_mb": line.get("peak_rss_mb"),
+        "rss_by_process_mb": by,
         "exit_code": proc.returncode,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        # Linux: KiB; the largest one process (the scan, or its streaming analysis process).
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        # MB: the largest one process (the scan, or its streaming analysis process).
+        "peak_rss_mb": peak,
         "stderr_tail": (out.parent / f"{out.name}.stderr").read_text(errors="replace")[-2000:],
     }
 
