@@ -122,8 +122,8 @@ class Tally:
 @dataclass(frozen=True, slots=True)
 class _Slice:
     """What a worker process sends back for its phones: how many it decided (their rows are in
-    the rows file, ``_read_rows``), what it found missing or damaged in the evidence, and its own
-    CPU seconds."""
+    the rows file, read back by ``analyse``), what it found missing or damaged in the evidence,
+    and its own CPU seconds."""
 
     decided: int
     not_collected: int
@@ -218,8 +218,8 @@ def analyse(opts: AnalysisOptions) -> ScanOutcome:
     if opts.worker_from_phones is not None and in_scope >= max(2, opts.worker_from_phones):
         split = in_scope // 2
         # The worker's phones come back through a file, not as results held until it ends (half
-        # the fleet's results at once: about 4 KB a phone); unlinked from the start, so nothing
-        # is left behind however the run ends.
+        # the fleet's results at once: scan --from of 6,000 phones peaked at 89.2 MB that way,
+        # 78.5 MB this way); unlinked from the start, so nothing is left behind however it ends.
         rows = tempfile.TemporaryFile(dir=opts.out, prefix=".worker-rows-")  # noqa: SIM115 - closed below
         worker = _start_worker(loaded, evaluator, parsed, opts.evidence, rows, split, in_scope)
         if worker is None:

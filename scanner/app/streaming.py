@@ -78,7 +78,7 @@ class StreamingAnalysis:
         # reports need of it at the end; its result and row are let go).
         self.early: dict[str, tuple[int, str, tuple[str, ...]]] = {}
         # One tuple for each distinct list of reasons (most phones share theirs with many others),
-        # and the inventory's own name strings as keys: about 60 bytes a phone less at 100,000.
+        # and the inventory's own name strings as keys (the pipe's copies of the names then go).
         self._reasons: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.waiting: list[str] = []
         self.basis: ScanInput | None = None

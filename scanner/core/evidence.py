@@ -154,10 +154,11 @@ class Attempt:
         digest = args.get("signed_digest")
         if digest is not None and not _SIGNED_DIGEST.fullmatch(digest):
             raise ValueError(f"field 'signed_digest' is not '<algorithm>:<hex>': {digest[:80]!r}")
-        # The analysis holds every attempt of the fleet: a phone's name and its file names recur on
-        # every node, node and cluster names on every line, and an unredacted blob is named by
-        # the file's own SHA-256. One string each instead of one per line: 11.8 -> 8.7 KB a phone
-        # held on the 2,000-phone lab (docs/performance.md). Equal strings, so nothing else changes.
+        # Where attempts are held (the streaming analysis, until their phone is decided; resume):
+        # a phone's name and its file names recur on every node, node and cluster names on every
+        # line, and an unredacted blob is named by the file's own SHA-256. One string each instead
+        # of one per line: 11.8 -> 8.7 KB a phone when the whole fleet's attempts were held (the
+        # 2,000-phone lab, docs/performance.md). Equal strings, so nothing else changes.
         for name in _INTERNED:
             value = args.get(name)
             if value is not None:

@@ -153,7 +153,7 @@ class PackReader:
         self._fd: int | None = None
         # digest -> offset << _LENGTH_BITS | length. One int a blob instead of a Record (its object
         # and two ints): the streaming analysis holds the index of the whole fleet's pack, about 7
-        # blobs a phone, and this took it from about 200 to 130 bytes a blob (docs/performance.md).
+        # blobs a phone, and this took it from 190 to 138 bytes a blob (docs/performance.md).
         self._index: dict[bytes, int] = {}
         self._copies: dict[bytes, list[Record]] = {}  # a blob stored more than once (rare)
         self._scanned = 0
