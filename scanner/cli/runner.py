@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,9 +38,19 @@ def interrupt_on_sigterm() -> None:
     collection.json as "interrupted" and the evidence can be resumed. Without this the default
     action kills the process with collection.json still saying "running" (which the analysis also
     handles, only with less to say).
+
+    While an ``asyncio.Runner`` runs (the collection), SIGTERM goes to the handler it installed
+    for SIGINT, which cancels the main task: the loop unwinds and the run ends in KeyboardInterrupt.
+    Raising KeyboardInterrupt from here instead could land inside one of uvloop's transport
+    callbacks, which catches it, logs "Fatal error on transport" and goes on: the signal was then
+    lost and the scan ran to its end (tests/test_resume.py saw exit 1 instead of 130).
     """
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint) and on_sigint is not signal.default_int_handler:
+            on_sigint(signal.SIGINT, frame)  # asyncio.Runner's: cancels the main task
+            return
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
